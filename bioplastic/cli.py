@@ -1,0 +1,204 @@
+"""The ``bioplastic`` command: argument parsing and printing only."""
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _stamp():
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _default_out(name, prefix=""):
+    out = Path("results") / name / f"{prefix}{_stamp()}"
+    n = 1
+    while out.exists():
+        out = Path("results") / name / f"{prefix}{_stamp()}-{n}"
+        n += 1
+    return out
+
+
+def _load(args):
+    from .config import load_protocol
+    return load_protocol(args.protocol, args.set or (), quick=getattr(args, "quick", False))
+
+
+def cmd_validate(args):
+    protocol = _load(args)
+    variants = len(protocol.variants()) if protocol.sweep else 1
+    print(f"ok: {args.protocol}: {protocol.name} ({protocol.rule_kind if not protocol.sweep else f'{variants} variants'})")
+    return EXIT_OK
+
+
+def cmd_run(args):
+    from .sweep import run_protocol
+    protocol = _load(args)
+    out = Path(args.out) if args.out else _default_out(protocol.name)
+    print(f"running {protocol.name} -> {out}", flush=True)
+    summary = run_protocol(protocol, out, progress=True)
+    if protocol.sweep:
+        for v in summary["variants"]:
+            print(f"  {v['variant']:<22} final loss {v['final_loss']:.4g}  mean cosine "
+                  f"{_fmt(v['mean_cosine'])}  ({v['seeds']} seeds)")
+    else:
+        print(f"  final loss {summary['final_loss']:.4g} (initial {summary['initial_loss']:.4g}), "
+              f"{summary['trials_per_s']:.1f} trials/s")
+    print(f"results: {out}")
+    print(f"figures: {out / 'figures'}")
+    return EXIT_OK
+
+
+def _fmt(x):
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+
+
+def cmd_list(args):
+    from .networks import MODEL_KINDS
+    from .rules import RULES
+    from .spec import describe
+    from .tasks import TASKS
+    what = args.what
+    if what in (None, "models"):
+        print("models (kind = rate; files in models/):")
+        for path in sorted(Path("models").glob("*.toml")):
+            import tomllib
+            print(f"  {path.stem}: {tomllib.loads(path.read_text()).get('description', '')}")
+        _print_params(describe(MODEL_KINDS["rate"]))
+    if what in (None, "rules"):
+        print("rules:")
+        for kind, rule in RULES.items():
+            print(f"  {kind}: {rule.description}")
+            _print_params(describe(rule.spec_class), indent=4)
+    if what in (None, "tasks"):
+        print("tasks:")
+        for kind, task in TASKS.items():
+            print(f"  {kind}: {task.description}")
+            _print_params(describe(task.spec_class), indent=4)
+    if what in (None, "protocols"):
+        print("protocols (in protocols/):")
+        import tomllib
+        for path in sorted(Path("protocols").glob("*.toml")):
+            print(f"  {path}: {tomllib.loads(path.read_text()).get('description', '')}")
+    return EXIT_OK
+
+
+def _print_params(rows, indent=4):
+    for name, default, doc, choices in rows:
+        extra = f" [{' | '.join(choices)}]" if choices else ""
+        print(f"{' ' * indent}{name} = {default}{extra}  # {doc}")
+
+
+def cmd_gradcheck(args):
+    from .analysis.alignment import layer_names
+    from .engine.trainer import Trainer, finite_difference_gradient
+    protocol = _load(args)
+    if protocol.sweep:
+        protocol = protocol.variants()[0][2]
+    trainer = Trainer(protocol)
+    inputs, targets = trainer.task.sample(trainer.input_rng)
+    trial, _ = trainer.step(inputs, targets, with_gradient=True)
+    reference = trial.gradient.weights
+    numeric = finite_difference_gradient(trainer, inputs, targets, eps=args.eps)
+    scale = max(np.abs(g).max() for g in reference)
+    floor = 1e-6 * scale  # entries far below the largest gradient are compared in absolute terms
+    rows = []
+    for name, ref, num in zip(layer_names(len(reference)), reference, numeric):
+        error = np.abs(ref - num)
+        rel = error / np.maximum(np.maximum(np.abs(ref), np.abs(num)), floor)
+        rows.append(dict(layer=name, weights=ref.size, max_abs_grad=np.abs(ref).max(),
+                         max_abs_error=error.max(), max_rel_error=rel.max()))
+    table = pd.DataFrame(rows)
+    worst = float(table.max_rel_error.max())
+    print(f"BPTT through the recorded Brian2 trajectory vs central finite differences through the "
+          f"Brian2 simulation (eps={args.eps:g}, backend={protocol.training.backend})")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3e}"))
+    print(f"max_rel_error={worst:.3e}")
+    if worst > args.tolerance:
+        print(f"FAILED: max_rel_error above tolerance {args.tolerance:g}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def cmd_align(args):
+    from .analysis import summarise
+    from .engine.trainer import Trainer
+    from .plotting import draw_folder
+    from .results import atomic_folder, write_protocol, write_table
+    protocol = _load(args)
+    samples = args.samples or protocol.analysis.samples
+    runs = [v[2] for v in protocol.variants()] if protocol.sweep else [protocol]
+    out = Path(args.out) if args.out else _default_out(protocol.name, prefix="align-")
+    tables = [Trainer(p).align(samples, progress=True) for p in runs]
+    table = pd.concat(tables, ignore_index=True)
+    with atomic_folder(out) as folder:
+        write_table(table, folder / "alignment.csv")
+        write_protocol(protocol.to_table(), folder / "protocol.toml")
+        draw_folder(folder)
+    stats = summarise(table, "cosine")
+    print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights:")
+    print(stats.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(f"alignment: {out / 'alignment.csv'}")
+    return EXIT_OK
+
+
+def cmd_figures(args):
+    from .plotting import draw_folder
+    for path in draw_folder(args.folder):
+        print(path)
+    return EXIT_OK
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="bioplastic", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def protocol_command(name, func, help):
+        p = sub.add_parser(name, help=help)
+        p.add_argument("protocol", help="a protocol TOML file")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key (repeatable)")
+        p.set_defaults(func=func)
+        return p
+
+    p = protocol_command("run", cmd_run, "train as the protocol says; write a result folder")
+    p.add_argument("--out", help="result folder (default results/<name>/<timestamp>)")
+    p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
+    p = protocol_command("validate", cmd_validate, "check a protocol; exit 2 with one line if it is wrong")
+    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    p = protocol_command("gradcheck", cmd_gradcheck, "BPTT against finite differences of the simulation")
+    p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
+    p.add_argument("--tolerance", type=float, default=1e-6, help="max relative error allowed (default 1e-6)")
+    p = protocol_command("align", cmd_align, "dry-run updates at fixed weights vs the gradient")
+    p.add_argument("--samples", type=int, help="number of samples (default analysis.samples)")
+    p.add_argument("--out", help="result folder (default results/<name>/align-<timestamp>)")
+    p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
+    p = sub.add_parser("list", help="models, rules, tasks and protocols with their parameters")
+    p.add_argument("what", nargs="?", choices=["models", "rules", "tasks", "protocols"])
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("figures", help="redraw the figures of a result folder")
+    p.add_argument("folder")
+    p.set_defaults(func=cmd_figures)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if getattr(args, "samples", None) is not None and args.samples < 1:
+        print(f"error: --samples: must be >= 1 (got {args.samples})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except (SpecError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

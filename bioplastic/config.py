@@ -1,0 +1,278 @@
+"""Load TOML protocols and models, apply ``--set`` overrides, validate, resolve model files.
+
+Every error is a :class:`~bioplastic.errors.SpecError` that prints as
+``FILE: key.path: what is wrong (got X)``.
+"""
+
+import copy
+import dataclasses
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine.backends import BACKENDS
+from .errors import SpecError
+from .networks import MODEL_KINDS
+from .rules import RULES
+from .spec import at_least, from_table, non_negative, param, params, positive, to_table, validate
+from .tasks import TASKS
+
+SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
+TOP_KEYS = ("name", "seed", "description") + SECTIONS
+SPIKING_KINDS = ("lif", "izhikevich")  # named in the design, not built yet
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """How long to train and on which backend."""
+
+    trials: int = param(300, "number of trials (updates)", kind=int, check=at_least(1))
+    eval_every: int = param(1, "log the loss every n trials", kind=int, check=at_least(1))
+    backend: str = param("standalone", "standalone (C++, fast) or runtime (numpy, for tests)", kind=str,
+                         choices=BACKENDS)
+    max_loss: float = param(1e6, "a loss above this counts as divergence", check=positive)
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """How the rule's updates are compared with the reference gradient."""
+
+    reference: str = param("bptt", "reference gradient (bptt for rate networks)", kind=str,
+                           choices=("bptt", "finite_difference", "surrogate"))
+    every: int = param(10, "compare the update with the gradient every n trials (0: never)", kind=int,
+                       check=non_negative)
+    samples: int = param(200, "dry-run samples drawn by `bioplastic align`", kind=int, check=at_least(1))
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated protocol: specs with units, plus where it came from."""
+
+    file: str
+    name: str
+    seed: int
+    description: str
+    model_kind: str
+    model: object
+    task_kind: str
+    task: object
+    rule_kind: str
+    rule: object
+    training: TrainingSpec
+    analysis: AnalysisSpec
+    sweep: dict | None = None
+    source: dict = dataclasses.field(default=None, repr=False)  # the table as read (model merged)
+
+    def to_table(self):
+        """The fully resolved protocol as a TOML-ready dict (it runs again as it is)."""
+        if self.sweep:  # a sweep's variants may take keys of several rules: keep the table as given
+            return copy.deepcopy(self.source)
+        table = dict(name=self.name, seed=self.seed, description=self.description,
+                     model=dict(kind=self.model_kind, **to_table(self.model)),
+                     task=dict(kind=self.task_kind, **to_table(self.task)),
+                     rule=dict(kind=self.rule_kind, **to_table(self.rule)),
+                     training=to_table(self.training), analysis=to_table(self.analysis))
+        return table
+
+    def with_seed(self, seed):
+        return dataclasses.replace(self, seed=seed)
+
+    def variants(self):
+        """``(label, {key: value}, Protocol)`` for each combination of the sweep grid."""
+        return _variants(self.source, self.file)
+
+
+def load_protocol(path, overrides=(), quick=False):
+    """Read, override, shrink (``quick``) and validate a protocol file."""
+    path = Path(path)
+    file = str(path)
+    try:
+        table = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError("", "no such protocol file", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("", f"invalid TOML: {exc}", file=file) from None
+    try:
+        for item in overrides:
+            apply_override(table, item)
+        table = resolve_model_file(table, path.parent)
+        if quick:
+            shrink(table)
+        return resolve(table, file)
+    except SpecError as exc:
+        raise exc.located(file=file) from None
+
+
+def apply_override(table, item):
+    """Apply one ``KEY=VALUE``: the value is read as TOML, else taken as a string ("20 ms")."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise SpecError("--set", "must be KEY=VALUE, like rule.sigma=0.05", item)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    parts = key.strip().split(".")
+    if parts[0] not in TOP_KEYS:
+        raise SpecError(key.strip(), f"unknown key; valid top-level keys: {', '.join(TOP_KEYS)}")
+    node = table
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError(key.strip(), "cannot set a key inside a value that is not a table")
+    node[parts[-1]] = value
+
+
+def resolve_model_file(table, base):
+    """Merge ``[model] file = ...`` into the model table (the protocol's own keys win)."""
+    model = table.get("model", {})
+    if not isinstance(model, dict) or "file" not in model:
+        return table
+    name = model["file"]
+    candidates = [base / name, base.parent / "models" / name, Path("models") / name]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise SpecError("model.file", f"no such model file; looked in {', '.join(str(c.parent) for c in candidates)}",
+                        name)
+    try:
+        merged = tomllib.loads(found.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("model.file", f"invalid TOML in {found}: {exc}", name) from None
+    merged.pop("name", None)
+    merged.pop("description", None)
+    merged.update({k: v for k, v in model.items() if k != "file"})
+    return {**table, "model": merged}
+
+
+def shrink(table):
+    """``--quick``: few trials, few samples, one seed; same structure otherwise."""
+    training = table.setdefault("training", {})
+    training["trials"] = min(training.get("trials", 300), 12)
+    analysis = table.setdefault("analysis", {})
+    if analysis.get("every", 10) > 0:
+        analysis["every"] = min(analysis.get("every", 10), 4)
+    analysis["samples"] = min(analysis.get("samples", 200), 10)
+    if isinstance(table.get("sweep"), dict):
+        table["sweep"]["seeds"] = 1
+
+
+def _section(table, name):
+    section = table.get(name, {})
+    if not isinstance(section, dict):
+        raise SpecError(name, "must be a table", section)
+    return section
+
+
+def _kind(section, path, registry, default=None):
+    kind = section.get("kind", default)
+    if kind is None:
+        raise SpecError(f"{path}.kind", f"is required; valid: {', '.join(registry)}")
+    if kind not in registry:
+        hint = " (spiking models are not implemented yet)" if kind in SPIKING_KINDS else ""
+        raise SpecError(f"{path}.kind", f"must be one of {', '.join(registry)}{hint}", kind)
+    return kind
+
+
+def _grid_rule_kinds(table):
+    sweep = table.get("sweep")
+    grid = sweep.get("grid") if isinstance(sweep, dict) else None
+    kinds = grid.get("rule.kind", []) if isinstance(grid, dict) else []
+    return kinds if isinstance(kinds, list) else []
+
+
+def resolve(table, file, swept_rule_kinds=None):
+    """Validate a protocol table (model file already merged) into a :class:`Protocol`.
+
+    In a protocol that sweeps ``rule.kind``, ``[rule]`` may hold the parameters of any swept rule;
+    each variant keeps the ones its rule takes.
+    """
+    for key in table:
+        if key not in TOP_KEYS:
+            raise SpecError(key, f"unknown key; valid keys: {', '.join(TOP_KEYS)}")
+    name = table.get("name", Path(file).stem)
+    seed = table.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError("seed", "must be an integer >= 0", seed)
+    if not isinstance(name, str) or not name:
+        raise SpecError("name", "must be a non-empty string", name)
+    model_section, task_section, rule_section = (_section(table, s) for s in ("model", "task", "rule"))
+    model_kind = _kind(model_section, "model", MODEL_KINDS, default="rate")
+    model = from_table(MODEL_KINDS[model_kind], model_section, "model")
+    task_kind = _kind(task_section, "task", TASKS, default="teacher_regression")
+    task = from_table(TASKS[task_kind].spec_class, task_section, "task")
+    swept_kinds = _grid_rule_kinds(table) if swept_rule_kinds is None else swept_rule_kinds
+    rule_kind = _kind(rule_section, "rule", RULES, default=swept_kinds[0] if swept_kinds else None)
+    rule_class = RULES[rule_kind]
+    own = {f.name for f in params(rule_class.spec_class)}
+    swept = {f.name for kind in swept_kinds if kind in RULES for f in params(RULES[kind].spec_class)}
+    rule_section = {k: v for k, v in rule_section.items() if k in own or k == "kind" or k not in swept}
+    rule = from_table(rule_class.spec_class, rule_section, "rule")
+    training = from_table(TrainingSpec, _section(table, "training"), "training", ignore=())
+    analysis = from_table(AnalysisSpec, _section(table, "analysis"), "analysis", ignore=())
+    steps = float(task.duration / model.dt)
+    if abs(steps - round(steps)) > 1e-9:
+        raise SpecError("task.duration", f"must be a whole number of model.dt steps (dt = {model.dt})",
+                        str(task.duration))
+    if analysis.reference != "bptt":
+        raise SpecError("analysis.reference", "must be bptt for rate networks during training "
+                        "(finite differences are checked by `bioplastic gradcheck`; surrogate is for spiking "
+                        "models)", analysis.reference)
+    sweep = _check_sweep(table.get("sweep"))
+    protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
+                        model_kind=model_kind, model=model, task_kind=task_kind, task=task,
+                        rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
+                        source=copy.deepcopy(table))
+    if sweep:
+        protocol.variants()  # every variant must validate too
+    return protocol
+
+
+def _check_sweep(sweep):
+    if sweep is None:
+        return None
+    if not isinstance(sweep, dict):
+        raise SpecError("sweep", "must be a table with grid and seeds", sweep)
+    for key in sweep:
+        if key not in ("grid", "seeds"):
+            raise SpecError(f"sweep.{key}", "unknown key; valid keys: grid, seeds")
+    grid = sweep.get("grid", {})
+    if not isinstance(grid, dict) or not grid:
+        raise SpecError("sweep.grid", 'must be a non-empty table like { "rule.kind" = ["backprop"] }', grid)
+    for key, values in grid.items():
+        if key.split(".")[0] not in SECTIONS[:-1] or "." not in key:
+            raise SpecError(f"sweep.grid.{key}", f"must be a dotted key into {', '.join(SECTIONS[:-1])}")
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"sweep.grid.{key}", "must be a non-empty list of values", values)
+    seeds = sweep.get("seeds", 1)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise SpecError("sweep.seeds", "must be an integer >= 1", seeds)
+    return {"grid": grid, "seeds": seeds}
+
+
+def _variants(table, file):
+    grid = table["sweep"]["grid"]
+    base = {k: v for k, v in table.items() if k != "sweep"}
+    out = []
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(grid, combo))
+        variant = copy.deepcopy(base)
+        for key, value in values.items():
+            apply_override(variant, f"{key}={_toml_literal(value)}")
+        label = "__".join(str(v) if len(grid) == 1 else f"{k.split('.')[-1]}-{v}" for k, v in values.items())
+        out.append((label, values, resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))))
+    return out
+
+
+def _toml_literal(value):
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if not isinstance(value, list) else "[" + ", ".join(_toml_literal(v) for v in value) + "]"

@@ -1,0 +1,1 @@
+"""The trial loop (Trainer) and the backends that run it."""

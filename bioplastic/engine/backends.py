@@ -1,0 +1,154 @@
+"""Backends that run one trial of K replicated networks and hand back what was observed.
+
+- ``runtime``: Brian2's runtime device with the numpy (or cython) code-generation target. No
+  compiler needed; used by the tests and for debugging.
+- ``standalone``: Brian2's C++ standalone device, built once per network structure into a
+  project-local cache folder, then re-run with new weights, inputs and perturbations through
+  ``device.run(run_args=...)``. Tens of times faster per trial than a runtime loop.
+
+Brian2's device is global to the process, so at most one backend owns it at a time. A backend
+whose device was taken by another rebuilds itself on its next run (for standalone this reuses
+the compiled files, since Brian2 rewrites only changed sources).
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import brian2
+from brian2 import prefs
+from brian2.devices.device import all_devices, set_device
+
+from ..networks import build_rate_network
+
+BACKENDS = ("standalone", "runtime")
+_owner = None  # the backend that currently owns Brian2's global device
+_open = {}  # structure key -> backend, so variants with the same structure share one build
+
+
+@dataclass
+class Observation:
+    """What one run produced.
+
+    final : list of ndarray (copies, n_l)
+        Rates of every layer, input first, at the end of the trial.
+    trajectory : list of ndarray (steps, record, n_l) or None
+        Rates of layers 1..L at the start of every step, for the recorded copies.
+    """
+
+    final: list
+    trajectory: list | None
+
+
+def cache_root():
+    """The project-local cache folder (``$BIOPLASTIC_CACHE`` or ``./.bioplastic_cache``)."""
+    return Path(os.environ.get("BIOPLASTIC_CACHE", ".bioplastic_cache")).resolve()
+
+
+class _Backend:
+    def __init__(self, spec, copies, steps, record):
+        self.spec, self.copies, self.steps, self.record = spec, copies, steps, record
+        self.net = None
+
+    def run(self, weights, inputs, perts=None):
+        """Run one trial; see :meth:`RateNetwork.assignments` for the shapes."""
+        global _owner
+        if _owner is not self:
+            self._build()
+            _owner = self
+        self._run(self.net.assignments(weights, inputs, perts))
+        return Observation(*self.net.read())
+
+    def close(self):
+        global _owner
+        if _owner is self:
+            _owner = None
+
+
+class RuntimeBackend(_Backend):
+    """One Brian2 runtime ``Network.run`` per trial, with the given code-generation target."""
+
+    def __init__(self, spec, copies, steps, record, target="numpy"):
+        super().__init__(spec, copies, steps, record)
+        self.target = target
+
+    def _build(self):
+        set_device("runtime")
+        prefs.codegen.target = self.target
+        self.net = build_rate_network(self.spec, self.copies, self.steps, self.record)
+        self.net.network.store("trial_start")
+
+    def _run(self, values):
+        network = self.net.network
+        network.restore("trial_start")
+        for variable, value in values.items():
+            variable[:] = value
+        network.run(self.net.duration, namespace={})
+
+
+class StandaloneBackend(_Backend):
+    """A C++ standalone build, compiled once per structure and re-run with ``run_args``."""
+
+    def __init__(self, spec, copies, steps, record):
+        super().__init__(spec, copies, steps, record)
+        self.directory, self._lock = _claim_directory(_structure_key(spec, copies, steps, record))
+
+    def _build(self):
+        device = all_devices["cpp_standalone"]
+        device.reinit()
+        set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
+        prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
+        self.net = build_rate_network(self.spec, self.copies, self.steps, self.record)
+        self.net.network.run(self.net.duration, namespace={})
+        device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
+        self._device = device
+
+    def _run(self, values):
+        self._device.run(directory=str(self.directory), with_output=False, run_args=values)
+
+    def close(self):
+        super().close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _structure_key(spec, copies, steps, record):
+    fields = dict(sizes=spec.sizes, activation=spec.activation, tau=repr(spec.tau), dt=repr(spec.dt),
+                  copies=copies, steps=steps, record=record, brian2=brian2.__version__)
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _claim_directory(key):
+    """A build folder for ``key`` that no other process is using: slot 0, else 1, 2, ..."""
+    for slot in range(64):
+        directory = cache_root() / "standalone" / f"{key}-{slot}"
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / ".lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return directory, lock
+    raise RuntimeError(f"no free standalone build slot for {key} under {cache_root()}")
+
+
+def get_backend(name, spec, copies, steps, record):
+    """A backend for this structure, reused if one is open already in this process."""
+    key = (name, _structure_key(spec, copies, steps, record))
+    if key in _open:
+        return _open[key]
+    if name == "standalone":
+        backend = StandaloneBackend(spec, copies, steps, record)
+    elif name == "runtime":
+        backend = RuntimeBackend(spec, copies, steps, record)
+    else:
+        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)} (got {name!r})")
+    if len(_open) >= 8:  # keep a handful; the oldest gives its build slot back
+        _open.pop(next(iter(_open))).close()
+    _open[key] = backend
+    return backend

@@ -1,0 +1,160 @@
+"""The trial loop: draw a batch, perturb, run every copy in one simulation, score, update.
+
+One trial, for a rule with V variants (the clean network and its perturbed versions) and a
+batch of B examples, runs V * B copies of the network in one Brian2 run; copy ``v * B + b`` is
+variant ``v`` on example ``b``. The BPTT reference runs through the recorded trajectory of the
+B clean copies.
+"""
+
+import time
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .. import rng as rng_streams
+from ..analysis import compare
+from ..errors import DivergenceError
+from ..gradients import bptt
+from ..networks import init_weights
+from ..networks.rate_math import forward
+from ..rules import RULES, TrialData
+from ..tasks import TASKS
+from .backends import get_backend
+
+
+class Trainer:
+    """Train (or dry-run) one protocol's rule on its model and task.
+
+    Parameters
+    ----------
+    protocol : bioplastic.config.Protocol
+    """
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+        model, task_spec = protocol.model, protocol.task
+        self.rule = RULES[protocol.rule_kind](protocol.rule)
+        self.steps = int(round(float(task_spec.duration / model.dt)))
+        seed = protocol.seed
+        self.weights = init_weights(model, rng_streams.stream(seed, "init"))
+        teacher_model = type(model)(**{**model.__dict__, "init_gain": task_spec.teacher_gain})
+        teacher_weights = init_weights(teacher_model, rng_streams.stream(seed, "teacher"))
+        self.task = TASKS[protocol.task_kind](
+            task_spec, model.sizes[0],
+            teacher=lambda x: forward(teacher_weights, x, model.activation, model.a, self.steps)[-1])
+        self.input_rng = rng_streams.stream(seed, "inputs")
+        self.noise_rng = rng_streams.stream(seed, "noise")
+        self.batch = task_spec.batch
+        self.backend = get_backend(protocol.training.backend, model, self.rule.variants * self.batch,
+                                   self.steps, record=self.batch)
+
+    def step(self, inputs, targets, with_gradient):
+        """Run one trial at the current weights; return the trial data and the implied update."""
+        weights, variants, batch = self.weights, self.rule.variants, self.batch
+        perturbation = self.rule.perturb(weights, batch, self.noise_rng)
+        if perturbation.weights is None:
+            copy_weights = [np.broadcast_to(w, (variants * batch,) + w.shape) for w in weights]
+        else:
+            copy_weights = [np.repeat(w + dw, batch, axis=0) for w, dw in zip(weights, perturbation.weights)]
+        copy_perts = [p.reshape(variants * batch, -1) for p in perturbation.nodes] if perturbation.nodes else None
+        observed = self.backend.run(copy_weights, np.tile(inputs, (variants, 1)), copy_perts)
+        final = [f.reshape(variants, batch, -1) for f in observed.final]
+        losses = self.task.losses(final[-1], targets)
+        gradient = None
+        if with_gradient or self.rule.needs_gradient:
+            gradient = bptt(weights, inputs, observed.trajectory, self.task.output_gradient(final[-1][0], targets),
+                            self.protocol.model.activation, self.protocol.model.a)
+        trial = TrialData(weights, losses, final, gradient)
+        return trial, self.rule.update(trial, perturbation)
+
+    def analyse(self, trial, update):
+        """Alignment rows (layer, metric, value) of an update with the trial's reference gradient."""
+        rows = []
+        theory = self.rule.theory(trial)
+        for row in compare(update, trial.gradient.weights, self.protocol.rule.lr):
+            layer = row.pop("layer")
+            rows += [(layer, metric, value) for metric, value in row.items()]
+            if layer in theory:
+                dimension, cosine = theory[layer]
+                rows += [(layer, "cosine_theory", cosine), (layer, "effective_dimension", dimension)]
+        return rows
+
+    def train(self, progress=False):
+        """Run the protocol's trials, applying each update. Returns the tidy metrics table.
+
+        Raises
+        ------
+        DivergenceError
+            When the loss or the weights leave the finite range, or the loss exceeds
+            ``training.max_loss``.
+        """
+        training, every = self.protocol.training, self.protocol.analysis.every
+        rows = []
+        for t in tqdm(range(training.trials), desc=self.protocol.name, disable=None if progress else True,
+                      leave=False, unit="trial"):
+            analyse = every > 0 and t % every == 0
+            inputs, targets = self.task.sample(self.input_rng)
+            trial, update = self.step(inputs, targets, with_gradient=analyse)
+            loss = float(trial.losses[0].mean())
+            self._check_finite(t, loss, update)
+            if t % training.eval_every == 0 or t == training.trials - 1:
+                rows.append((t, "", "loss", loss))
+            if analyse:
+                rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
+            self.weights = [w + u for w, u in zip(self.weights, update)]
+        return pd.DataFrame(rows, columns=["trial", "layer", "metric", "value"])
+
+    def align(self, samples, progress=False):
+        """Draw ``samples`` dry-run updates at fixed weights on one fixed batch.
+
+        Returns a table with one row per sample and layer: ``rule``, ``layer``, ``sample``,
+        ``cosine``, ``angle_deg``, ``norm_ratio`` and, where a theory exists, ``cosine_theory``
+        and ``effective_dimension``.
+        """
+        inputs, targets = self.task.sample(self.input_rng)
+        records = []
+        for s in tqdm(range(samples), desc=f"align {self.rule.kind}", disable=None if progress else True,
+                      leave=False, unit="sample"):
+            trial, update = self.step(inputs, targets, with_gradient=True)
+            for layer, metric, value in self.analyse(trial, update):
+                records.append(dict(rule=self.rule.kind, layer=layer, sample=s, metric=metric, value=value))
+        table = pd.DataFrame(records).pivot_table(index=["rule", "layer", "sample"], columns="metric",
+                                                  values="value", sort=False).reset_index()
+        table.columns.name = None
+        return table
+
+    def _check_finite(self, t, loss, update):
+        max_loss = self.protocol.training.max_loss
+        finite = np.isfinite(loss) and all(np.all(np.isfinite(u)) for u in update)
+        if not finite or loss > max_loss:
+            raise DivergenceError("rule.lr", f"training diverged at trial {t} (loss {loss:.3g}, "
+                                  f"limit training.max_loss = {max_loss:g}); lower the learning rate",
+                                  self.protocol.rule.lr, file=self.protocol.file)
+
+
+def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=4096):
+    """Central finite differences of the batch loss, through the Brian2 simulation itself.
+
+    Each weight is nudged by ±eps in its own copy, so 2P runs become ceil(2P B / max_copies)
+    simulations of many copies. Returns dL/dW, one array per layer.
+    """
+    weights, batch = trainer.weights, trainer.batch
+    shapes = [w.shape for w in weights]
+    flat = np.concatenate([w.ravel() for w in weights])
+    chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
+    backend = get_backend(trainer.protocol.training.backend, trainer.protocol.model, 2 * chunk * batch,
+                          trainer.steps, record=0)
+    splits = np.cumsum([np.prod(s) for s in shapes])[:-1]
+    gradient = np.empty_like(flat)
+    for start in range(0, flat.size, chunk):
+        index = np.arange(start, min(start + chunk, flat.size))
+        variants = np.repeat(flat[None], 2 * chunk, axis=0)
+        variants[2 * np.arange(len(index)), index] += eps
+        variants[2 * np.arange(len(index)) + 1, index] -= eps
+        copy_weights = [np.repeat(part.reshape((2 * chunk,) + shape), batch, axis=0)
+                        for part, shape in zip(np.split(variants, splits, axis=1), shapes)]
+        observed = backend.run(copy_weights, np.tile(inputs, (2 * chunk, 1)))
+        losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
+        gradient[index] = (losses[0:2 * len(index):2] - losses[1:2 * len(index):2]) / (2 * eps)
+    return [part.reshape(shape) for part, shape in zip(np.split(gradient, splits), shapes)]

@@ -1,0 +1,39 @@
+"""Exceptions that name what is wrong: the owner or key path, what is required, and what was given."""
+
+_MISSING = object()
+
+
+class BioplasticError(Exception):
+    """Base class of every error bioplastic raises on purpose."""
+
+
+class SpecError(BioplasticError, ValueError):
+    """A parameter failed validation.
+
+    ``key`` is a dotted path: ``NodePerturbation.sigma`` when a spec is built in Python,
+    ``rule.sigma`` when it comes from a protocol file (then ``file`` is set too).
+    """
+
+    def __init__(self, key, message, got=_MISSING, file=None):
+        self.key = key
+        self.message = message
+        self.got = got
+        self.file = file
+        super().__init__(str(self))
+
+    def __str__(self):
+        text = f"{self.key}: {self.message}" if self.key else self.message
+        if self.got is not _MISSING:
+            text += f" (got {self.got!r})"
+        if self.file:
+            text = f"{self.file}: {text}"
+        return text
+
+    def located(self, file=None, prefix=None):
+        """The same error with a file and/or a key-path prefix added."""
+        key = f"{prefix}.{self.key}" if prefix and self.key else (prefix or self.key)
+        return SpecError(key, self.message, self.got, file or self.file)
+
+
+class DivergenceError(SpecError):
+    """Training left the finite range: a protocol error, blamed on the key that controls it."""

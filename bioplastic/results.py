@@ -1,0 +1,90 @@
+"""Result folders, written atomically, and the tidy tables inside them.
+
+A run writes into a hidden sibling folder and renames it into place only when everything is
+written, so a failed or interrupted run leaves no result folder, half-written or otherwise.
+
+Layout of one run::
+
+    DIR/protocol.toml   fully resolved; ``bioplastic run DIR/protocol.toml`` runs it again
+    DIR/metrics.csv     tidy: trial, layer, metric, value
+    DIR/summary.json    final metrics, wall time, versions, seed
+    DIR/figures/*.png
+
+A sweep holds one such folder per variant and seed, ``DIR/runs.csv`` indexing them, and the
+comparison figures in ``DIR/figures``.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import tomli_w
+
+METRICS_COLUMNS = ["trial", "layer", "metric", "value"]
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yield a temporary folder that becomes ``path`` only if the block succeeds.
+
+    Raises FileExistsError if ``path`` exists already (results are never overwritten).
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(path)!r})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_table(frame, path):
+    """Write a CSV through a temporary file and a rename, so no reader sees half a table."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def write_json(data, path):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def write_protocol(table, path):
+    Path(path).write_text(tomli_w.dumps(table))
+
+
+def read_metrics(folder):
+    return pd.read_csv(Path(folder) / "metrics.csv", keep_default_na=False, na_values=[""],
+                       dtype={"layer": str}).fillna({"layer": ""})
+
+
+def versions():
+    import brian2
+    import numpy
+
+    from . import __version__
+    return dict(bioplastic=__version__, brian2=brian2.__version__, numpy=numpy.__version__,
+                pandas=pd.__version__, python=platform.python_version())
+
+
+def final_value(metrics, metric="loss", fraction=0.1):
+    """Mean of ``metric`` (whole network) over the last ``fraction`` of its logged trials."""
+    rows = metrics[(metrics.metric == metric) & (metrics.layer.isin(["", "all"]))]
+    if rows.empty:
+        return float("nan")
+    last = rows.sort_values("trial").tail(max(1, int(round(len(rows) * fraction))))
+    return float(last.value.mean())

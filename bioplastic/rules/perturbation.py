@@ -1,0 +1,194 @@
+r"""Weight perturbation and node perturbation: zeroth-order estimates of the gradient.
+
+Both draw K Gaussian directions :math:`\xi_k \sim N(0, \sigma^2 I)`, measure the change in loss
+they cause against the clean copy (or, antithetically, between :math:`+\xi_k` and
+:math:`-\xi_k`), and reinforce what lowered the loss:
+
+.. math:: \hat g = \frac{1}{K\sigma^2} \sum_k \xi_k\, \Delta L_k, \qquad
+          \Delta L_k = L(+\xi_k) - L(0) \ \ \text{or}\ \ \tfrac12\,[L(+\xi_k) - L(-\xi_k)] .
+
+Weight perturbation (WP) perturbs every weight, shared by the batch; its dimension is the
+number of weights P. Node perturbation (NP) perturbs every neuron's input current with a
+constant ``pert`` per example and credits each synapse with its presynaptic rate at the
+read-out, :math:`\Delta W^l = -\eta \sum_b \hat g_b^l \otimes r_b^{l-1}(T)`. NP is exact when the
+presynaptic rates are stationary over the last few :math:`\tau` of the trial (the bias is of order
+:math:`e^{-T/\tau}`), and its dimension is the number of perturbed neurons, weighted by how much
+each layer's presynaptic activity enters (see :meth:`NodePerturbation.theory`).
+
+References
+----------
+Jabri & Flower (1992), Weight perturbation. IEEE Trans. Neural Netw. 3(1).
+Werfel, Xie & Seung (2005), Learning curves for stochastic gradient descent in linear feedforward
+networks. Neural Comput. 17(12).
+Fiete & Seung (2006), Gradient learning in spiking neural networks by dynamic perturbation of
+conductances. Phys. Rev. Lett. 97.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..analysis.alignment import layer_names
+from ..analysis.theory import effective_dimension, expected_cosine, sq
+from ..spec import at_least, param, positive, validate
+from .base import Perturbation, Rule, register_rule
+
+
+@dataclass(frozen=True)
+class PerturbationSpec:
+    """Parameters shared by WP and NP.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate η (dimensionless).
+    sigma : float
+        Standard deviation of the perturbation (a weight for WP, an input current for NP;
+        both dimensionless in a rate network).
+    samples : int
+        K, perturbation directions per update.
+    antithetic : bool
+        Evaluate each direction at +ξ and -ξ (2K perturbed copies) instead of against the clean copy.
+    """
+
+    lr: float = param(0.05, "learning rate", check=positive)
+    sigma: float = param(1e-3, "perturbation standard deviation", check=positive)
+    samples: int = param(4, "K, perturbation directions per update", kind=int, check=at_least(1))
+    antithetic: bool = param(False, "evaluate +xi and -xi instead of against the clean copy", kind=bool)
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclass(frozen=True)
+class WeightPerturbationSpec(PerturbationSpec):
+    __doc__ = PerturbationSpec.__doc__
+
+
+@dataclass(frozen=True)
+class NodePerturbationSpec(PerturbationSpec):
+    __doc__ = PerturbationSpec.__doc__
+
+
+def signed_variants(noise, antithetic):
+    """Offsets per variant: a zero row (clean), then +ξ_1..+ξ_K, then -ξ_1..-ξ_K if antithetic."""
+    rows = [np.zeros_like(noise[:1]), noise] + ([-noise] if antithetic else [])
+    return np.concatenate(rows)
+
+
+def loss_differences(losses, samples, antithetic):
+    r"""ΔL_k per direction from per-variant losses (rows as in :func:`signed_variants`).
+
+    ``losses`` has shape (1 + K[ + K], ...); the result has shape (K, ...).
+    """
+    plus = losses[1:1 + samples]
+    if antithetic:
+        return 0.5 * (plus - losses[1 + samples:1 + 2 * samples])
+    return plus - losses[0]
+
+
+def zeroth_order_estimate(noise, differences, sigma):
+    r""":math:`\hat g = \frac{1}{K\sigma^2}\sum_k \xi_k \Delta L_k`.
+
+    ``noise`` has shape (K, ..., n) and ``differences`` (K, ...); the result has shape (..., n).
+    """
+    return np.einsum("k...n,k...->...n", noise, differences) / (noise.shape[0] * sigma ** 2)
+
+
+class _PerturbationRule(Rule):
+    @property
+    def variants(self):
+        return 1 + self.spec.samples * (2 if self.spec.antithetic else 1)
+
+    def _differences(self, losses):
+        return loss_differences(losses, self.spec.samples, self.spec.antithetic)
+
+
+@register_rule
+class WeightPerturbation(_PerturbationRule):
+    """Weight perturbation: perturb every weight, reinforce along what lowered the loss."""
+
+    kind = "weight_perturbation"
+    spec_class = WeightPerturbationSpec
+    description = "perturb all weights by Gaussian noise; step along noise that lowered the loss"
+
+    def perturb(self, weights, batch, rng):
+        k, sigma = self.spec.samples, self.spec.sigma
+        noise = [rng.normal(0.0, sigma, (k,) + w.shape) for w in weights]
+        return Perturbation(weights=[signed_variants(n, self.spec.antithetic) for n in noise], noise=noise)
+
+    def update(self, trial, perturbation):
+        batch_loss = trial.losses.mean(axis=1)  # the weights are shared by the whole batch
+        differences = self._differences(batch_loss)
+        flat = np.concatenate([n.reshape(n.shape[0], -1) for n in perturbation.noise], axis=1)
+        g = zeroth_order_estimate(flat, differences, self.spec.sigma)
+        sizes = np.cumsum([w.size for w in trial.weights])[:-1]
+        return [-self.spec.lr * part.reshape(w.shape) for part, w in zip(np.split(g, sizes), trial.weights)]
+
+    def theory(self, trial):
+        r"""WP is isotropic over all P weights: :math:`D = P` exactly for the whole network.
+
+        For layer l alone the noise of every other layer still enters through
+        :math:`\xi^\top g`, so :math:`D_\mathrm{eff} = P_l \|g\|^2 / \|g_l\|^2`.
+        """
+        g = trial.gradient.weights
+        total = sum(sq(x) for x in g)
+        out = {name: (w.size * total / sq(gl), None) for name, w, gl in zip(layer_names(len(g)), trial.weights, g)
+               if sq(gl) > 0}
+        out["all"] = (float(sum(w.size for w in trial.weights)), None)
+        return {k: (d, expected_cosine(d, self.spec.samples)) for k, (d, _) in out.items()}
+
+
+@register_rule
+class NodePerturbation(_PerturbationRule):
+    """Node perturbation: perturb every neuron's input, credit synapses by presynaptic rate."""
+
+    kind = "node_perturbation"
+    spec_class = NodePerturbationSpec
+    description = "perturb neuron inputs by Gaussian noise; credit each synapse by its presynaptic rate"
+
+    def perturb(self, weights, batch, rng):
+        k, sigma = self.spec.samples, self.spec.sigma
+        noise = [rng.normal(0.0, sigma, (k, batch, w.shape[0])) for w in weights]
+        return Perturbation(nodes=[signed_variants(n, self.spec.antithetic) for n in noise], noise=noise)
+
+    def node_gradients(self, trial, perturbation):
+        """Per-example estimates of dL/dpert, one (batch, n_l) array per layer."""
+        differences = self._differences(trial.losses) / trial.losses.shape[1]  # (K, batch)
+        return [zeroth_order_estimate(n, differences, self.spec.sigma) for n in perturbation.noise]
+
+    def update(self, trial, perturbation):
+        clean = [r[0] for r in trial.final]  # presynaptic rates of the clean copies at the read-out
+        return [-self.spec.lr * np.einsum("bo,bi->oi", g, pre)
+                for g, pre in zip(self.node_gradients(trial, perturbation), clean)]
+
+    def theory(self, trial):
+        r"""Effective dimension from second moments (see :mod:`bioplastic.analysis.theory`).
+
+        With per-example node gradients :math:`g_b` (all layers), presynaptic rates
+        :math:`r_b^{l-1}`, :math:`G_b^l = g_b^l \otimes r_b^{l-1}` and :math:`G = \sum_b G_b`,
+        one sample's second moment restricted to layers S is
+
+        .. math:: m_2 = \|G_S\|^2 + \sum_b \Big( \|g_b\|^2 \sum_{l \in S} n_l \|r_b^{l-1}\|^2
+                  + \|G_{b,S}\|^2 \Big).
+
+        With one example and equal presynaptic norms in every layer this gives D = the number of
+        perturbed neurons; for a single layer of weights, D = n_out whatever the input.
+        """
+        g = trial.gradient.nodes  # per layer (batch, n_l)
+        pre = [r[0] for r in trial.final[:-1]]  # per layer (batch, n_in)
+        node_norm2 = sum(np.sum(gl ** 2, axis=1) for gl in g)  # (batch,)
+        pre_norm2 = [np.sum(p ** 2, axis=1) for p in pre]  # (batch,)
+        mean = [np.einsum("bo,bi->oi", gl, p) for gl, p in zip(g, pre)]
+        per_example = [np.sum(gl ** 2, axis=1) * pn for gl, pn in zip(g, pre_norm2)]  # |G_b^l|^2
+        names = layer_names(len(g))
+        subsets = [(name, [l]) for l, name in enumerate(names)] + [("all", list(range(len(g))))]
+        out = {}
+        for name, layers in subsets:
+            mean2 = sum(sq(mean[l]) for l in layers)
+            trace = sum(g[l].shape[1] * pre_norm2[l] for l in layers)
+            m2 = mean2 + float(np.sum(node_norm2 * trace + sum(per_example[l] for l in layers)))
+            d = effective_dimension(m2, mean2)
+            if np.isfinite(d):
+                out[name] = (d, expected_cosine(d, self.spec.samples))
+        return out

@@ -1,0 +1,82 @@
+r"""Student-teacher regression.
+
+A fixed random *teacher* network of the student's shape and dynamics maps Gaussian inputs
+:math:`x \sim N(0, s^2 I)` to targets :math:`y = r_L^{\mathrm{teacher}}(T)`. The student's loss
+is the mean squared error of its output at the end of the trial,
+
+.. math:: L = \frac{1}{B\, n_L} \sum_{b=1}^{B} \sum_{o=1}^{n_L} \big(r_{L,o}^{(b)}(T) - y_o^{(b)}\big)^2 ,
+
+averaged over the B examples of a trial's batch. Every trial draws a fresh batch, so the
+training loss is also an unbiased estimate of the generalisation loss.
+
+References
+----------
+Gardner & Derrida (1989), Three unfinished works on the optimal storage capacity of networks.
+J. Phys. A 22. Saad & Solla (1995), On-line learning in soft committee machines. Phys. Rev. E 52.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import ms
+
+from ..spec import at_least, param, positive, validate
+
+
+@dataclass(frozen=True)
+class TeacherRegressionSpec:
+    """Parameters of student-teacher regression.
+
+    Parameters
+    ----------
+    batch : int
+        Examples per trial, B.
+    duration : Quantity (time)
+        Trial length T; the loss is read at its end.
+    input_std : float
+        Standard deviation s of the input rates.
+    teacher_gain : float
+        Teacher weights ~ N(0, teacher_gain^2 / n_in).
+    """
+
+    batch: int = param(8, "examples per trial", kind=int, check=at_least(1))
+    duration: object = param(100 * ms, "trial length; the output is read at its end", unit=ms, check=positive)
+    input_std: float = param(1.0, "standard deviation of the Gaussian inputs", check=positive)
+    teacher_gain: float = param(1.0, "teacher weights ~ N(0, teacher_gain^2 / n_in)", check=positive)
+
+    def __post_init__(self):
+        validate(self)
+
+
+class TeacherRegression:
+    """Targets from a fixed teacher; per-example squared error at the end of the trial.
+
+    Parameters
+    ----------
+    spec : TeacherRegressionSpec
+    n_inputs : int
+    teacher : callable
+        ``teacher(inputs) -> outputs`` of shape (batch, n_L): the teacher network's read-out.
+    """
+
+    kind = "teacher_regression"
+    spec_class = TeacherRegressionSpec
+    description = "regress the output of a fixed random teacher network of the same shape"
+
+    def __init__(self, spec, n_inputs, teacher):
+        self.spec, self.n_inputs, self.teacher = spec, n_inputs, teacher
+
+    def sample(self, rng):
+        """A fresh batch: inputs (batch, n_0) and targets (batch, n_L)."""
+        inputs = rng.normal(0.0, self.spec.input_std, (self.spec.batch, self.n_inputs))
+        return inputs, self.teacher(inputs)
+
+    @staticmethod
+    def losses(outputs, targets):
+        """Per-example loss, mean over output units: shape ``outputs.shape[:-1]``."""
+        return np.mean((outputs - targets) ** 2, axis=-1)
+
+    @staticmethod
+    def output_gradient(outputs, targets):
+        """dL/d(outputs) of the batch loss (the mean of :meth:`losses` over examples)."""
+        return 2.0 * (outputs - targets) / outputs.size
