@@ -173,7 +173,7 @@ def build_parser():
     p = protocol_command("validate", cmd_validate, "check a protocol; exit 2 with one line if it is wrong")
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     p = protocol_command("gradcheck", cmd_gradcheck, "BPTT against finite differences of the simulation")
-    p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
+    p.add_argument("--eps", type=float, default=1e-5, help="finite-difference step (default 1e-5)")
     p.add_argument("--tolerance", type=float, default=1e-6, help="max relative error allowed (default 1e-6)")
     p = protocol_command("align", cmd_align, "dry-run updates at fixed weights vs the gradient")
     p.add_argument("--samples", type=int, help="number of samples (default analysis.samples)")

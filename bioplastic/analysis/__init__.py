@@ -4,7 +4,7 @@ Works on plain arrays and tables only, so figures can be redrawn without simulat
 """
 
 from .alignment import compare, layer_names, summarise
-from .theory import approximate_cosine, effective_dimension, expected_cosine
+from .theory import approximate_cosine, expected_cosine, isotropic_equivalent
 
 __all__ = ["compare", "layer_names", "summarise", "expected_cosine", "approximate_cosine",
-           "effective_dimension"]
+           "isotropic_equivalent"]

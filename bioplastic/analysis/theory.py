@@ -16,10 +16,18 @@ For K = 1 this is :math:`\Gamma(D/2) / (\sqrt\pi\, \Gamma((D+1)/2))`, and for la
 approaches :math:`\sqrt{K/(D+K-1)} \approx \sqrt{K/(D+K+1)}`.
 
 When the estimator is not isotropic in weight space (node perturbation maps node noise to weights
-through the presynaptic rates; a single layer's cosine sees noise from every layer), an
-*effective* dimension is defined by matching second moments: if one sample's estimate has
-:math:`E\|\hat g_1\|^2 = m_2` and mean :math:`G`, the isotropic case has
-:math:`m_2 = (D+2)\|G\|^2`, so :math:`D_\mathrm{eff} = m_2/\|G\|^2 - 2`.
+through the presynaptic rates; a single layer's cosine sees noise from every layer; a batch adds
+one independent estimator per example), it is matched to the isotropic one with the same first two
+moments. If one sample's estimate has :math:`E\|\hat g_1\|^2 = m_2` and mean :math:`G`, the
+K-sample average has :math:`E\|\hat g\|^2 = \|G\|^2 (1 - 1/K) + m_2/K`. When the estimate is a sum of
+independent blocks b (examples) whose mean parts :math:`G_b` enter the signal with weights
+:math:`c_b = G_b \cdot G`, the signal :math:`\hat g \cdot G` fluctuates like a
+:math:`\chi^2` with :math:`K_\mathrm{eff} = K (\sum_b c_b)^2 / \sum_b c_b^2` degrees of freedom
+(K B for B identical examples, K for one). The isotropic estimator with :math:`K_\mathrm{eff}` samples has
+:math:`E\|\hat g\|^2 = \|G\|^2 (D + K_\mathrm{eff} + 1)/K_\mathrm{eff}`, which fixes
+:math:`D_\mathrm{eff}`. For one block this is :math:`D_\mathrm{eff} = m_2/\|G\|^2 - 2`, exact for WP
+(D = number of weights) and for NP on a single layer (D = number of output neurons); elsewhere it is
+an approximation, checked against Monte Carlo in the tests.
 """
 
 import math
@@ -34,10 +42,10 @@ def expected_cosine(dimension, samples=1):
     ----------
     dimension : float
         D (may be an effective, non-integer dimension; must be >= 1).
-    samples : int
-        K, the number of perturbation directions averaged.
+    samples : float
+        K, the number of perturbation directions averaged (an effective, non-integer K is allowed).
     """
-    if dimension < 1 or samples < 1:
+    if dimension < 1 or samples <= 0:
         raise ValueError(f"expected_cosine: needs dimension >= 1 and samples >= 1 (got {dimension}, {samples})")
     d, k = float(dimension), float(samples)
     return math.exp(math.lgamma((k + 1) / 2) + math.lgamma((d + k - 1) / 2)
@@ -49,11 +57,31 @@ def approximate_cosine(dimension, samples=1):
     return math.sqrt(samples / (dimension + samples + 1))
 
 
-def effective_dimension(second_moment, mean_norm2):
-    """D_eff = m2 / |G|^2 - 2 (see the module docstring); NaN when the mean is zero."""
+def isotropic_equivalent(mean_norm2, single_second_moment, samples, block_signal=None):
+    """(D_eff, K_eff) of the isotropic estimator with the same first two moments.
+
+    Parameters
+    ----------
+    mean_norm2 : float
+        :math:`\\|G\\|^2`, the squared norm of the estimator's mean.
+    single_second_moment : float
+        :math:`m_2 = E\\|\\hat g_1\\|^2` of one sample.
+    samples : int
+        K.
+    block_signal : array, optional
+        :math:`c_b = G_b \\cdot G` of independent blocks (examples); one block if omitted.
+
+    Returns NaNs when the mean is zero.
+    """
     if mean_norm2 <= 0:
-        return float("nan")
-    return max(float(second_moment / mean_norm2 - 2.0), 1.0)
+        return float("nan"), float("nan")
+    k_eff = float(samples)
+    if block_signal is not None:
+        c = np.asarray(block_signal, float)
+        k_eff = samples * c.sum() ** 2 / np.sum(c ** 2)
+    total = mean_norm2 * (1 - 1 / samples) + single_second_moment / samples
+    d_eff = k_eff * total / mean_norm2 - k_eff - 1
+    return max(float(d_eff), 1.0), k_eff
 
 
 def sq(x):

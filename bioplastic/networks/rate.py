@@ -142,11 +142,12 @@ class RateNetwork:
     def read(self):
         """Final rates per layer (input first), each (copies, n_l), and the recorded trajectories,
         each (steps, record, n_l), or None when nothing is recorded."""
-        final = [np.asarray(self.input.r[:]).reshape(self.copies, -1)]
-        final += [np.asarray(g.r[:]).reshape(self.copies, -1) for g in self.layers]
+        # np.array copies: the runtime device hands out views of arrays that the next run overwrites.
+        final = [np.array(self.input.r[:]).reshape(self.copies, -1)]
+        final += [np.array(g.r[:]).reshape(self.copies, -1) for g in self.layers]
         trajectory = None
         if self.record:
-            trajectory = [np.asarray(m.r[:]).T.reshape(-1, self.record, n) for m, n in
+            trajectory = [np.array(m.r[:]).T.reshape(-1, self.record, n) for m, n in
                           zip(self.monitors, self.spec.sizes[1:])]
         return final, trajectory
 

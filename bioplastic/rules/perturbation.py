@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis.alignment import layer_names
-from ..analysis.theory import effective_dimension, expected_cosine, sq
+from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
 from ..spec import at_least, param, positive, validate
 from .base import Perturbation, Rule, register_rule
 
@@ -129,14 +129,20 @@ class WeightPerturbation(_PerturbationRule):
         r"""WP is isotropic over all P weights: :math:`D = P` exactly for the whole network.
 
         For layer l alone the noise of every other layer still enters through
-        :math:`\xi^\top g`, so :math:`D_\mathrm{eff} = P_l \|g\|^2 / \|g_l\|^2`.
+        :math:`\xi^\top g`: one sample's second moment is :math:`\|g\|^2 P_l + 2\|g_l\|^2`, so
+        :math:`D_\mathrm{eff} = P_l \|g\|^2 / \|g_l\|^2`.
         """
         g = trial.gradient.weights
         total = sum(sq(x) for x in g)
-        out = {name: (w.size * total / sq(gl), None) for name, w, gl in zip(layer_names(len(g)), trial.weights, g)
-               if sq(gl) > 0}
-        out["all"] = (float(sum(w.size for w in trial.weights)), None)
-        return {k: (d, expected_cosine(d, self.spec.samples)) for k, (d, _) in out.items()}
+        subsets = [(name, [l]) for l, name in enumerate(layer_names(len(g)))] + [("all", range(len(g)))]
+        out = {}
+        for name, layers in subsets:
+            mean2 = sum(sq(g[l]) for l in layers)
+            m2 = total * sum(g[l].size for l in layers) + 2 * mean2
+            d, k = isotropic_equivalent(mean2, m2, self.spec.samples)
+            if np.isfinite(d):
+                out[name] = (d, expected_cosine(d, k))
+        return out
 
 
 @register_rule
@@ -172,14 +178,18 @@ class NodePerturbation(_PerturbationRule):
         .. math:: m_2 = \|G_S\|^2 + \sum_b \Big( \|g_b\|^2 \sum_{l \in S} n_l \|r_b^{l-1}\|^2
                   + \|G_{b,S}\|^2 \Big).
 
+        Each example is an independent block whose signal weight is :math:`G_b \cdot G`, which sets
+        the effective number of samples (see :func:`~bioplastic.analysis.theory.isotropic_equivalent`).
         With one example and equal presynaptic norms in every layer this gives D = the number of
-        perturbed neurons; for a single layer of weights, D = n_out whatever the input.
+        perturbed neurons; for a single layer of weights and one example, D = n_out exactly,
+        whatever the input.
         """
         g = trial.gradient.nodes  # per layer (batch, n_l)
         pre = [r[0] for r in trial.final[:-1]]  # per layer (batch, n_in)
         node_norm2 = sum(np.sum(gl ** 2, axis=1) for gl in g)  # (batch,)
         pre_norm2 = [np.sum(p ** 2, axis=1) for p in pre]  # (batch,)
-        mean = [np.einsum("bo,bi->oi", gl, p) for gl, p in zip(g, pre)]
+        per_example_mean = [np.einsum("bo,bi->boi", gl, p) for gl, p in zip(g, pre)]  # G_b^l
+        mean = [m.sum(axis=0) for m in per_example_mean]
         per_example = [np.sum(gl ** 2, axis=1) * pn for gl, pn in zip(g, pre_norm2)]  # |G_b^l|^2
         names = layer_names(len(g))
         subsets = [(name, [l]) for l, name in enumerate(names)] + [("all", list(range(len(g))))]
@@ -188,7 +198,8 @@ class NodePerturbation(_PerturbationRule):
             mean2 = sum(sq(mean[l]) for l in layers)
             trace = sum(g[l].shape[1] * pre_norm2[l] for l in layers)
             m2 = mean2 + float(np.sum(node_norm2 * trace + sum(per_example[l] for l in layers)))
-            d = effective_dimension(m2, mean2)
+            signal = sum(np.einsum("boi,oi->b", per_example_mean[l], mean[l]) for l in layers)  # G_b . G
+            d, k = isotropic_equivalent(mean2, m2, self.spec.samples, signal)
             if np.isfinite(d):
-                out[name] = (d, expected_cosine(d, self.spec.samples))
+                out[name] = (d, expected_cosine(d, k))
         return out

@@ -1,0 +1,73 @@
+"""The command line, run in-process: every shipped protocol with --quick, and every command."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bioplastic.cli import main
+
+PROTOCOLS = sorted(Path(__file__).resolve().parents[1].joinpath("protocols").glob("*.toml"))
+RUNTIME = ["--set", 'training.backend="runtime"']
+
+
+@pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
+def test_every_protocol_runs_quick(path, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--quick", "--out", str(out)] + RUNTIME) == 0
+    assert f"results: {out}" in capsys.readouterr().out
+    runs = pd.read_csv(out / "runs.csv") if (out / "runs.csv").exists() else None
+    folders = [out / p for p in runs.path] if runs is not None else [out]
+    for folder in folders:
+        metrics = pd.read_csv(folder / "metrics.csv")
+        assert list(metrics.columns) == ["trial", "layer", "metric", "value"]
+        assert {"loss", "cosine", "angle_deg", "norm_ratio"} <= set(metrics.metric)
+        assert set(metrics[metrics.metric == "cosine"].layer) == {"W1", "W2", "all"}
+        summary = json.loads((folder / "summary.json").read_text())
+        assert {"final_loss", "wall_time_s", "seed", "versions"} <= set(summary)
+        assert (folder / "figures" / "learning_curve.png").stat().st_size > 0
+        assert main(["validate", str(folder / "protocol.toml")]) == 0  # resolved: runs again as it is
+    if runs is not None:
+        assert (out / "figures" / "learning_curves.png").exists()
+        assert (out / "figures" / "cosine_distribution.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_run_refuses_to_overwrite(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    assert main(["run", "protocols/quickstart.toml", "--quick", "--out", str(tmp_path / "taken")] + RUNTIME) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_align_writes_the_contract_table(tmp_path, capsys):
+    out = tmp_path / "align"
+    assert main(["align", "protocols/wp_vs_np.toml", "--samples", "5", "--out", str(out)] + RUNTIME) == 0
+    printed = capsys.readouterr().out
+    assert "theory" in printed and "mean" in printed and "sem" in printed
+    table = pd.read_csv(out / "alignment.csv")
+    assert {"rule", "layer", "sample", "cosine", "norm_ratio", "cosine_theory"} <= set(table.columns)
+    assert set(table.rule) == {"backprop", "weight_perturbation", "node_perturbation"}
+    assert set(table.layer) == {"W1", "W2", "all"} and set(table["sample"]) == set(range(5))
+    backprop = table[table.rule == "backprop"]
+    assert backprop.cosine.min() > 1 - 1e-12 and (backprop.norm_ratio - 1).abs().max() < 1e-12
+    assert (out / "figures" / "cosine_distribution.png").exists()
+
+
+def test_figures_redraws_from_tables(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "protocols/quickstart.toml", "--quick", "--out", str(out)] + RUNTIME) == 0
+    for png in out.rglob("*.png"):
+        png.unlink()
+    assert main(["figures", str(out)]) == 0
+    assert (out / "figures" / "learning_curves.png").exists()
+    assert main(["figures", str(tmp_path / "nothing")]) == 2
+
+
+def test_list_shows_parameters_with_defaults(capsys):
+    assert main(["list"]) == 0
+    printed = capsys.readouterr().out
+    for expected in ["weight_perturbation", "node_perturbation", "backprop", "teacher_regression",
+                     "sigma = 0.001", "tau = 10.0 ms", "rate_mlp", "protocols/quickstart.toml"]:
+        assert expected in printed
+    assert main(["list", "rules"]) == 0

@@ -1,0 +1,83 @@
+"""Bad input: one line naming the file and the key path, exit status 2, nothing left behind."""
+
+import math
+
+import pytest
+from brian2 import ms
+
+from bioplastic.cli import main
+from bioplastic.errors import SpecError
+from bioplastic.networks import RateModelSpec
+from bioplastic.rules.perturbation import NodePerturbationSpec
+
+from conftest import protocol
+
+QUICKSTART = "protocols/quickstart.toml"
+
+
+@pytest.mark.parametrize("override,key,fragment", [
+    ("rule.sigmaa=0.1", "rule.sigmaa", "unknown key"),
+    ('rule.kind="hebbian_magic"', "rule.kind", "must be one of"),
+    ('model.activation="softplus"', "model.activation", "must be one of linear, tanh, sigmoid, relu"),
+    ('model.tau="10 mV"', "model.tau", "dimensions"),
+    ("model.sizes=[10,0,2]", "model.sizes", "> 0"),
+    ("model.sizes=[10,-3,2]", "model.sizes", "> 0"),
+    ("rule.sigma=nan", "rule.sigma", "finite"),
+    ("rule.lr=-0.1", "rule.lr", "> 0"),
+    ('task.duration="10.5 ms"', "task.duration", "whole number"),
+    ('training.backend="gpu"', "training.backend", "must be one of standalone, runtime"),
+    ('model.kind="lif"', "model.kind", "not implemented"),
+    ("banana=1", "banana", "unknown key"),
+])
+def test_bad_input_is_one_line_with_file_and_key_path(override, key, fragment, capsys, tmp_path):
+    out = tmp_path / "never"
+    code = main(["run", QUICKSTART, "--set", override, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {QUICKSTART}: {key}: ") and fragment in err, err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_validate_accepts_every_shipped_protocol(capsys):
+    from pathlib import Path
+    for path in sorted(Path("protocols").glob("*.toml")):
+        assert main(["validate", str(path)]) == 0
+
+
+def test_bad_toml_and_missing_file(tmp_path, capsys):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = \n")
+    assert main(["validate", str(broken)]) == 2
+    assert f"{broken}: invalid TOML" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "absent.toml")]) == 2
+
+
+def test_spec_errors_name_owner_and_attribute():
+    with pytest.raises(SpecError, match=r"NodePerturbationSpec.sigma: must be > 0 \(got -0.1\)"):
+        NodePerturbationSpec(sigma=-0.1)
+    with pytest.raises(SpecError, match="RateModelSpec.tau: must have the dimensions of"):
+        RateModelSpec(tau="5 mV")
+    assert RateModelSpec(tau="5 ms").tau == 5 * ms
+
+
+def test_set_parses_toml_values_and_quantities():
+    p = protocol("quickstart.toml", "rule.sigma=0.05", "model.sizes=[3,4,2]", "model.tau=20 ms")
+    assert p.variants()[1][2].rule.sigma == 0.05
+    assert p.model.sizes == [3, 4, 2] and p.model.tau == 20 * ms
+
+
+def test_divergence_exits_2_and_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", "protocols/wp_vs_np.toml", "--quick", "--out", str(out), "--set", "rule.lr=1e6",
+                 "--set", 'training.backend="runtime"', "--set", 'task.duration="20 ms"'])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "rule.lr: training diverged" in err and err.startswith("error: protocols/wp_vs_np.toml")
+    assert not list(tmp_path.iterdir())
+
+
+def test_quick_shrinks_but_keeps_the_structure():
+    full, quick = protocol("wp_vs_np.toml"), protocol("wp_vs_np.toml", quick=True)
+    assert quick.training.trials <= 12 < full.training.trials
+    assert quick.sweep["seeds"] == 1 and quick.model == full.model
+    assert math.isclose(float(quick.task.duration / ms), float(full.task.duration / ms))
