@@ -12,7 +12,9 @@ a. ``Trainer(p).train()`` with ``training.backend = "standalone"`` for ``--trial
 b. a hand-written Brian2 script in runtime mode (Cython target, else numpy), the same replicated
    network and the same weight-perturbation update in NumPy, one ``net.restore`` + ``net.run``
    per trial, for ``--naive-trials`` trials after one untimed warm-up trial;
-c. ``Trainer(p).train()`` with the runtime (numpy) backend for ``--runtime-trials`` trials.
+c. ``Trainer(p).train()`` with the runtime (numpy) backend for ``--runtime-trials`` trials;
+d. the naive loop of (b) again after ``gc.freeze()`` (Brian2's ``Network.run`` calls
+   ``gc.collect()`` every run, and that scan is most of a runtime trial's cost here).
 
 ``p`` is the ``weight_perturbation`` variant of ``protocols/quickstart.toml``'s sweep: the same
 copies (1 + K variants times the batch), steps and recording as real training. All three start
@@ -45,6 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--naive-trials", type=int, default=50, help="timed trials of the naive loop (50)")
     parser.add_argument("--runtime-trials", type=int, default=20,
                         help="timed trials of bioplastic's runtime numpy backend (20; 0 skips it)")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="skip (d), the naive loop rerun after gc.freeze()")
     parser.add_argument("--out", help="write the numbers to this JSON file")
     parser.add_argument("--cache", help="standalone build cache folder (default: a fresh temporary folder, "
                         "so the build time is a cold build)")
@@ -66,6 +70,21 @@ def wp_protocol(trials, backend):
         raise SystemExit(f"{PROTOCOL}: no {RULE_KIND} variant in the sweep")
     p = matches[0]
     return dataclasses.replace(p, training=dataclasses.replace(p.training, trials=trials, backend=backend))
+
+
+def filesystem_type(path):
+    """The type of the filesystem holding ``path`` (ext4, tmpfs, ...), or "?"."""
+    import subprocess
+    try:
+        out = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def _relative(path):
+    path = Path(path).absolute()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def losses_of(table):
@@ -191,8 +210,8 @@ class NaiveLoop:
                 per_variant = w[None] + np.concatenate([np.zeros_like(xi[:1]), xi])  # (V, n_out, n_in)
                 syn.w[:] = np.repeat(per_variant, B, axis=0).ravel()
             self.net.run(self.duration, namespace={})
-            output = np.asarray(self.layers[-1].r[:]).reshape(V, B, -1)
-            trajectory = [np.asarray(m.r[:]).T.reshape(steps, B, -1) for m in self.monitors]
+            output = np.array(self.layers[-1].r[:]).reshape(V, B, -1)  # copies, as RateNetwork.read does
+            trajectory = [np.array(m.r[:]).T.reshape(steps, B, -1) for m in self.monitors]
             sim_s.append(time.perf_counter() - t0)
 
             per_copy = np.mean((output - targets) ** 2, axis=-1)  # (V, B)
@@ -237,7 +256,32 @@ def bench_naive(protocol, trials):
     total_s = time.perf_counter() - t0
     return dict(trials=trials, build_s=warmup_s, total_s=total_s, sim_s=sim_s, target=loop.target,
                 code_objects=code_objects, cython_failure=failure, copies=loop.copies, steps=loop.steps,
-                record=loop.batch, losses=losses)
+                record=loop.batch, losses=losses), loop
+
+
+def bench_naive_frozen(loop, trials):
+    """The same naive loop with the garbage collector's current objects frozen (``gc.freeze()``).
+
+    Brian2's ``Network.run`` calls ``gc.collect()`` on every run; with Brian2, SymPy and Cython
+    loaded that is a full scan of some 10^5 objects. Freezing them makes the scan cheap.
+    """
+    import gc
+
+    import brian2
+    brian2.set_device("runtime")
+    brian2.prefs.codegen.target = loop.target  # another backend may have changed it since
+    t0 = time.perf_counter()
+    loop.train(1)
+    warmup_s = time.perf_counter() - t0
+    gc.collect()
+    gc.freeze()
+    try:
+        t0 = time.perf_counter()
+        losses, sim_s = loop.train(trials)
+        total_s = time.perf_counter() - t0
+    finally:
+        gc.unfreeze()
+    return dict(trials=trials, build_s=warmup_s, total_s=total_s, sim_s=sim_s, target=loop.target, losses=losses)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,10 +314,13 @@ def max_loss_difference(a, b):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.chdir(ROOT)
-    sys.path.insert(0, str(ROOT))
+    out = Path(args.out).resolve() if args.out else None  # relative to where it was started
     cache = Path(args.cache).resolve() if args.cache else Path(tempfile.mkdtemp(prefix="bench-bioplastic-"))
+    os.chdir(ROOT)  # the protocol's model file and the bioplastic package are found from the root
+    sys.path.insert(0, str(ROOT))
+    cache.mkdir(parents=True, exist_ok=True)
     os.environ["BIOPLASTIC_CACHE"] = str(cache)
+    cache_fs = filesystem_type(cache)
 
     import brian2
 
@@ -286,7 +333,7 @@ def main(argv=None):
     print(f"quickstart {RULE_KIND}: sizes {protocol.model.sizes}, batch {protocol.task.batch}, "
           f"K = {protocol.rule.samples} -> {copies} copies, {steps} steps of {protocol.model.dt}, "
           f"analysis every {protocol.analysis.every} trials; brian2 {brian2.__version__}, "
-          f"{os.cpu_count()} CPUs", flush=True)
+          f"{os.cpu_count()} CPUs; standalone build cache {cache} ({cache_fs})", flush=True)
 
     results, rows = {}, []
     try:
@@ -296,7 +343,7 @@ def main(argv=None):
         rows.append(row("bioplastic standalone (run_args)", results["standalone"]))
 
         print(f"b. naive Brian2 runtime loop: build + warm-up, then {args.naive_trials} trials ...", flush=True)
-        results["naive"] = bench_naive(protocol, args.naive_trials)
+        results["naive"], loop = bench_naive(protocol, args.naive_trials)
         backends._owner = None  # the naive loop used the device behind bioplastic's back
         rows.append(row(f"naive Brian2 loop ({results['naive']['target']})", results["naive"]))
 
@@ -304,6 +351,12 @@ def main(argv=None):
             print(f"c. runtime (numpy) trainer: warm-up, then {args.runtime_trials} trials ...", flush=True)
             results["runtime"], _ = bench_trainer("runtime", args.runtime_trials)
             rows.append(row("bioplastic runtime (numpy)", results["runtime"]))
+
+        if not args.no_gc_freeze:
+            print(f"d. the naive loop again, after gc.freeze(): {args.naive_trials} trials ...", flush=True)
+            results["naive_frozen"] = bench_naive_frozen(loop, args.naive_trials)
+            backends._owner = None
+            rows.append(row(f"naive loop + gc.freeze() ({loop.target})", results["naive_frozen"]))
     finally:
         if not args.cache:
             shutil.rmtree(cache, ignore_errors=True)
@@ -312,35 +365,42 @@ def main(argv=None):
     ratio = rows[0]["trials_per_s"] / rows[1]["trials_per_s"]
     print(f"standalone / naive: {ratio:.1f}x trials per second (target: >= 10x) "
           f"-> {'OK' if ratio >= 10 else 'BELOW TARGET'}")
+    ratio_frozen = None
+    if "naive_frozen" in results:
+        ratio_frozen = rows[0]["trials_per_s"] / rows[-1]["trials_per_s"]
+        print(f"standalone / (naive + gc.freeze()): {ratio_frozen:.1f}x")
     naive = results["naive"]
     print(f"naive loop code objects: {', '.join(naive['code_objects'])}")
     checks = {}
-    for name in [k for k in ("naive", "runtime") if k in results]:
+    for name in [k for k in ("naive", "runtime", "naive_frozen") if k in results]:
         diff, n = max_loss_difference(results[name]["losses"], results["standalone"]["losses"])
         checks[name] = dict(trials_compared=n, max_relative_loss_difference=diff)
         print(f"loss curve {name} vs standalone, first {n} trials: max relative difference {diff:.2e}")
-    if any(c["max_relative_loss_difference"] > 1e-6 for c in checks.values()):
-        print("WARNING: the loss curves disagree: the methods are not doing the same work", file=sys.stderr)
+    agree = all(c["max_relative_loss_difference"] <= 1e-6 for c in checks.values())
+    if not agree:
+        print("ERROR: the loss curves disagree: the methods are not doing the same work", file=sys.stderr)
     total = time.perf_counter() - started
     print(f"total benchmark time {total:.1f} s")
 
-    if args.out:
+    if out:
         report = dict(
             benchmark="bench_trial_loop", date=datetime.datetime.now().isoformat(timespec="seconds"),
-            command=" ".join([Path(sys.executable).name, *sys.argv]),
+            command=" ".join([_relative(sys.executable), *sys.argv]),
             machine=dict(cpus=os.cpu_count(), platform=platform.platform(), processor=platform.processor(),
-                         python=platform.python_version(), brian2=brian2.__version__, numpy=np.__version__),
+                         python=platform.python_version(), brian2=brian2.__version__, numpy=np.__version__,
+                         load_average=os.getloadavg()),
+            standalone_cache=dict(path=str(cache), filesystem=cache_fs, temporary=not args.cache),
             network=dict(protocol=str(PROTOCOL.relative_to(ROOT)), rule=RULE_KIND, sizes=protocol.model.sizes,
                          batch=protocol.task.batch, samples=protocol.rule.samples, copies=copies, steps=steps,
                          recorded_copies=protocol.task.batch, analysis_every=protocol.analysis.every),
             results={r["method"]: r for r in rows},
             naive_target=naive["target"], naive_code_objects=naive["code_objects"],
             naive_cython_failure=naive["cython_failure"],
-            standalone_over_naive=ratio, loss_checks=checks, total_s=total)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    return 0
+            standalone_over_naive=ratio, standalone_over_naive_gc_frozen=ratio_frozen, loss_checks=checks, losses_agree=agree, total_s=total)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":

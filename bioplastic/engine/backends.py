@@ -66,6 +66,9 @@ class _Backend:
         global _owner
         if _owner is self:
             _owner = None
+        for key, backend in list(_open.items()):
+            if backend is self:  # never hand out a closed backend again
+                del _open[key]
 
 
 class RuntimeBackend(_Backend):
@@ -108,6 +111,11 @@ class StandaloneBackend(_Backend):
 
     def _run(self, values):
         self._device.run(directory=str(self.directory), with_output=False, run_args=values)
+        # Brian2 writes each run_args array to a new content-named file and never deletes it:
+        # remove this run's files, or a long training run leaves thousands behind.
+        for name in self._device.run_args_arrays:
+            for path in (self.directory / "static_arrays" / name, self.directory / "static_arrays" / f"{name}.lock"):
+                path.unlink(missing_ok=True)
 
     def close(self):
         super().close()
