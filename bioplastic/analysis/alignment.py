@@ -1,7 +1,6 @@
 """How close an implied update is to the negative gradient: cosine, angle and norm ratio."""
 
 import numpy as np
-import pandas as pd
 
 
 def _cosine(a, b):

@@ -6,7 +6,6 @@ variant ``v`` on example ``b``. The BPTT reference runs through the recorded tra
 B clean copies.
 """
 
-import time
 
 import numpy as np
 import pandas as pd
