@@ -11,10 +11,13 @@ whose device was taken by another rebuilds itself on its next run (for standalon
 the compiled files, since Brian2 rewrites only changed sources).
 """
 
+import atexit
 import fcntl
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,11 +96,18 @@ class RuntimeBackend(_Backend):
 
 
 class StandaloneBackend(_Backend):
-    """A C++ standalone build, compiled once per structure and re-run with ``run_args``."""
+    """A C++ standalone build, compiled once per structure and re-run with ``run_args``.
+
+    The compiled project stays in the project-local cache. The files every run writes and reads
+    (``run_args`` arrays in ``static_arrays/``, all results in ``results/``) go to a scratch
+    folder in memory (``/dev/shm``) where there is one: on a disk, creating and deleting those
+    ~60 files costs more than the simulation itself.
+    """
 
     def __init__(self, spec, copies, steps, record):
         super().__init__(spec, copies, steps, record)
         self.directory, self._lock = _claim_directory(_structure_key(spec, copies, steps, record))
+        self._scratch = None
 
     def _build(self):
         device = all_devices["cpp_standalone"]
@@ -106,8 +116,23 @@ class StandaloneBackend(_Backend):
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
         self.net = build_rate_network(self.spec, self.copies, self.steps, self.record)
         self.net.network.run(self.net.duration, namespace={})
+        self._link_scratch()
         device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
         self._device = device
+
+    def _link_scratch(self):
+        """Point ``results/`` and ``static_arrays/`` at a fresh in-memory folder (or a real one)."""
+        if self._scratch is None:
+            self._scratch = _memory_folder()
+        for name in ("results", "static_arrays"):
+            link = self.directory / name
+            if link.is_symlink():
+                link.unlink()
+            elif link.is_dir() and self._scratch is not None:
+                shutil.rmtree(link)
+            if self._scratch is not None:
+                (self._scratch / name).mkdir(exist_ok=True)
+                link.symlink_to(self._scratch / name, target_is_directory=True)
 
     def _run(self, values):
         self._device.run(directory=str(self.directory), with_output=False, run_args=values)
@@ -119,9 +144,20 @@ class StandaloneBackend(_Backend):
 
     def close(self):
         super().close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def _memory_folder():
+    """A private folder in /dev/shm, or None where there is no writable tmpfs."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return None
+    return Path(tempfile.mkdtemp(prefix="bioplastic-", dir=shm))
 
 
 def _structure_key(spec, copies, steps, record):
@@ -143,6 +179,13 @@ def _claim_directory(key):
             continue
         return directory, lock
     raise RuntimeError(f"no free standalone build slot for {key} under {cache_root()}")
+
+
+@atexit.register
+def close_all():
+    """Close every open backend: give back build slots, remove scratch folders."""
+    for backend in list(_open.values()):
+        backend.close()
 
 
 def get_backend(name, spec, copies, steps, record):

@@ -63,13 +63,23 @@ class TeacherRegression:
     spec_class = TeacherRegressionSpec
     description = "regress the output of a fixed random teacher network of the same shape"
 
+    block = 64  # batches drawn and labelled at once: one teacher simulation serves 64 trials
+
     def __init__(self, spec, n_inputs, teacher):
         self.spec, self.n_inputs, self.teacher = spec, n_inputs, teacher
+        self._ready = []
 
     def sample(self, rng):
-        """A fresh batch: inputs (batch, n_0) and targets (batch, n_L)."""
-        inputs = rng.normal(0.0, self.spec.input_std, (self.spec.batch, self.n_inputs))
-        return inputs, self.teacher(inputs)
+        """A fresh batch: inputs (batch, n_0) and targets (batch, n_L).
+
+        Batches are drawn ``block`` at a time from ``rng``, which gives the same numbers as
+        drawing them one by one.
+        """
+        if not self._ready:
+            inputs = rng.normal(0.0, self.spec.input_std, (self.block * self.spec.batch, self.n_inputs))
+            targets = self.teacher(inputs)
+            self._ready = list(zip(np.split(inputs, self.block), np.split(targets, self.block)))[::-1]
+        return self._ready.pop()
 
     @staticmethod
     def losses(outputs, targets):
