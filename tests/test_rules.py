@@ -59,8 +59,8 @@ def test_backprop_update_is_minus_lr_times_gradient():
 class NumpyBackend:
     """Runs the copies with the NumPy Euler maths, which a test shows equal to Brian2's."""
 
-    def __init__(self, model, steps):
-        self.model, self.steps = model, steps
+    def __init__(self, model, steps, copies):
+        self.model, self.steps, self.copies = model, steps, copies
 
     def run(self, weights, inputs, perts=None):
         final = forward(weights, inputs, self.model.activation, self.model.a, self.steps, perts)
@@ -82,7 +82,7 @@ def test_expected_update_points_along_the_gradient(kind, antithetic):
     inputs, targets = trainer.task.sample(trainer.input_rng)
     trial, _ = reference.step(inputs, targets, with_gradient=True)
     # ... and the rule's estimate from 2K + 1 copies, run with the NumPy maths for speed.
-    trainer.backend = NumpyBackend(trainer.protocol.model, trainer.steps)
+    trainer.backend = NumpyBackend(trainer.protocol.model, trainer.steps, trainer.backend.copies)
     _, update = trainer.step(inputs, targets, with_gradient=False)
     estimate = np.concatenate([-u.ravel() / trainer.rule.spec.lr for u in update])
     gradient = np.concatenate([g.ravel() for g in trial.gradient.weights])

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bioplastic.analysis import approximate_cosine, expected_cosine
@@ -36,10 +37,10 @@ def test_formula_against_monte_carlo(dimension, samples):
 @pytest.mark.parametrize("kind", ["weight_perturbation", "node_perturbation"])
 def test_measured_cosine_on_a_linear_network_matches_theory(kind):
     # Dry-run updates at fixed weights through the Brian2 standalone simulation of a linear network
-    # (antithetic pairs make the difference quotient exact up to O(sigma^2)). 300 samples: the sem
-    # is ~0.004-0.006; allow 4 sem.
+    # (antithetic pairs make the difference quotient exact up to O(sigma^2)). 1000 samples: the sem
+    # is ~0.002-0.004; allow 4 sem.
     p = rule_protocol("wp_vs_np.toml", kind)
-    table = Trainer(p).align(300)
+    table = Trainer(p).align(1000)
     whole = table[table.layer == "all"]
     sem = whole.cosine.sem()
     theory = whole.cosine_theory.mean()
@@ -68,3 +69,13 @@ def test_node_perturbation_theory_against_monte_carlo(batch):
                                for x, p in zip(xi, pre)], axis=1)
     cos = estimate @ mean / (np.linalg.norm(estimate, axis=1) * np.linalg.norm(mean))
     assert abs(cos.mean() - theory) < 4 * cos.std() / np.sqrt(len(cos)), (cos.mean(), theory)
+
+
+@pytest.mark.parametrize("kind", ["weight_perturbation", "node_perturbation", "backprop"])
+def test_samples_side_by_side_equal_samples_one_by_one(kind):
+    # align() packs many samples into one simulation; the copies must not interact, and the
+    # noise must be drawn in the same order, so the table is the same as one sample per run.
+    p = rule_protocol("wp_vs_np.toml", kind, 'training.backend="runtime"', 'task.duration="20 ms"')
+    one_by_one = Trainer(p).align(3, max_copies=1)
+    side_by_side = Trainer(p).align(3)
+    pd.testing.assert_frame_equal(one_by_one, side_by_side, check_exact=False, rtol=1e-9, atol=1e-12)

@@ -50,22 +50,45 @@ class Trainer:
 
     def step(self, inputs, targets, with_gradient):
         """Run one trial at the current weights; return the trial data and the implied update."""
+        perturbation = self.rule.perturb(self.weights, self.batch, self.noise_rng)
+        return self._run_samples(inputs, targets, [perturbation], self.backend, with_gradient)[0]
+
+    def _run_samples(self, inputs, targets, perturbations, backend, with_gradient):
+        """Run independent perturbation samples of one trial side by side in one simulation.
+
+        Sample ``s`` owns copies ``s * V * B .. (s + 1) * V * B - 1``; the backend may hold room
+        for more samples than given (the spare copies repeat the last sample and are ignored).
+        Returns ``(trial, update)`` per sample.
+        """
         weights, variants, batch = self.weights, self.rule.variants, self.batch
-        perturbation = self.rule.perturb(weights, batch, self.noise_rng)
-        if perturbation.weights is None:
-            copy_weights = [np.broadcast_to(w, (variants * batch,) + w.shape) for w in weights]
-        else:
-            copy_weights = [np.repeat(w + dw, batch, axis=0) for w, dw in zip(weights, perturbation.weights)]
-        copy_perts = [p.reshape(variants * batch, -1) for p in perturbation.nodes] if perturbation.nodes else None
-        observed = self.backend.run(copy_weights, np.tile(inputs, (variants, 1)), copy_perts)
-        final = [f.reshape(variants, batch, -1) for f in observed.final]
-        losses = self.task.losses(final[-1], targets)
+        per_sample = variants * batch
+        room = backend.copies // per_sample
+        padded = perturbations + [perturbations[-1]] * (room - len(perturbations))
+        copy_weights = [np.concatenate(parts) for parts in zip(*(self._copy_weights(p) for p in padded))]
+        copy_perts = None
+        if perturbations[0].nodes is not None:
+            copy_perts = [np.concatenate([p.nodes[l].reshape(per_sample, -1) for p in padded])
+                          for l in range(len(weights))]
+        observed = backend.run(copy_weights, np.tile(inputs, (variants * room, 1)), copy_perts)
+        final = [f.reshape(room, variants, batch, -1) for f in observed.final]
         gradient = None
-        if with_gradient or self.rule.needs_gradient:
-            gradient = bptt(weights, inputs, observed.trajectory, self.task.output_gradient(final[-1][0], targets),
+        if with_gradient or self.rule.needs_gradient:  # the recorded copies are sample 0's clean ones
+            gradient = bptt(weights, inputs, observed.trajectory,
+                            self.task.output_gradient(final[-1][0, 0], targets),
                             self.protocol.model.activation, self.protocol.model.a)
-        trial = TrialData(weights, losses, final, gradient)
-        return trial, self.rule.update(trial, perturbation)
+        results = []
+        for s, perturbation in enumerate(perturbations):
+            sample_final = [f[s] for f in final]
+            trial = TrialData(weights, self.task.losses(sample_final[-1], targets), sample_final, gradient)
+            results.append((trial, self.rule.update(trial, perturbation)))
+        return results
+
+    def _copy_weights(self, perturbation):
+        """Per-copy weights (V * B, n_out, n_in) of one sample: variant v's offset on every example."""
+        n = self.rule.variants * self.batch
+        if perturbation.weights is None:
+            return [np.broadcast_to(w, (n,) + w.shape) for w in self.weights]
+        return [np.repeat(w + dw, self.batch, axis=0) for w, dw in zip(self.weights, perturbation.weights)]
 
     def analyse(self, trial, update):
         """Alignment rows (layer, metric, value) of an update with the trial's reference gradient."""
@@ -104,20 +127,31 @@ class Trainer:
             self.weights = [w + u for w, u in zip(self.weights, update)]
         return pd.DataFrame(rows, columns=["trial", "layer", "metric", "value"])
 
-    def align(self, samples, progress=False):
+    def align(self, samples, progress=False, max_copies=4096):
         """Draw ``samples`` dry-run updates at fixed weights on one fixed batch.
+
+        Independent samples run side by side, up to ``max_copies`` network copies per simulation.
 
         Returns a table with one row per sample and layer: ``rule``, ``layer``, ``sample``,
         ``cosine``, ``angle_deg``, ``norm_ratio`` and, where a theory exists, ``cosine_theory``
         and ``effective_dimension``.
         """
         inputs, targets = self.task.sample(self.input_rng)
+        per_sample = self.rule.variants * self.batch
+        chunk = max(1, min(samples, max_copies // per_sample))
+        backend = get_backend(self.protocol.training.backend, self.protocol.model, chunk * per_sample,
+                              self.steps, record=self.batch)
         records = []
-        for s in tqdm(range(samples), desc=f"align {self.rule.kind}", disable=None if progress else True,
-                      leave=False, unit="sample"):
-            trial, update = self.step(inputs, targets, with_gradient=True)
-            for layer, metric, value in self.analyse(trial, update):
-                records.append(dict(rule=self.rule.kind, layer=layer, sample=s, metric=metric, value=value))
+        with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
+                  leave=False, unit="sample") as bar:
+            for start in range(0, samples, chunk):
+                count = min(chunk, samples - start)
+                perturbations = [self.rule.perturb(self.weights, self.batch, self.noise_rng) for _ in range(count)]
+                for s, (trial, update) in enumerate(self._run_samples(inputs, targets, perturbations, backend,
+                                                                      with_gradient=True), start=start):
+                    for layer, metric, value in self.analyse(trial, update):
+                        records.append(dict(rule=self.rule.kind, layer=layer, sample=s, metric=metric, value=value))
+                bar.update(count)
         table = pd.DataFrame(records).pivot_table(index=["rule", "layer", "sample"], columns="metric",
                                                   values="value", sort=False).reset_index()
         table.columns.name = None
