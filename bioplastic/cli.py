@@ -60,17 +60,26 @@ def _fmt(x):
     return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
 
+def _shipped(folder):
+    """``models/`` or ``protocols/`` of the working directory, else of the bioplastic checkout."""
+    here = Path(folder)
+    return here if here.is_dir() else Path(__file__).resolve().parents[1] / folder
+
+
 def cmd_list(args):
+    import tomllib
+
+    from .config import AnalysisSpec, TrainingSpec
     from .networks import MODEL_KINDS
     from .rules import RULES
     from .spec import describe
     from .tasks import TASKS
     what = args.what
     if what in (None, "models"):
-        print("models (kind = rate; files in models/):")
-        for path in sorted(Path("models").glob("*.toml")):
-            import tomllib
+        print(f"models (kind = rate; files in {_shipped('models')}):")
+        for path in sorted(_shipped("models").glob("*.toml")):
             print(f"  {path.stem}: {tomllib.loads(path.read_text()).get('description', '')}")
+        print("  [model] parameters:")
         _print_params(describe(MODEL_KINDS["rate"]))
     if what in (None, "rules"):
         print("rules:")
@@ -83,10 +92,12 @@ def cmd_list(args):
             print(f"  {kind}: {task.description}")
             _print_params(describe(task.spec_class), indent=4)
     if what in (None, "protocols"):
-        print("protocols (in protocols/):")
-        import tomllib
-        for path in sorted(Path("protocols").glob("*.toml")):
-            print(f"  {path}: {tomllib.loads(path.read_text()).get('description', '')}")
+        print(f"protocols (in {_shipped('protocols')}):")
+        for path in sorted(_shipped("protocols").glob("*.toml")):
+            print(f"  {path.name}: {tomllib.loads(path.read_text()).get('description', '')}")
+        for name, spec in (("training", TrainingSpec), ("analysis", AnalysisSpec)):
+            print(f"  [{name}] parameters:")
+            _print_params(describe(spec))
     return EXIT_OK
 
 
@@ -99,6 +110,10 @@ def _print_params(rows, indent=4):
 def cmd_gradcheck(args):
     from .analysis.alignment import layer_names
     from .engine.trainer import Trainer, finite_difference_gradient
+    if not args.eps > 0:
+        raise SpecError("--eps", "must be > 0", args.eps)
+    if not args.tolerance >= 0:
+        raise SpecError("--tolerance", "must be >= 0", args.tolerance)
     protocol = _load(args)
     if protocol.sweep:
         protocol = protocol.variants()[0][2]
@@ -108,7 +123,8 @@ def cmd_gradcheck(args):
     reference = trial.gradient.weights
     numeric = finite_difference_gradient(trainer, inputs, targets, eps=args.eps)
     scale = max(np.abs(g).max() for g in reference)
-    floor = 1e-6 * scale  # entries far below the largest gradient are compared in absolute terms
+    # Entries far below the largest gradient are compared in absolute terms.
+    floor = max(1e-6 * scale, np.finfo(float).tiny)
     rows = []
     for name, ref, num in zip(layer_names(len(reference)), reference, numeric):
         error = np.abs(ref - num)
@@ -121,7 +137,7 @@ def cmd_gradcheck(args):
           f"Brian2 simulation (eps={args.eps:g}, backend={protocol.training.backend})")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3e}"))
     print(f"max_rel_error={worst:.3e}")
-    if worst > args.tolerance:
+    if not worst <= args.tolerance:  # NaN fails too
         print(f"FAILED: max_rel_error above tolerance {args.tolerance:g}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
@@ -136,13 +152,14 @@ def cmd_align(args):
     samples = args.samples or protocol.analysis.samples
     runs = [v[2] for v in protocol.variants()] if protocol.sweep else [protocol]
     out = Path(args.out) if args.out else _default_out(protocol.name, prefix="align-")
-    tables = [Trainer(p).align(samples, progress=True) for p in runs]
-    table = pd.concat(tables, ignore_index=True)
+    if out.exists():
+        raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(out)!r})")
+    table = pd.concat([Trainer(p).align(samples, progress=True) for p in runs], ignore_index=True)
+    stats = summarise(table, "cosine")
     with atomic_folder(out) as folder:
         write_table(table, folder / "alignment.csv")
         write_protocol(protocol.to_table(), folder / "protocol.toml")
         draw_folder(folder)
-    stats = summarise(table, "cosine")
     print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights:")
     print(stats.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"alignment: {out / 'alignment.csv'}")
@@ -151,7 +168,12 @@ def cmd_align(args):
 
 def cmd_figures(args):
     from .plotting import draw_folder
-    for path in draw_folder(args.folder):
+    try:
+        written = draw_folder(args.folder)
+    except (KeyError, AttributeError, ValueError, pd.errors.ParserError) as exc:
+        raise SpecError("", f"not a readable result folder ({type(exc).__name__}: {exc})",
+                        file=args.folder) from None
+    for path in written:
         print(path)
     return EXIT_OK
 
@@ -197,6 +219,9 @@ def main(argv=None):
         return args.func(args)
     except (SpecError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # e.g. an --out that cannot be created
+        print(f"error: {exc.filename}: {exc.strerror}" if exc.filename else f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

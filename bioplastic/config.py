@@ -7,6 +7,7 @@ Every error is a :class:`~bioplastic.errors.SpecError` that prints as
 import copy
 import dataclasses
 import itertools
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .tasks import TASKS
 SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
 TOP_KEYS = ("name", "seed", "description") + SECTIONS
 SPIKING_KINDS = ("lif", "izhikevich")  # named in the design, not built yet
+PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the repository's models/
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,7 @@ def load_protocol(path, overrides=(), quick=False):
     """Read, override, shrink (``quick``) and validate a protocol file."""
     path = Path(path)
     file = str(path)
-    try:
-        table = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError("", "no such protocol file", file=file) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("", f"invalid TOML: {exc}", file=file) from None
+    table = _read_toml(path, file)
     try:
         for item in overrides:
             apply_override(table, item)
@@ -108,6 +105,17 @@ def load_protocol(path, overrides=(), quick=False):
         return resolve(table, file)
     except SpecError as exc:
         raise exc.located(file=file) from None
+
+
+def _read_toml(path, file):
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError("", "no such file", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("", f"cannot read the file: {exc}", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError("", f"invalid TOML: {exc}", file=file) from None
 
 
 def apply_override(table, item):
@@ -136,31 +144,44 @@ def resolve_model_file(table, base):
     if not isinstance(model, dict) or "file" not in model:
         return table
     name = model["file"]
-    candidates = [base / name, base.parent / "models" / name, Path("models") / name]
+    if not isinstance(name, str) or not name:
+        raise SpecError("model.file", "must be the name of a model file, like \"rate_mlp.toml\"", name)
+    candidates = [base / name, base.parent / "models" / name, Path("models") / name, PACKAGE_MODELS / name]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise SpecError("model.file", f"no such model file; looked in {', '.join(str(c.parent) for c in candidates)}",
                         name)
-    try:
-        merged = tomllib.loads(found.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("model.file", f"invalid TOML in {found}: {exc}", name) from None
+    merged = _read_toml(found, str(found))
     merged.pop("name", None)
     merged.pop("description", None)
+    try:  # a model file's own mistakes are reported against that file
+        kind = _kind(merged, "kind", MODEL_KINDS, default="rate")
+        from_table(MODEL_KINDS[kind], merged, "")
+    except SpecError as exc:
+        raise exc.located(file=str(found)) from None
     merged.update({k: v for k, v in model.items() if k != "file"})
     return {**table, "model": merged}
 
 
 def shrink(table):
     """``--quick``: few trials, few samples, one seed; same structure otherwise."""
-    training = table.setdefault("training", {})
-    training["trials"] = min(training.get("trials", 300), 12)
-    analysis = table.setdefault("analysis", {})
-    if analysis.get("every", 10) > 0:
-        analysis["every"] = min(analysis.get("every", 10), 4)
-    analysis["samples"] = min(analysis.get("samples", 200), 10)
-    if isinstance(table.get("sweep"), dict):
-        table["sweep"]["seeds"] = 1
+    def cap(section, key, default, limit):
+        value = section.get(key, default)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            section[key] = limit  # anything else is left for validation to report
+
+    training, analysis, sweep = (table.get(name) for name in ("training", "analysis", "sweep"))
+    if training is None:
+        training = table["training"] = {}
+    if analysis is None:
+        analysis = table["analysis"] = {}
+    if isinstance(training, dict):
+        cap(training, "trials", 300, 12)
+    if isinstance(analysis, dict):
+        cap(analysis, "every", 10, 4)
+        cap(analysis, "samples", 200, 10)
+    if isinstance(sweep, dict):
+        cap(sweep, "seeds", 1, 1)
 
 
 def _section(table, name):
@@ -174,7 +195,7 @@ def _kind(section, path, registry, default=None):
     kind = section.get("kind", default)
     if kind is None:
         raise SpecError(f"{path}.kind", f"is required; valid: {', '.join(registry)}")
-    if kind not in registry:
+    if not isinstance(kind, str) or kind not in registry:
         hint = " (spiking models are not implemented yet)" if kind in SPIKING_KINDS else ""
         raise SpecError(f"{path}.kind", f"must be one of {', '.join(registry)}{hint}", kind)
     return kind
@@ -202,12 +223,14 @@ def resolve(table, file, swept_rule_kinds=None):
         raise SpecError("seed", "must be an integer >= 0", seed)
     if not isinstance(name, str) or not name:
         raise SpecError("name", "must be a non-empty string", name)
+    sweep = _check_sweep(table.get("sweep"))
     model_section, task_section, rule_section = (_section(table, s) for s in ("model", "task", "rule"))
     model_kind = _kind(model_section, "model", MODEL_KINDS, default="rate")
     model = from_table(MODEL_KINDS[model_kind], model_section, "model")
     task_kind = _kind(task_section, "task", TASKS, default="teacher_regression")
     task = from_table(TASKS[task_kind].spec_class, task_section, "task")
     swept_kinds = _grid_rule_kinds(table) if swept_rule_kinds is None else swept_rule_kinds
+    swept_kinds = [k for k in swept_kinds if isinstance(k, str)]
     rule_kind = _kind(rule_section, "rule", RULES, default=swept_kinds[0] if swept_kinds else None)
     rule_class = RULES[rule_kind]
     own = {f.name for f in params(rule_class.spec_class)}
@@ -220,11 +243,14 @@ def resolve(table, file, swept_rule_kinds=None):
     if abs(steps - round(steps)) > 1e-9:
         raise SpecError("task.duration", f"must be a whole number of model.dt steps (dt = {model.dt})",
                         str(task.duration))
+    layers = len(model.sizes) - 1
+    if round(steps) < layers:  # the input needs one step per layer to reach the output
+        raise SpecError("task.duration", f"must be at least {layers} steps of model.dt = {model.dt} "
+                        f"(one per layer)", str(task.duration))
     if analysis.reference != "bptt":
         raise SpecError("analysis.reference", "must be bptt for rate networks during training "
                         "(finite differences are checked by `bioplastic gradcheck`; surrogate is for spiking "
                         "models)", analysis.reference)
-    sweep = _check_sweep(table.get("sweep"))
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
@@ -250,6 +276,8 @@ def _check_sweep(sweep):
             raise SpecError(f"sweep.grid.{key}", f"must be a dotted key into {', '.join(SECTIONS[:-1])}")
         if not isinstance(values, list) or not values:
             raise SpecError(f"sweep.grid.{key}", "must be a non-empty list of values", values)
+        if len({repr(v) for v in values}) < len(values):
+            raise SpecError(f"sweep.grid.{key}", "lists a value twice", values)
     seeds = sweep.get("seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise SpecError("sweep.seeds", "must be an integer >= 1", seeds)
@@ -266,7 +294,13 @@ def _variants(table, file):
         for key, value in values.items():
             apply_override(variant, f"{key}={_toml_literal(value)}")
         label = "__".join(str(v) if len(grid) == 1 else f"{k.split('.')[-1]}-{v}" for k, v in values.items())
-        out.append((label, values, resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))))
+        label = re.sub(r"[^\w.=+-]+", "_", label).strip("_")  # a folder name
+        if any(label == other for other, _, _ in out):
+            raise SpecError("sweep.grid", f"two variants share the folder name {label!r}; use distinct values")
+        try:
+            out.append((label, values, resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))))
+        except SpecError as exc:
+            raise SpecError(exc.key, f"{exc.message} (in the sweep variant {label})", exc.got) from None
     return out
 
 

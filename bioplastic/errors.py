@@ -30,9 +30,9 @@ class SpecError(BioplasticError, ValueError):
         return text
 
     def located(self, file=None, prefix=None):
-        """The same error with a file and/or a key-path prefix added."""
+        """The same error with a file (unless it names one already) and/or a key-path prefix added."""
         key = f"{prefix}.{self.key}" if prefix and self.key else (prefix or self.key)
-        return SpecError(key, self.message, self.got, file or self.file)
+        return SpecError(key, self.message, self.got, self.file or file)  # the innermost file is the one at fault
 
 
 class DivergenceError(SpecError):

@@ -16,6 +16,7 @@ comparison figures in ``DIR/figures``.
 
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 import tomli_w
+
+from .errors import SpecError
 
 METRICS_COLUMNS = ["trial", "layer", "metric", "value"]
 
@@ -37,15 +40,25 @@ def atomic_folder(path):
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(path)!r})")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = [p for p in reversed(path.parents) if not p.exists()]  # parents made here, outermost first
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise SpecError("--out", f"cannot create the result folder: {exc.strerror or exc}", str(path)) from None
+    done = False
     try:
         yield tmp
         os.rename(tmp, path)
+        done = True
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not done:  # leave no empty results/<name>/ behind either
+            for parent in reversed(created):
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
 
 
 def write_table(frame, path):
@@ -59,8 +72,21 @@ def write_table(frame, path):
 def write_json(data, path):
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    tmp.write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def _finite(data):
+    """JSON has no NaN: write missing numbers as null."""
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if hasattr(data, "item"):  # numpy scalars
+        return _finite(data.item())
+    return data
 
 
 def write_protocol(table, path):

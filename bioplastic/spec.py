@@ -106,18 +106,22 @@ def from_table(spec_class, table, path, ignore=("kind",)):
     Unknown keys are errors that list the valid keys.
     """
     known = {f.name: f for f in params(spec_class)}
+
+    def where(key):
+        return f"{path}.{key}" if path else key
+
     for key in table:
         if key not in known and key not in ignore:
-            raise SpecError(f"{path}.{key}", f"unknown key; valid keys: {', '.join(sorted(known))}")
+            raise SpecError(where(key), f"unknown key; valid keys: {', '.join(sorted(known))}")
     values = {}
     for key, f in known.items():
         if key in table:
-            values[key] = _coerce(f, table[key], f"{path}.{key}")
+            values[key] = _coerce(f, table[key], where(key))
     try:
         return spec_class(**values)
     except SpecError as exc:  # cross-field checks in __post_init__ name the class; re-root them
         attr = exc.key.split(".", 1)[-1] if exc.key else ""
-        raise SpecError(f"{path}.{attr}" if attr else path, exc.message, exc.got) from None
+        raise SpecError(where(attr) if attr else path, exc.message, exc.got) from None
 
 
 def to_table(spec):

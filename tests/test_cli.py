@@ -52,6 +52,29 @@ def test_align_writes_the_contract_table(tmp_path, capsys):
     backprop = table[table.rule == "backprop"]
     assert backprop.cosine.min() > 1 - 1e-12 and (backprop.norm_ratio - 1).abs().max() < 1e-12
     assert (out / "figures" / "cosine_distribution.png").exists()
+    (out / "figures" / "cosine_distribution.png").unlink()
+    assert main(["figures", str(out)]) == 0 and (out / "figures" / "cosine_distribution.png").exists()
+
+
+def test_same_seed_same_table_and_resolved_protocol_reruns(tmp_path):
+    # Runs 1 and 2: the same protocol and seed. Run 3: the protocol.toml that run 1 wrote.
+    args = ["--quick", "--set", 'training.backend="runtime"', "--set", 'rule.kind="node_perturbation"']
+    assert main(["run", "protocols/wp_vs_np.toml", "--out", str(tmp_path / "a")] + args) == 0
+    assert main(["run", "protocols/wp_vs_np.toml", "--out", str(tmp_path / "b")] + args) == 0
+    first = tmp_path / "a" / "node_perturbation" / "seed7"
+    assert main(["run", str(first / "protocol.toml"), "--out", str(tmp_path / "c")]) == 0
+    table = (first / "metrics.csv").read_text()
+    assert table == (tmp_path / "b" / "node_perturbation" / "seed7" / "metrics.csv").read_text()
+    assert table == (tmp_path / "c" / "metrics.csv").read_text()
+
+
+def test_gradcheck_fails_above_tolerance_and_rejects_bad_steps(capsys):
+    base = ["gradcheck", "protocols/quickstart.toml", "--set", 'training.backend="runtime"',
+            "--set", "model.sizes=[3,4,2]", "--set", "task.batch=2"]
+    assert main(base + ["--tolerance", "0"]) == 1  # rounding error is never exactly zero
+    assert "FAILED" in capsys.readouterr().err
+    assert main(base + ["--eps", "0"]) == 2
+    assert "--eps: must be > 0" in capsys.readouterr().err
 
 
 def test_figures_redraws_from_tables(tmp_path, capsys):
@@ -68,6 +91,6 @@ def test_list_shows_parameters_with_defaults(capsys):
     assert main(["list"]) == 0
     printed = capsys.readouterr().out
     for expected in ["weight_perturbation", "node_perturbation", "backprop", "teacher_regression",
-                     "sigma = 0.001", "tau = 10.0 ms", "rate_mlp", "protocols/quickstart.toml"]:
+                     "sigma = 0.001", "tau = 10.0 ms", "rate_mlp", "quickstart.toml", "[training] parameters", "backend = "]:
         assert expected in printed
     assert main(["list", "rules"]) == 0

@@ -4,6 +4,8 @@ import math
 
 import pytest
 from brian2 import ms
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bioplastic.cli import main
 from bioplastic.errors import SpecError
@@ -28,6 +30,12 @@ QUICKSTART = "protocols/quickstart.toml"
     ('training.backend="gpu"', "training.backend", "must be one of standalone, runtime"),
     ('model.kind="lif"', "model.kind", "not implemented"),
     ("banana=1", "banana", "unknown key"),
+    ('task.duration="1 ms"', "task.duration", "at least 2 steps"),
+    ("model.file=3", "model.file", "must be the name of a model file"),
+    ('rule.kind=["backprop"]', "rule.kind", "must be one of"),
+    ('sweep.grid={"rule.lr"=[0.1,0.1]}', "sweep.grid.rule.lr", "lists a value twice"),
+    ("sweep.seeds=0", "sweep.seeds", ">= 1"),
+    ("training=3", "training", "must be a table"),
 ])
 def test_bad_input_is_one_line_with_file_and_key_path(override, key, fragment, capsys, tmp_path):
     out = tmp_path / "never"
@@ -81,3 +89,28 @@ def test_quick_shrinks_but_keeps_the_structure():
     assert quick.training.trials <= 12 < full.training.trials
     assert quick.sweep["seeds"] == 1 and quick.model == full.model
     assert math.isclose(float(quick.task.duration / ms), float(full.task.duration / ms))
+
+
+def test_quick_reports_bad_types_instead_of_crashing(capsys):
+    assert main(["run", QUICKSTART, "--quick", "--set", 'analysis.every="x"']) == 2
+    assert "analysis.every: must be an integer" in capsys.readouterr().err
+
+
+def test_model_file_mistakes_name_the_model_file(tmp_path, capsys):
+    model = tmp_path / "m.toml"
+    model.write_text('kind = "rate"\nsizes = [3, 2]\nbogus = 1\n')
+    assert main(["validate", QUICKSTART, "--set", f'model.file="{model}"']) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {model}: bogus: unknown key")
+
+
+def test_unwritable_out_is_one_line(capsys):
+    assert main(["run", QUICKSTART, "--quick", "--out", "README.md/x", "--set", 'training.backend="runtime"']) == 2
+    assert capsys.readouterr().err.strip() == "error: --out: cannot create the result folder: File exists (got 'README.md/x')"
+
+
+@given(st.floats(min_value=1e-6, max_value=1e6, allow_nan=False))
+@settings(max_examples=50, deadline=None)
+def test_quantities_round_trip_through_their_text(value):
+    from bioplastic.units import format_quantity, parse_quantity
+    quantity = value * ms
+    assert float(parse_quantity(format_quantity(quantity), ms) / ms) == pytest.approx(value, rel=1e-12)

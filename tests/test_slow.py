@@ -1,4 +1,4 @@
-"""Full reproductions (``make test-slow``); results are recorded in RESULTS.md."""
+"""Full reproductions (``make test-slow``); their results are recorded in README.md, section Results."""
 
 import json
 

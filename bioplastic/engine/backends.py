@@ -106,10 +106,13 @@ class StandaloneBackend(_Backend):
 
     def __init__(self, spec, copies, steps, record):
         super().__init__(spec, copies, steps, record)
-        self.directory, self._lock = _claim_directory(_structure_key(spec, copies, steps, record))
+        self._key = _structure_key(spec, copies, steps, record)
+        self.directory, self._lock = _claim_directory(self._key)
         self._scratch = None
 
     def _build(self):
+        if self._lock is None:  # closed since (evicted from the open set): claim a build slot again
+            self.directory, self._lock = _claim_directory(self._key)
         device = all_devices["cpp_standalone"]
         device.reinit()
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))

@@ -153,7 +153,7 @@ class Trainer:
                         records.append(dict(rule=self.rule.kind, layer=layer, sample=s, metric=metric, value=value))
                 bar.update(count)
         table = pd.DataFrame(records).pivot_table(index=["rule", "layer", "sample"], columns="metric",
-                                                  values="value", sort=False).reset_index()
+                                                  values="value", sort=False, dropna=False).reset_index()
         table.columns.name = None
         return table
 
