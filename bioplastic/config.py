@@ -6,8 +6,12 @@ Every error is a :class:`~bioplastic.errors.SpecError` that prints as
 
 import copy
 import dataclasses
+import hashlib
+import importlib
+import importlib.util
 import itertools
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,7 @@ from .spec import at_least, from_table, non_negative, param, params, positive, t
 from .tasks import TASKS
 
 SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
-TOP_KEYS = ("name", "seed", "description") + SECTIONS
+TOP_KEYS = ("name", "seed", "description", "plugins") + SECTIONS
 SPIKING_KINDS = ("lif", "izhikevich")  # named in the design, not built yet
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the repository's models/
 
@@ -70,6 +74,7 @@ class Protocol:
     training: TrainingSpec
     analysis: AnalysisSpec
     sweep: dict | None = None
+    plugins: tuple = ()
     source: dict = dataclasses.field(default=None, repr=False)  # the table as read (model merged)
 
     def to_table(self):
@@ -81,6 +86,8 @@ class Protocol:
                      task=dict(kind=self.task_kind, **to_table(self.task)),
                      rule=dict(kind=self.rule_kind, **to_table(self.rule)),
                      training=to_table(self.training), analysis=to_table(self.analysis))
+        if self.plugins:
+            table["plugins"] = list(self.plugins)
         return table
 
     def with_seed(self, seed):
@@ -99,6 +106,7 @@ def load_protocol(path, overrides=(), quick=False):
     try:
         for item in overrides:
             apply_override(table, item)
+        table = load_plugins(table, path.parent)
         table = resolve_model_file(table, path.parent)
         if quick:
             shrink(table)
@@ -136,6 +144,39 @@ def apply_override(table, item):
         if not isinstance(node, dict):
             raise SpecError(key.strip(), "cannot set a key inside a value that is not a table")
     node[parts[-1]] = value
+
+
+def load_plugins(table, base):
+    """Import ``plugins = [...]`` (Python files beside the protocol, or module names) so that the
+    rules, tasks or models they register can be named in the protocol. File paths are made
+    absolute, so that the resolved protocol runs from anywhere."""
+    plugins = table.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
+        raise SpecError("plugins", "must be a list of Python files or module names", plugins)
+    resolved = []
+    for plugin in plugins:
+        path = (base / plugin) if not Path(plugin).is_absolute() else Path(plugin)
+        try:
+            if plugin.endswith(".py"):
+                if not path.is_file():
+                    raise FileNotFoundError(f"no such file {path}")
+                name = f"bioplastic_plugin_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+                if name not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(name, path)
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[name] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules[name]
+                        raise
+                resolved.append(str(path.resolve()))
+            else:
+                importlib.import_module(plugin)
+                resolved.append(plugin)
+        except Exception as exc:  # a plugin's own error, whatever it is, is reported on one line
+            raise SpecError("plugins", f"cannot load {plugin!r}: {type(exc).__name__}: {exc}") from None
+    return {**table, "plugins": resolved} if plugins else table
 
 
 def resolve_model_file(table, base):
@@ -254,7 +295,7 @@ def resolve(table, file, swept_rule_kinds=None):
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
-                        source=copy.deepcopy(table))
+                        plugins=tuple(table.get("plugins", ())), source=copy.deepcopy(table))
     if sweep:
         protocol.variants()  # every variant must validate too
     return protocol

@@ -94,3 +94,42 @@ def test_list_shows_parameters_with_defaults(capsys):
                      "sigma = 0.001", "tau = 10.0 ms", "rate_mlp", "quickstart.toml", "[training] parameters", "backend = "]:
         assert expected in printed
     assert main(["list", "rules"]) == 0
+
+
+PLUGIN = '''
+from dataclasses import dataclass
+import numpy as np
+from bioplastic.rules import Rule, register_rule
+from bioplastic.spec import param, positive, validate
+
+@dataclass(frozen=True)
+class SignSGDSpec:
+    lr: float = param(0.01, "learning rate", check=positive)
+    def __post_init__(self):
+        validate(self)
+
+@register_rule
+class SignSGD(Rule):
+    kind = "sign_sgd"
+    spec_class = SignSGDSpec
+    description = "step along the sign of the exact gradient"
+    needs_gradient = True
+    def update(self, trial, perturbation):
+        return [-self.spec.lr * np.sign(g) for g in trial.gradient.weights]
+'''
+
+
+def test_a_rule_of_ones_own_runs_from_a_plugin_file(tmp_path, capsys):
+    (tmp_path / "my_rule.py").write_text(PLUGIN)
+    protocol = tmp_path / "p.toml"
+    protocol.write_text('plugins = ["my_rule.py"]\n[model]\nfile = "rate_mlp.toml"\n[task]\nduration = "20 ms"\n'
+                        '[rule]\nkind = "sign_sgd"\nlr = 0.01\n[training]\ntrials = 30\nbackend = "runtime"\n')
+    out = tmp_path / "out"
+    assert main(["run", str(protocol), "--out", str(out)]) == 0
+    loss = pd.read_csv(out / "metrics.csv").query("metric == 'loss'").value.to_numpy()
+    assert loss[-5:].mean() < loss[:5].mean()
+    assert main(["validate", str(out / "protocol.toml")]) == 0  # the plugin path was made absolute
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
+    protocol.write_text('plugins = ["broken.py"]\n[rule]\nkind = "backprop"\n')
+    assert main(["validate", str(protocol)]) == 2
+    assert "plugins: cannot load 'broken.py': RuntimeError: boom" in capsys.readouterr().err
