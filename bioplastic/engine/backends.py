@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import brian2
+import numpy as np
 from brian2 import prefs
 from brian2.devices.device import all_devices, set_device
 
@@ -146,12 +147,15 @@ class StandaloneBackend(_Backend):
                 link.symlink_to(self._scratch / name, target_is_directory=True)
 
     def _run(self, values):
-        self._device.run(directory=str(self.directory), with_output=False, run_args=values)
-        # Brian2 writes each run_args array to a new content-named file and never deletes it:
-        # remove this run's files, or a long training run leaves thousands behind.
-        for name in self._device.run_args_arrays:
-            for path in (self.directory / "static_arrays" / name, self.directory / "static_arrays" / f"{name}.lock"):
-                path.unlink(missing_ok=True)
+        # The arrays go to fixed file names that each run overwrites, passed as "group.var=file"
+        # run_args. (Given arrays, Brian2 would hash each one, lock a new content-named file per
+        # run and never delete it.)
+        args = []
+        for variable, value in values.items():
+            name = f"run_{variable.group_name}_{variable.name}.dat"
+            np.asarray(value, dtype=variable.dtype).tofile(self.directory / "static_arrays" / name)
+            args.append(f"{variable.group_name}.{variable.name}=static_arrays/{name}")
+        self._device.run(directory=str(self.directory), with_output=False, run_args=args)
 
     def close(self):
         super().close()

@@ -128,15 +128,18 @@ class RateNetwork:
         ``weights``: per layer, (copies, n_out, n_in); ``inputs``: (copies, n_0);
         ``perts``: per layer, (copies, n_l), or None for no perturbation.
         """
-        values = {self.input.r: np.ascontiguousarray(inputs, float).ravel()}
+        def checked(name, array, shape):
+            array = np.asarray(array, float)
+            if array.shape != shape:
+                raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
+            return np.ascontiguousarray(array).ravel()
+
+        values = {self.input.r: checked("inputs", inputs, (self.copies, self.spec.sizes[0]))}
         for l, (syn, w) in enumerate(zip(self.synapses, weights)):
-            expected = (self.copies,) + self.spec.shapes[l]
-            if w.shape != expected:
-                raise ValueError(f"weights[{l}]: must have shape {expected} (got {w.shape})")
-            values[syn.w] = np.ascontiguousarray(w, float).ravel()
+            values[syn.w] = checked(f"weights[{l}]", w, (self.copies,) + self.spec.shapes[l])
         if perts is not None:
-            for group, p in zip(self.layers, perts):
-                values[group.pert] = np.ascontiguousarray(p, float).ravel()
+            for l, (group, p) in enumerate(zip(self.layers, perts)):
+                values[group.pert] = checked(f"perts[{l}]", p, (self.copies, self.spec.sizes[l + 1]))
         return values
 
     def read(self):
