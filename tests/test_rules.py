@@ -101,3 +101,14 @@ def test_every_rule_changes_the_weights_and_lowers_the_loss(kind):
     assert all(np.abs(a - b).max() > 1e-4 for a, b in zip(trainer.weights, before))
     loss = metrics[metrics.metric == "loss"].value.to_numpy()
     assert loss[-10:].mean() < loss[:10].mean()
+
+
+def test_standalone_and_runtime_trainers_write_the_same_table():
+    # Same seed, same protocol, two backends: the tables agree to rounding (C++ vs NumPy sums).
+    overrides = ["model.sizes=[4,6,2]", "task.batch=3", 'task.duration="20 ms"', "training.trials=6",
+                 "analysis.every=2"]
+    tables = [Trainer(rule_protocol("quickstart.toml", "node_perturbation", *overrides,
+                                    f'training.backend="{backend}"')).train()
+              for backend in ("standalone", "runtime")]
+    assert tables[0][["trial", "layer", "metric"]].equals(tables[1][["trial", "layer", "metric"]])
+    np.testing.assert_allclose(tables[0].value, tables[1].value, rtol=1e-9, atol=1e-12)
