@@ -6,6 +6,7 @@ variant ``v`` on example ``b``. The BPTT reference runs through the recorded tra
 B clean copies.
 """
 
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -37,8 +38,8 @@ class Trainer:
         self.steps = int(round(float(task_spec.duration / model.dt)))
         seed = protocol.seed
         self.weights = init_weights(model, rng_streams.stream(seed, "init"))
-        teacher_model = type(model)(**{**model.__dict__, "init_gain": task_spec.teacher_gain})
-        teacher_weights = init_weights(teacher_model, rng_streams.stream(seed, "teacher"))
+        teacher_weights = init_weights(dataclasses.replace(model, init_gain=task_spec.teacher_gain),
+                                       rng_streams.stream(seed, "teacher"))
         self.task = TASKS[protocol.task_kind](
             task_spec, model.sizes[0],
             teacher=lambda x: forward(teacher_weights, x, model.activation, model.a, self.steps)[-1])
