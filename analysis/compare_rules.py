@@ -17,31 +17,10 @@ SWEEP_DIR is a folder written by ``bioplastic run`` for a protocol whose ``[swee
 import argparse
 from pathlib import Path
 
-import pandas as pd
 from matplotlib.figure import Figure
 
 from bioplastic.plotting import plot_cosine_distribution, plot_learning_curves
-from bioplastic.results import read_metrics
-
-
-def sweep_tables(sweep):
-    """Losses (variant, seed, trial, value) and whole-network cosines (variant, seed, trial,
-    cosine, cosine_theory) of every run listed in ``sweep/runs.csv``."""
-    losses, cosines = [], []
-    for run in pd.read_csv(sweep / "runs.csv").itertuples():
-        metrics = read_metrics(sweep / run.path).assign(variant=run.variant, seed=run.seed)
-        losses.append(metrics[(metrics.metric == "loss") & metrics.layer.isin(["", "all"])])
-        rows = metrics[(metrics.layer == "all") & metrics.metric.isin(["cosine", "cosine_theory"])]
-        if not rows.empty:
-            cosines.append(rows.pivot_table(index=["variant", "seed", "trial"], columns="metric",
-                                            values="value").reset_index())
-    return pd.concat(losses), pd.concat(cosines) if cosines else pd.DataFrame()
-
-
-def alignment_table(folder):
-    """Whole-network rows of ``folder/alignment.csv``, with ``rule`` renamed to ``variant``."""
-    table = pd.read_csv(folder / "alignment.csv")
-    return table[table.layer == "all"].rename(columns={"rule": "variant"})
+from bioplastic.results import alignment_table, sweep_tables
 
 
 def main(argv=None):

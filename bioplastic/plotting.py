@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .results import read_metrics
+from .results import alignment_table, labelled_run_tables, read_metrics, sweep_tables
 
 COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue"}
 
@@ -83,13 +83,6 @@ def _save(ax, path):
     return path
 
 
-def _alignment_from_metrics(metrics, variant):
-    rows = metrics[(metrics.layer == "all") & metrics.metric.isin(["cosine", "cosine_theory"])]
-    wide = rows.pivot_table(index="trial", columns="metric", values="value").reset_index()
-    wide["variant"] = variant
-    return wide
-
-
 def draw_folder(folder):
     """Redraw the figures of a run, a sweep (``runs.csv``) or an alignment (``alignment.csv``) folder.
 
@@ -99,28 +92,17 @@ def draw_folder(folder):
     figures = folder / "figures"
     written = []
     if (folder / "runs.csv").exists():
-        runs = pd.read_csv(folder / "runs.csv")
-        losses, alignment = [], []
-        for run in runs.itertuples():
-            metrics = read_metrics(folder / run.path)
-            loss = metrics[metrics.metric == "loss"].assign(variant=run.variant, seed=run.seed)
-            losses.append(loss)
-            alignment.append(_alignment_from_metrics(metrics, run.variant))
-            written += draw_folder(folder / run.path)
-        written.append(_save(plot_learning_curves(pd.concat(losses)), figures / "learning_curves.png"))
-        alignment = pd.concat(alignment)
+        for path in pd.read_csv(folder / "runs.csv").path:
+            written += draw_folder(folder / path)
+        losses, alignment = sweep_tables(folder)
+        written.append(_save(plot_learning_curves(losses), figures / "learning_curves.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
             written.append(_save(plot_cosine_distribution(alignment), figures / "cosine_distribution.png"))
     elif (folder / "alignment.csv").exists():
-        table = pd.read_csv(folder / "alignment.csv")
-        table = table[table.layer == "all"].rename(columns={"rule": "variant"})
-        written.append(_save(plot_cosine_distribution(table), figures / "cosine_distribution.png"))
+        written.append(_save(plot_cosine_distribution(alignment_table(folder)), figures / "cosine_distribution.png"))
     elif (folder / "metrics.csv").exists():
-        metrics = read_metrics(folder)
-        name = _run_name(folder)
-        loss = metrics[metrics.metric == "loss"].assign(variant=name, seed=0)
+        loss, alignment = labelled_run_tables(read_metrics(folder), _run_name(folder), 0)
         written.append(_save(plot_learning_curves(loss), figures / "learning_curve.png"))
-        alignment = _alignment_from_metrics(metrics, name)
         if "cosine" in alignment and alignment.cosine.notna().any():
             written.append(_save(plot_cosine_distribution(alignment), figures / "cosine_distribution.png"))
     else:

@@ -114,3 +114,28 @@ def final_value(metrics, metric="loss", fraction=0.1):
         return float("nan")
     last = rows.sort_values("trial").tail(max(1, int(round(len(rows) * fraction))))
     return float(last.value.mean())
+
+
+def labelled_run_tables(metrics, variant, seed):
+    """One run's loss rows, and its whole-network ``cosine``/``cosine_theory`` per trial (wide),
+    both labelled with ``variant`` and ``seed`` for figures that compare runs."""
+    metrics = metrics.assign(variant=variant, seed=seed)
+    losses = metrics[(metrics.metric == "loss") & metrics.layer.isin(["", "all"])]
+    rows = metrics[(metrics.layer == "all") & metrics.metric.isin(["cosine", "cosine_theory"])]
+    cosines = rows.pivot_table(index=["variant", "seed", "trial"], columns="metric", values="value").reset_index()
+    cosines.columns.name = None
+    return losses, cosines
+
+
+def sweep_tables(folder):
+    """Losses and whole-network cosines (see :func:`labelled_run_tables`) of every run in ``runs.csv``."""
+    folder = Path(folder)
+    pairs = [labelled_run_tables(read_metrics(folder / run.path), run.variant, run.seed)
+             for run in pd.read_csv(folder / "runs.csv").itertuples()]
+    return pd.concat([p[0] for p in pairs]), pd.concat([p[1] for p in pairs])
+
+
+def alignment_table(folder):
+    """The whole-network rows of ``alignment.csv``, with ``rule`` named ``variant`` for figures."""
+    table = pd.read_csv(Path(folder) / "alignment.csv")
+    return table[table.layer == "all"].rename(columns={"rule": "variant"})
