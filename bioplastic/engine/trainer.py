@@ -17,7 +17,7 @@ from ..analysis import compare
 from ..errors import DivergenceError
 from ..gradients import bptt
 from ..networks import init_weights
-from ..networks.rate_math import forward
+from ..networks.rate_math import flatten, forward, unflatten
 from ..rules import RULES, TrialData
 from ..tasks import TASKS
 from .backends import get_backend
@@ -175,20 +175,18 @@ def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=40
     """
     weights, batch = trainer.weights, trainer.batch
     shapes = [w.shape for w in weights]
-    flat = np.concatenate([w.ravel() for w in weights])
+    flat = flatten(weights)
     chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
     backend = get_backend(trainer.protocol.training.backend, trainer.protocol.model, 2 * chunk * batch,
                           trainer.steps, record=0)
-    splits = np.cumsum([np.prod(s) for s in shapes])[:-1]
     gradient = np.empty_like(flat)
     for start in range(0, flat.size, chunk):
         index = np.arange(start, min(start + chunk, flat.size))
         variants = np.repeat(flat[None], 2 * chunk, axis=0)
         variants[2 * np.arange(len(index)), index] += eps
         variants[2 * np.arange(len(index)) + 1, index] -= eps
-        copy_weights = [np.repeat(part.reshape((2 * chunk,) + shape), batch, axis=0)
-                        for part, shape in zip(np.split(variants, splits, axis=1), shapes)]
+        copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(variants, shapes)]
         observed = backend.run(copy_weights, np.tile(inputs, (2 * chunk, 1)))
         losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
         gradient[index] = (losses[0:2 * len(index):2] - losses[1:2 * len(index):2]) / (2 * eps)
-    return [part.reshape(shape) for part, shape in zip(np.split(gradient, splits), shapes)]
+    return unflatten(gradient, shapes)

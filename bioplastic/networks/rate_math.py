@@ -90,3 +90,18 @@ def forward(weights, inputs, activation_name, a, steps, perts=None, record=False
 def _matvec(w, r):
     """``W r`` for a shared (n_out, n_in) or per-batch (batch, n_out, n_in) weight."""
     return r @ w.T if w.ndim == 2 else np.einsum("boi,bi->bo", w, r)
+
+
+def flatten(arrays, lead=0):
+    """Concatenate per-layer arrays into one vector per leading index.
+
+    The first ``lead`` axes (e.g. K samples) are kept; the rest of each array is raveled.
+    """
+    return np.concatenate([a.reshape(a.shape[:lead] + (-1,)) for a in arrays], axis=-1)
+
+
+def unflatten(flat, shapes):
+    """Inverse of :func:`flatten`: split the last axis into arrays of the given layer shapes."""
+    splits = np.cumsum([int(np.prod(shape)) for shape in shapes])[:-1]
+    return [part.reshape(flat.shape[:-1] + tuple(shape))
+            for part, shape in zip(np.split(flat, splits, axis=-1), shapes)]

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..analysis.alignment import layer_names
 from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
+from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
 from .base import Perturbation, Rule, register_rule
 
@@ -119,11 +120,9 @@ class WeightPerturbation(_PerturbationRule):
 
     def update(self, trial, perturbation):
         batch_loss = trial.losses.mean(axis=1)  # the weights are shared by the whole batch
-        differences = self._differences(batch_loss)
-        flat = np.concatenate([n.reshape(n.shape[0], -1) for n in perturbation.noise], axis=1)
-        g = zeroth_order_estimate(flat, differences, self.spec.sigma)
-        sizes = np.cumsum([w.size for w in trial.weights])[:-1]
-        return [-self.spec.lr * part.reshape(w.shape) for part, w in zip(np.split(g, sizes), trial.weights)]
+        g = zeroth_order_estimate(flatten(perturbation.noise, lead=1), self._differences(batch_loss),
+                                  self.spec.sigma)
+        return [-self.spec.lr * part for part in unflatten(g, [w.shape for w in trial.weights])]
 
     def theory(self, trial):
         r"""WP is isotropic over all P weights: :math:`D = P` exactly for the whole network.
