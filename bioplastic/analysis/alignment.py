@@ -13,6 +13,11 @@ def layer_names(n_layers):
     return [f"W{l}" for l in range(1, n_layers + 1)]
 
 
+def layer_subsets(n_layers):
+    """``(name, layer indices)`` for each layer alone, then ``("all", every layer)``."""
+    return [(name, [l]) for l, name in enumerate(layer_names(n_layers))] + [("all", list(range(n_layers)))]
+
+
 def compare(update, gradient, lr):
     """Compare an update with the descent direction, per layer and for the whole network.
 

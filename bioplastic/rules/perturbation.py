@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.alignment import layer_names
+from ..analysis.alignment import layer_subsets
 from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
 from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
@@ -133,9 +133,8 @@ class WeightPerturbation(_PerturbationRule):
         """
         g = trial.gradient.weights
         total = sum(sq(x) for x in g)
-        subsets = [(name, [l]) for l, name in enumerate(layer_names(len(g)))] + [("all", range(len(g)))]
         out = {}
-        for name, layers in subsets:
+        for name, layers in layer_subsets(len(g)):
             mean2 = sum(sq(g[l]) for l in layers)
             m2 = total * sum(g[l].size for l in layers) + 2 * mean2
             d, k = isotropic_equivalent(mean2, m2, self.spec.samples)
@@ -190,10 +189,8 @@ class NodePerturbation(_PerturbationRule):
         per_example_mean = [np.einsum("bo,bi->boi", gl, p) for gl, p in zip(g, pre)]  # G_b^l
         mean = [m.sum(axis=0) for m in per_example_mean]
         per_example = [np.sum(gl ** 2, axis=1) * pn for gl, pn in zip(g, pre_norm2)]  # |G_b^l|^2
-        names = layer_names(len(g))
-        subsets = [(name, [l]) for l, name in enumerate(names)] + [("all", list(range(len(g))))]
         out = {}
-        for name, layers in subsets:
+        for name, layers in layer_subsets(len(g)):
             mean2 = sum(sq(mean[l]) for l in layers)
             trace = sum(g[l].shape[1] * pre_norm2[l] for l in layers)
             m2 = mean2 + float(np.sum(node_norm2 * trace + sum(per_example[l] for l in layers)))
