@@ -62,7 +62,7 @@ class NumpyBackend:
     def __init__(self, model, steps, copies):
         self.model, self.steps, self.copies = model, steps, copies
 
-    def run(self, weights, inputs, perts=None):
+    def run(self, weights, inputs, perts=None, seed=0):
         final = forward(weights, inputs, self.model.activation, self.model.a, self.steps, perts)
         return Observation(final, None)
 

@@ -1,4 +1,4 @@
-"""Backends that run one trial of K replicated networks and hand back what was observed.
+"""Backends that run a built network and hand back what was observed.
 
 - ``runtime``: Brian2's runtime device with the numpy (or cython) code-generation target. No
   compiler needed; used by the tests and for debugging.
@@ -6,46 +6,52 @@
   project-local cache folder, then re-run with new weights, inputs and perturbations through
   ``device.run(run_args=...)``. Tens of times faster per trial than a runtime loop.
 
+A backend runs a *blueprint*: any object with a ``key`` (a hash of everything that ends up in
+generated code) and ``build()``, which creates the Brian2 objects on the active device and
+returns a network handle with ``network`` (a ``brian2.Network``), ``duration``,
+``assignments(**run_values)`` (-> ``{variable or TimedArray: array}``) and ``read()``. Rate and
+spiking networks both provide one, so the backends know nothing about either.
+
 Brian2's device is global to the process, so at most one backend owns it at a time. A backend
 whose device was taken by another rebuilds itself on its next run (for standalone this reuses
 the compiled files, since Brian2 rewrites only changed sources).
+
+Randomness drawn inside a run (``rand()`` in generated code) comes from the ``seed`` given to
+:meth:`run`: the runtime device seeds Brian2 with it, and a standalone binary reads it from the
+environment at start-up (its generated ``main`` would otherwise repeat one seed every run).
 """
 
 import atexit
 import fcntl
 import gc
-import hashlib
-import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import brian2
 import numpy as np
-from brian2 import prefs
+from brian2 import TimedArray, prefs
 from brian2.devices.device import all_devices, set_device
 
-from ..networks import build_rate_network
+from ..networks.rate import Observation  # noqa: F401  (kept importable from here)
 
 BACKENDS = ("standalone", "runtime")
 _owner = None  # the backend that currently owns Brian2's global device
 _open = {}  # structure key -> backend, so variants with the same structure share one build
 
 
-@dataclass
-class Observation:
-    """What one run produced.
-
-    final : list of ndarray (copies, n_l)
-        Rates of every layer, input first, at the end of the trial.
-    trajectory : list of ndarray (steps, record, n_l) or None
-        Rates of layers 1..L at the start of every step, for the recorded copies.
-    """
-
-    final: list
-    trajectory: list | None
+SEED_VARIABLE = "BIOPLASTIC_RUN_SEED"
+# Inserted after brian_start(): reseed every generator from the environment, so one binary serves
+# runs with different noise.
+_RESEED = f"""
+{{
+    const char* _bp_seed = std::getenv("{SEED_VARIABLE}");
+    unsigned long _bp_s = _bp_seed ? std::strtoul(_bp_seed, nullptr, 10) : 0UL;
+    for (size_t _bp_i = 0; _bp_i < brian::_random_generators.size(); _bp_i++)
+        brian::_random_generators[_bp_i].seed(_bp_s + 1000003UL * _bp_i);
+}}
+"""
 
 
 def cache_root():
@@ -54,18 +60,19 @@ def cache_root():
 
 
 class _Backend:
-    def __init__(self, spec, copies, steps, record):
-        self.spec, self.copies, self.steps, self.record = spec, copies, steps, record
+    def __init__(self, blueprint):
+        self.blueprint = blueprint
+        self.copies = blueprint.copies
         self.net = None
 
-    def run(self, weights, inputs, perts=None):
-        """Run one trial; see :meth:`RateNetwork.assignments` for the shapes."""
+    def run(self, seed=0, **run_values):
+        """Run once with the given run values (see the network's ``assignments``); return ``read()``."""
         global _owner
         if _owner is not self:
             self._build()
             _owner = self
-        self._run(self.net.assignments(weights, inputs, perts))
-        return Observation(*self.net.read())
+        self._run(self.net.assignments(**run_values), int(seed))
+        return self.net.read()
 
     def close(self):
         global _owner
@@ -79,21 +86,25 @@ class _Backend:
 class RuntimeBackend(_Backend):
     """One Brian2 runtime ``Network.run`` per trial, with the given code-generation target."""
 
-    def __init__(self, spec, copies, steps, record, target="numpy"):
-        super().__init__(spec, copies, steps, record)
+    def __init__(self, blueprint, target="numpy"):
+        super().__init__(blueprint)
         self.target = target
 
     def _build(self):
         set_device("runtime")
         prefs.codegen.target = self.target
-        self.net = build_rate_network(self.spec, self.copies, self.steps, self.record)
+        self.net = self.blueprint.build()
         self.net.network.store("trial_start")
 
-    def _run(self, values):
+    def _run(self, values, seed):
         network = self.net.network
         network.restore("trial_start")
         for variable, value in values.items():
-            variable[:] = value
+            if isinstance(variable, TimedArray):  # its numpy implementation reads this very array
+                variable.values[...] = np.reshape(value, variable.values.shape)
+            else:
+                variable[:] = value
+        brian2.seed(seed)
         # Network.run calls gc.collect(), which scans every object of the process (~190 000 once
         # Brian2 and SymPy are loaded): most of a trial's time. Frozen objects are skipped;
         # unfreezing afterwards hands them back to the collector, so nothing leaks.
@@ -113,9 +124,9 @@ class StandaloneBackend(_Backend):
     ~60 files costs more than the simulation itself.
     """
 
-    def __init__(self, spec, copies, steps, record):
-        super().__init__(spec, copies, steps, record)
-        self._key = _structure_key(spec, copies, steps, record)
+    def __init__(self, blueprint):
+        super().__init__(blueprint)
+        self._key = blueprint.key
         self.directory, self._lock = _claim_directory(self._key)
         self._scratch = None
 
@@ -126,7 +137,8 @@ class StandaloneBackend(_Backend):
         device.reinit()
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
-        self.net = build_rate_network(self.spec, self.copies, self.steps, self.record)
+        device.insert_code("after_start", _RESEED)
+        self.net = self.blueprint.build()
         self.net.network.run(self.net.duration, namespace={})
         self._link_scratch()
         device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
@@ -146,15 +158,21 @@ class StandaloneBackend(_Backend):
                 (self._scratch / name).mkdir(exist_ok=True)
                 link.symlink_to(self._scratch / name, target_is_directory=True)
 
-    def _run(self, values):
+    def _run(self, values, seed):
         # The arrays go to fixed file names that each run overwrites, passed as "group.var=file"
         # run_args. (Given arrays, Brian2 would hash each one, lock a new content-named file per
         # run and never delete it.)
         args = []
         for variable, value in values.items():
-            name = f"run_{variable.group_name}_{variable.name}.dat"
-            np.asarray(value, dtype=variable.dtype).tofile(self.directory / "static_arrays" / name)
-            args.append(f"{variable.group_name}.{variable.name}=static_arrays/{name}")
+            if isinstance(variable, TimedArray):
+                owner, name, dtype = variable.name, "values", variable.values.dtype
+            else:
+                owner, name, dtype = variable.group_name, variable.name, variable.dtype
+            array = np.asarray(value, dtype=dtype).ravel()
+            file = f"run_{owner}_{name}.dat"
+            array.tofile(self.directory / "static_arrays" / file)
+            args.append(f"{owner}.{name}=static_arrays/{file}")
+        self._device.run_environment_variables[SEED_VARIABLE] = str(seed)
         self._device.run(directory=str(self.directory), with_output=False, run_args=args)
 
     def close(self):
@@ -173,12 +191,6 @@ def _memory_folder():
     if not (shm.is_dir() and os.access(shm, os.W_OK)):
         return None
     return Path(tempfile.mkdtemp(prefix="bioplastic-", dir=shm))
-
-
-def _structure_key(spec, copies, steps, record):
-    fields = dict(sizes=spec.sizes, activation=spec.activation, tau=repr(spec.tau), dt=repr(spec.dt),
-                  copies=copies, steps=steps, record=record, brian2=brian2.__version__)
-    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _claim_directory(key):
@@ -203,15 +215,15 @@ def close_all():
         backend.close()
 
 
-def get_backend(name, spec, copies, steps, record):
-    """A backend for this structure, reused if one is open already in this process."""
-    key = (name, _structure_key(spec, copies, steps, record))
+def get_backend(name, blueprint):
+    """A backend for this blueprint, reused if one with the same key is open already in this process."""
+    key = (name, blueprint.key)
     if key in _open:
         return _open[key]
     if name == "standalone":
-        backend = StandaloneBackend(spec, copies, steps, record)
+        backend = StandaloneBackend(blueprint)
     elif name == "runtime":
-        backend = RuntimeBackend(spec, copies, steps, record)
+        backend = RuntimeBackend(blueprint)
     else:
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)} (got {name!r})")
     if len(_open) >= 8:  # keep a handful; the oldest gives its build slot back

@@ -17,6 +17,7 @@ from ..analysis import compare
 from ..errors import DivergenceError
 from ..gradients import bptt
 from ..networks import init_weights
+from ..networks.rate import RateBlueprint
 from ..networks.rate_math import flatten, forward, unflatten
 from ..rules import RULES, TrialData
 from ..tasks import TASKS
@@ -46,8 +47,8 @@ class Trainer:
         self.input_rng = rng_streams.stream(seed, "inputs")
         self.noise_rng = rng_streams.stream(seed, "noise")
         self.batch = task_spec.batch
-        self.backend = get_backend(protocol.training.backend, model, self.rule.variants * self.batch,
-                                   self.steps, record=self.batch)
+        self.backend = get_backend(protocol.training.backend,
+                                   RateBlueprint(model, self.rule.variants * self.batch, self.steps, record=self.batch))
 
     def step(self, inputs, targets, with_gradient):
         """Run one trial at the current weights; return the trial data and the implied update."""
@@ -70,7 +71,7 @@ class Trainer:
         if perturbations[0].nodes is not None:
             copy_perts = [np.concatenate([p.nodes[l].reshape(per_sample, -1) for p in padded])
                           for l in range(len(weights))]
-        observed = backend.run(copy_weights, np.tile(inputs, (variants * room, 1)), copy_perts)
+        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (variants * room, 1)), perts=copy_perts)
         final = [f.reshape(room, variants, batch, -1) for f in observed.final]
         gradient = None
         if with_gradient or self.rule.needs_gradient:  # the recorded copies are sample 0's clean ones
@@ -140,8 +141,8 @@ class Trainer:
         inputs, targets = self.task.sample(self.input_rng)
         per_sample = self.rule.variants * self.batch
         chunk = max(1, min(samples, max_copies // per_sample))
-        backend = get_backend(self.protocol.training.backend, self.protocol.model, chunk * per_sample,
-                              self.steps, record=self.batch)
+        backend = get_backend(self.protocol.training.backend,
+                              RateBlueprint(self.protocol.model, chunk * per_sample, self.steps, record=self.batch))
         records = []
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
                   leave=False, unit="sample") as bar:
@@ -177,8 +178,8 @@ def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=40
     shapes = [w.shape for w in weights]
     flat = flatten(weights)
     chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
-    backend = get_backend(trainer.protocol.training.backend, trainer.protocol.model, 2 * chunk * batch,
-                          trainer.steps, record=0)
+    backend = get_backend(trainer.protocol.training.backend,
+                          RateBlueprint(trainer.protocol.model, 2 * chunk * batch, trainer.steps, record=0))
     gradient = np.empty_like(flat)
     for start in range(0, flat.size, chunk):
         index = np.arange(start, min(start + chunk, flat.size))
@@ -186,7 +187,7 @@ def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=40
         variants[2 * np.arange(len(index)), index] += eps
         variants[2 * np.arange(len(index)) + 1, index] -= eps
         copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(variants, shapes)]
-        observed = backend.run(copy_weights, np.tile(inputs, (2 * chunk, 1)))
+        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk, 1)))
         losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
         gradient[index] = (losses[0:2 * len(index):2] - losses[1:2 * len(index):2]) / (2 * eps)
     return unflatten(gradient, shapes)

@@ -13,6 +13,8 @@ trials cost one run. Weights are an array of shape ``(copies, n_out, n_in)`` per
 to the synapses in that order.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,15 +80,35 @@ class RateModelSpec:
         """dt / tau, the Euler step as a fraction of the time constant."""
         return float(self.dt / self.tau)
 
+    family = "rate"
+    kind = "rate"
+
     @property
     def shapes(self):
         """(n_out, n_in) of every weight matrix."""
         return [(n_out, n_in) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
 
+    def init_weights(self, rng, seed=None):
+        return init_weights(self, rng)
+
 
 def init_weights(spec, rng):
     """Initial weights, one (n_out, n_in) matrix per layer, N(0, init_gain^2 / n_in)."""
     return [rng.normal(0.0, spec.init_gain / np.sqrt(n_in), (n_out, n_in)) for n_out, n_in in spec.shapes]
+
+
+@dataclass
+class Observation:
+    """What one run of a rate network produced.
+
+    final : list of ndarray (copies, n_l)
+        Rates of every layer, input first, at the end of the trial.
+    trajectory : list of ndarray (steps, record, n_l) or None
+        Rates of layers 1..L at the start of every step, for the recorded copies.
+    """
+
+    final: list
+    trajectory: list | None
 
 
 class RateNetwork:
@@ -152,7 +174,7 @@ class RateNetwork:
         if self.record:
             trajectory = [np.array(m.r[:]).T.reshape(-1, self.record, n) for m, n in
                           zip(self.monitors, self.spec.sizes[1:])]
-        return final, trajectory
+        return Observation(final, trajectory)
 
 
 def build_rate_network(spec, copies, steps, record=0):
@@ -160,3 +182,21 @@ def build_rate_network(spec, copies, steps, record=0):
     if copies < 1:
         raise ValueError(f"copies: must be >= 1 (got {copies})")
     return RateNetwork(spec, copies, steps, record)
+
+
+class RateBlueprint:
+    """``copies`` rate networks for trials of ``steps`` steps, as a backend builds them.
+
+    The key covers every field that reaches the generated code (the equations are fixed by the
+    activation; ``tau`` is a namespace constant)."""
+
+    def __init__(self, spec, copies, steps, record=0):
+        self.spec, self.copies, self.steps, self.record = spec, copies, steps, record
+        fields = dict(kind="rate", sizes=spec.sizes, activation=spec.activation, tau=repr(spec.tau),
+                      dt=repr(spec.dt), copies=copies, steps=steps, record=record)
+        import brian2
+        fields["brian2"] = brian2.__version__
+        self.key = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def build(self):
+        return build_rate_network(self.spec, self.copies, self.steps, self.record)

@@ -1,0 +1,251 @@
+"""The two-phase build: collect every contribution to a network as plain data, then create it.
+
+A Brian2 ``NeuronGroup`` or ``Synapses`` takes all of its equations when it is created, but the
+equations of one group come from several owners: the neuron model, the task (a read-out, clamped
+spikes), and each in-network rule (traces, eligibility, a neuromodulator). So the network is
+first described as a :class:`Recipe` (strings, numbers and index arrays, no Brian2 objects), which
+every owner extends, and only then built, each group once.
+
+The recipe is also the build key: :meth:`Recipe.key` hashes every equation string, namespace,
+object name, size, connectivity and clock, so two variants that differ anywhere (in their rule,
+say) never share a compiled standalone binary by accident.
+
+Values that change from run to run (weights, inputs, perturbations, rule constants that a sweep
+varies) are not part of the recipe: they are ``run values`` (:meth:`Recipe.run_value`) written
+before every run, so one build serves many runs and many variants.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2.units.fundamentalunits import Quantity
+
+
+@dataclass
+class Regular:
+    """Code run on a clock of its own (``run_regularly``): ``dt`` None means every step."""
+
+    code: list
+    dt: object = None
+    when: str = "start"
+    order: int = 0
+
+
+@dataclass
+class GroupRecipe:
+    """Everything a ``NeuronGroup`` is created with, gathered from all contributors."""
+
+    name: str
+    n: int
+    equations: list = field(default_factory=list)
+    threshold: list = field(default_factory=list)  # conditions joined by ``or``
+    reset: list = field(default_factory=list)
+    refractory: object = False
+    method: str = "exact"
+    events: dict = field(default_factory=dict)  # custom event -> condition
+    event_code: dict = field(default_factory=dict)  # custom event -> code run on it
+    namespace: dict = field(default_factory=dict)
+    regular: dict = field(default_factory=dict)  # name -> Regular
+    initial: dict = field(default_factory=dict)  # variable -> value set once at build
+    linked: dict = field(default_factory=dict)  # variable -> (source group, source variable, index array)
+    order: int = 0
+
+    def add(self, *lines):
+        """Add equation lines, skipping any that is there already (two rules may need one trace)."""
+        for line in lines:
+            if line not in self.equations:
+                self.equations.append(line)
+
+
+@dataclass
+class SynapseRecipe:
+    """Everything a ``Synapses`` object is created with. ``i``/``j`` index the source/target."""
+
+    name: str
+    source: str
+    target: str
+    i: np.ndarray
+    j: np.ndarray
+    model: list = field(default_factory=list)
+    on_pre: dict = field(default_factory=dict)  # pathway -> list of code lines
+    on_post: dict = field(default_factory=dict)
+    on_event: dict = field(default_factory=dict)  # pathway -> event of its source (pre) or target (post)
+    delay: object = None  # of the "pre" pathway
+    namespace: dict = field(default_factory=dict)
+    regular: dict = field(default_factory=dict)
+    pathway_order: dict = field(default_factory=dict)  # pathway -> order within the 'synapses' slot
+    initial: dict = field(default_factory=dict)
+    method: str = "exact"
+    transmit: str = ""  # the spike's effect on the target, run after every other line of the "pre" pathway
+
+    def add(self, *lines):
+        for line in lines:
+            if line not in self.model:
+                self.model.append(line)
+
+
+@dataclass
+class MonitorRecipe:
+    """A StateMonitor (``variables``), SpikeMonitor (``event = "spike"``) or EventMonitor."""
+
+    name: str
+    source: str
+    variables: tuple = ()
+    record: object = True
+    dt: object = None
+    event: str | None = None
+    when: str = "end"
+    order: int = 0
+
+
+@dataclass
+class TimedArrayRecipe:
+    """A ``TimedArray`` whose values are a run value of shape ``(steps, columns)``."""
+
+    name: str
+    steps: int
+    columns: int
+    dt: object
+
+
+class Recipe:
+    """A network described as data. Owners add groups, synapses, monitors and run values."""
+
+    def __init__(self, dt):
+        self.dt = dt
+        self.groups = {}
+        self.synapses = {}
+        self.monitors = {}
+        self.timed_arrays = {}
+        self.functions = {}  # name -> brian2 Function (its C++ code is part of the key)
+        self.run_values = {}  # (object name, variable) -> default value (written before every run)
+        self.notes = {}  # free-form facts owners leave for each other (e.g. which group holds the output)
+
+    # -- adding -------------------------------------------------------------------------------
+    def group(self, name, n=None, **kwargs):
+        """The group ``name``, created on first use (then ``n`` is required)."""
+        if name not in self.groups:
+            if n is None:
+                raise KeyError(f"recipe: no group {name!r}; known: {', '.join(self.groups)}")
+            self.groups[name] = GroupRecipe(name, int(n), **kwargs)
+        return self.groups[name]
+
+    def connect(self, name, source, target, i, j, **kwargs):
+        if name in self.synapses:
+            raise ValueError(f"recipe: synapses {name!r} exist already")
+        for end in (source, target):
+            if end not in self.groups:
+                raise KeyError(f"recipe: synapses {name!r} connect the unknown group {end!r}")
+        self.synapses[name] = SynapseRecipe(name, source, target, np.asarray(i, np.int32),
+                                            np.asarray(j, np.int32), **kwargs)
+        return self.synapses[name]
+
+    def monitor(self, name, source, **kwargs):
+        self.monitors[name] = MonitorRecipe(name, source, **kwargs)
+        return self.monitors[name]
+
+    def timed_array(self, name, steps, columns):
+        self.timed_arrays[name] = TimedArrayRecipe(name, int(steps), int(columns), self.dt)
+        return self.timed_arrays[name]
+
+    def run_value(self, owner, variable, default):
+        """Declare ``owner.variable`` as written before every run (default used when not given)."""
+        self.run_values[(owner, variable)] = default
+
+    # -- the key ------------------------------------------------------------------------------
+    def describe(self):
+        """A JSON-ready description of everything that ends up in generated code."""
+        def value(x):
+            if isinstance(x, Quantity):
+                return repr(x)
+            if isinstance(x, np.ndarray):
+                return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest() + str(x.shape)
+            if isinstance(x, Regular):
+                return [x.code, value(x.dt), x.when, x.order]
+            if isinstance(x, dict):
+                return {str(k): value(v) for k, v in sorted(x.items(), key=lambda kv: str(kv[0]))}
+            if isinstance(x, (list, tuple)):
+                return [value(v) for v in x]
+            if isinstance(x, (str, int, float, bool)) or x is None:
+                return x
+            return repr(x)
+
+        def record(obj):
+            return {k: value(v) for k, v in sorted(vars(obj).items())}
+
+        return dict(dt=repr(self.dt), groups=[record(g) for g in self.groups.values()],
+                    synapses=[record(s) for s in self.synapses.values()],
+                    monitors=[record(m) for m in self.monitors.values()],
+                    timed_arrays=[record(t) for t in self.timed_arrays.values()],
+                    functions={name: _function_code(f) for name, f in sorted(self.functions.items())},
+                    run_values=sorted(f"{o}.{v}" for o, v in self.run_values))
+
+    def key(self, extra=()):
+        import brian2
+        text = json.dumps([self.describe(), brian2.__version__, list(extra)], sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    # -- building -----------------------------------------------------------------------------
+    def build(self, clock):
+        """Create the Brian2 objects on the active device. Returns ``(objects by name, Network)``."""
+        from brian2 import (EventMonitor, Network, NeuronGroup, SpikeMonitor, StateMonitor,
+                            Synapses, TimedArray, linked_var)
+        objects = {}
+        namespace = dict(self.functions)
+        for ta in self.timed_arrays.values():
+            values = np.zeros((ta.steps, ta.columns))
+            objects[ta.name] = namespace[ta.name] = TimedArray(values, dt=ta.dt, name=ta.name)
+        for g in sorted(self.groups.values(), key=lambda g: g.order):
+            objects[g.name] = NeuronGroup(
+                g.n, "\n".join(g.equations) or "dummy : 1", threshold=" or ".join(f"({c})" for c in g.threshold) or None,
+                reset="\n".join(g.reset) or None, refractory=g.refractory, method=g.method, events=g.events or None,
+                namespace={**namespace, **g.namespace}, clock=clock, name=g.name, order=g.order)
+        for g in self.groups.values():
+            group = objects[g.name]
+            for event, code in g.event_code.items():
+                group.run_on_event(event, "\n".join(code))
+            for name, r in g.regular.items():
+                group.run_regularly("\n".join(r.code), dt=r.dt, when=r.when, order=r.order, name=f"{g.name}_{name}")
+            for variable, (source, source_variable, index) in g.linked.items():
+                setattr(group, variable, linked_var(objects[source], source_variable, index=np.asarray(index)))
+            for variable, initial in g.initial.items():
+                setattr(group, variable, initial)
+        for s in self.synapses.values():
+            on_pre = {k: list(v) for k, v in s.on_pre.items()}
+            if s.transmit:
+                on_pre.setdefault("pre", []).append(s.transmit)
+            syn = Synapses(objects[s.source], objects[s.target], "\n".join(s.model) or "",
+                           on_pre={k: "\n".join(v) for k, v in on_pre.items()} or None,
+                           on_post={k: "\n".join(v) for k, v in s.on_post.items()} or None,
+                           on_event=s.on_event or "spike", delay=s.delay if s.delay is not None else None,
+                           namespace={**namespace, **s.namespace}, clock=clock, name=s.name, method=s.method)
+            syn.connect(i=s.i, j=s.j)
+            for pathway, order in s.pathway_order.items():
+                getattr(syn, pathway).order = order
+            for name, r in s.regular.items():
+                syn.run_regularly("\n".join(r.code), dt=r.dt, when=r.when, order=r.order, name=f"{s.name}_{name}")
+            for variable, initial in s.initial.items():
+                setattr(syn, variable, initial)
+            objects[s.name] = syn
+        for m in self.monitors.values():
+            source = objects[m.source]
+            if m.variables:
+                objects[m.name] = StateMonitor(source, list(m.variables), record=m.record, dt=m.dt, when=m.when,
+                                               order=m.order, name=m.name)
+            elif m.event in (None, "spike"):
+                objects[m.name] = SpikeMonitor(source, record=m.record, name=m.name)
+            else:
+                objects[m.name] = EventMonitor(source, m.event, record=m.record, name=m.name)
+        brian_objects = [o for o in objects.values() if not isinstance(o, TimedArray)]
+        return objects, Network(*brian_objects, name="network")
+
+
+def _function_code(function):
+    """The implementations of a user Function, for the key (its C++ code ends up in the binary)."""
+    out = {}
+    for target, impl in getattr(function, "implementations", {}).items():
+        code = getattr(impl, "_code", None) or getattr(impl, "code", None)
+        out[str(target)] = code if isinstance(code, (str, dict)) else repr(code)
+    return out

@@ -1,0 +1,239 @@
+r"""Spiking networks in Brian2: LIF and Izhikevich neurons, feed-forward or recurrent E/I.
+
+Two structures, each replicated into ``copies`` independent networks inside one set of Brian2
+groups (copy ``c`` owns neurons ``c*n .. (c+1)*n - 1`` of every group; synapses never cross
+copies), so that K perturbed trials, or many noise samples, cost one run:
+
+* **feed-forward** (``recurrent = false``): input spike sources → spiking layer(s). The sizes
+  are ``[n_in, n_1, ..., n_L]``; every weight layer is dense and plastic. The input group holds
+  ``blocks`` independent input patterns, and copy ``c`` reads block ``c % blocks``, so perturbed
+  copies of one example see the very same input spikes (common random numbers).
+* **recurrent E/I** (``recurrent = true``): ``n_exc`` excitatory and ``n_inh`` inhibitory
+  neurons. Every neuron makes ``out_degree`` synapses onto random targets (excitatory onto any
+  neuron, inhibitory onto excitatory ones), with one conduction delay. Excitatory synapses are
+  the plastic weights; inhibitory ones are fixed. Every neuron receives its own background
+  noise, drawn inside the simulation from the run's seed.
+
+Neuron models (``model.kind``):
+
+* ``lif``: current-based leaky integrate-and-fire with refractoriness,
+
+  .. math:: \tau_m \dot v = v_\mathrm{rest} - v + I_\mathrm{syn} + p, \qquad
+            \tau_s \dot I_\mathrm{syn} = -I_\mathrm{syn},
+
+  a presynaptic spike adds :math:`w` to :math:`I_\mathrm{syn}` (currents are written as the
+  voltage they would hold the membrane at, so weights are in mV); spike at
+  :math:`v > v_\mathrm{th}`, then :math:`v = v_\mathrm{reset}` for ``t_ref``. Integrated exactly
+  (linear equations).
+* ``izhikevich``: the simple model of Izhikevich (2003),
+
+  .. math:: \dot v = 0.04 v^2 + 5 v + 140 - u + I, \qquad \dot u = a (b v - u)
+
+  (v, u, I in mV, time in ms), spike at :math:`v \ge 30` mV, then :math:`v = c`,
+  :math:`u \mathrel{+}= d`. Stepped as in Izhikevich's own code: two half steps of v, then one
+  step of u with the new v. A presynaptic spike adds its weight :math:`w` (mV) to the next
+  step's input, :math:`I = (\sum w) \cdot 1\,\mathrm{ms}/dt + p + \text{noise}`, so one spike
+  moves v by about w whatever dt. Presets ``RS`` (regular spiking), ``FS`` (fast spiking),
+  ``IB``, ``CH`` and ``LTS`` with the parameters of Izhikevich (2003), Fig. 2.
+
+Node perturbation writes the constant current ``pert`` (mV) of every neuron.
+
+Weights are exchanged with the engine as plain arrays in mV (:data:`WEIGHT_UNIT`); the Brian2
+variable ``w`` has the unit volt.
+
+References
+----------
+Izhikevich (2003), Simple model of spiking neurons. IEEE Trans. Neural Netw. 14(6).
+Izhikevich (2007), Solving the distal reward problem through linkage of STDP and dopamine
+signaling. Cereb. Cortex 17(10).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import Hz, mV, ms, second
+
+from .. import rng as rng_streams
+from ..errors import SpecError
+from ..spec import at_least, non_negative, param, positive, validate
+
+WEIGHT_UNIT = mV
+
+IZHIKEVICH_PRESETS = {  # a, b, c (mV), d (mV): Izhikevich (2003), Fig. 2
+    "RS": (0.02, 0.2, -65.0, 8.0),
+    "FS": (0.1, 0.2, -65.0, 2.0),
+    "IB": (0.02, 0.2, -55.0, 4.0),
+    "CH": (0.02, 0.2, -50.0, 2.0),
+    "LTS": (0.02, 0.25, -65.0, 2.0),
+}
+
+
+def _sizes_ok(sizes):
+    if len(sizes) < 2:
+        return "must list at least an input and an output layer"
+    if any(n <= 0 for n in sizes):
+        return "every layer size must be > 0"
+    return None
+
+
+@dataclass(frozen=True)
+class SpikingModelSpec:
+    """Parameters shared by every spiking model: the structure, the weights and the step."""
+
+    sizes: list = param([20, 2], "feed-forward layer sizes, input spike sources first", kind=list,
+                        check=_sizes_ok)
+    recurrent: bool = param(False, "recurrent E/I network instead of feed-forward layers", kind=bool)
+    dt: object = param(0.5 * ms, "integration step", unit=ms, check=positive)
+    init_mean: object = param(2.0 * mV, "feed-forward weights ~ N(init_mean, init_std^2)", unit=mV)
+    init_std: object = param(1.0 * mV, "feed-forward weights ~ N(init_mean, init_std^2)", unit=mV, check=non_negative)
+    n_exc: int = param(800, "recurrent: excitatory neurons", kind=int, check=at_least(1))
+    n_inh: int = param(200, "recurrent: inhibitory neurons", kind=int, check=non_negative)
+    out_degree: int = param(100, "recurrent: synapses made by every neuron", kind=int, check=at_least(1))
+    delay: object = param(1.0 * ms, "recurrent: conduction delay of every synapse", unit=ms, check=non_negative)
+    w_exc: object = param(1.0 * mV, "recurrent: initial excitatory weight", unit=mV, check=non_negative)
+    w_inh: object = param(-1.0 * mV, "recurrent: inhibitory weight (fixed, <= 0)", unit=mV,
+                          check=lambda v: None if v <= 0 else "must be <= 0 mV")
+    noise: object = param(0.0 * mV, "background input: uniform in [-noise/2, noise/2] every step", unit=mV,
+                          check=non_negative)
+
+    family = "spiking"
+    kind = None
+
+    def __post_init__(self):
+        validate(self)
+        cls = type(self).__name__
+        if self.recurrent and self.delay > 0 * ms:
+            steps = float(self.delay / self.dt)
+            if self.dt > self.delay:
+                raise SpecError(f"{cls}.dt", f"must be <= the shortest synaptic delay ({self.delay}), or a spike "
+                                "would arrive before it was sent", str(self.dt))
+            if abs(steps - round(steps)) > 1e-9:
+                raise SpecError(f"{cls}.delay", f"must be a whole number of dt steps (dt = {self.dt})", str(self.delay))
+        bound, reason = self.max_dt()
+        if self.dt > bound:
+            raise SpecError(f"{cls}.dt", f"too coarse: must be <= {bound} ({reason})", str(self.dt))
+        if self.recurrent and self.out_degree > self.n_exc + self.n_inh:
+            raise SpecError(f"{cls}.out_degree", f"must be <= the number of neurons ({self.n_exc + self.n_inh})",
+                            self.out_degree)
+
+    @property
+    def weight_unit(self):
+        return WEIGHT_UNIT
+
+    @property
+    def shapes(self):
+        """(n_out, n_in) of every plastic weight matrix (feed-forward); see ``Connectivity`` for recurrent."""
+        return [(n_out, n_in) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+
+    @property
+    def output_size(self):
+        return self.n_exc + self.n_inh if self.recurrent else self.sizes[-1]
+
+    def init_weights(self, rng, seed):
+        """Initial plastic weights in mV: N(init_mean, init_std^2) per feed-forward layer, or the
+        excitatory weight ``w_exc`` on every recurrent excitatory synapse of the run's connectivity."""
+        if self.recurrent:
+            return [np.full(connectivity(self, seed).n_exc_synapses, float(self.w_exc / mV))]
+        mean, std = float(self.init_mean / mV), float(self.init_std / mV)
+        return [rng.normal(mean, std, shape) for shape in self.shapes]
+
+
+@dataclass(frozen=True)
+class LifModelSpec(SpikingModelSpec):
+    """Current-based leaky integrate-and-fire neurons.
+
+    Parameters
+    ----------
+    tau_m, tau_syn : Quantity (time)
+        Membrane and synaptic-current time constants.
+    v_rest, v_reset, v_th : Quantity (voltage)
+        Resting potential, reset potential, threshold.
+    t_ref : Quantity (time)
+        Refractory period (v is clamped at v_reset).
+    """
+
+    tau_m: object = param(20 * ms, "membrane time constant", unit=ms, check=positive)
+    tau_syn: object = param(5 * ms, "synaptic current time constant", unit=ms, check=positive)
+    v_rest: object = param(-70 * mV, "resting potential", unit=mV)
+    v_reset: object = param(-70 * mV, "reset potential", unit=mV)
+    v_th: object = param(-54 * mV, "spike threshold", unit=mV)
+    t_ref: object = param(2 * ms, "refractory period", unit=ms, check=non_negative)
+
+    kind = "lif"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.v_reset < self.v_th:
+            raise SpecError("LifModelSpec.v_reset", f"must be below v_th ({self.v_th})", str(self.v_reset))
+
+    def max_dt(self):
+        tau, name = min((self.tau_m, "tau_m"), (self.tau_syn, "tau_syn"), key=lambda x: x[0])
+        return tau / 4, f"a quarter of the fastest time constant, {name} = {tau}"
+
+
+@dataclass(frozen=True)
+class IzhikevichModelSpec(SpikingModelSpec):
+    """Izhikevich (2003) neurons; feed-forward layers use ``neuron``, recurrent networks
+    ``exc_neuron`` and ``inh_neuron``."""
+
+    dt: object = param(1.0 * ms, "integration step (two half steps of v, as in Izhikevich's code)", unit=ms,
+                       check=positive)
+    neuron: str = param("RS", "preset of the feed-forward layers", kind=str, choices=tuple(IZHIKEVICH_PRESETS))
+    exc_neuron: str = param("RS", "recurrent: preset of the excitatory neurons", kind=str,
+                            choices=tuple(IZHIKEVICH_PRESETS))
+    inh_neuron: str = param("FS", "recurrent: preset of the inhibitory neurons", kind=str,
+                            choices=tuple(IZHIKEVICH_PRESETS))
+
+    kind = "izhikevich"
+
+    def max_dt(self):
+        # The quadratic upstroke of v, not a time constant, limits the step: Izhikevich's scheme
+        # (two half steps per ms) is the coarsest that stays accurate.
+        return 1 * ms, "Izhikevich's scheme of two half steps per ms resolves the spike upstroke"
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """Recurrent connections of one copy: ``exc_i -> exc_j`` (plastic) and ``inh_i -> inh_j``."""
+
+    exc_i: np.ndarray
+    exc_j: np.ndarray
+    inh_i: np.ndarray
+    inh_j: np.ndarray
+
+    @property
+    def n_exc_synapses(self):
+        return len(self.exc_i)
+
+
+_CONNECTIVITY = {}
+
+
+def connectivity(spec, seed):
+    """The recurrent connectivity of ``spec`` for ``seed`` (drawn once, then cached).
+
+    Every neuron makes ``out_degree`` synapses to distinct targets drawn uniformly without
+    replacement and without self-connections: excitatory neurons onto any neuron, inhibitory
+    neurons onto excitatory ones only.
+    """
+    key = (spec.n_exc, spec.n_inh, spec.out_degree, seed)
+    if key in _CONNECTIVITY:
+        return _CONNECTIVITY[key]
+    rng = rng_streams.stream(seed, "connectivity")
+    n = spec.n_exc + spec.n_inh
+
+    def targets(source, pool):
+        choices = np.delete(np.arange(pool), source) if source < pool else np.arange(pool)
+        return np.sort(rng.choice(choices, size=min(spec.out_degree, len(choices)), replace=False))
+
+    exc = [(s, t) for s in range(spec.n_exc) for t in targets(s, n)]
+    inh = [(s, t) for s in range(spec.n_exc, n) for t in targets(s, spec.n_exc)]
+    result = Connectivity(*(np.array([p[k] for p in pairs], np.int32) for pairs in (exc, inh) for k in (0, 1)))
+    _CONNECTIVITY[key] = result
+    return result
+
+
+MODEL_KINDS = {"lif": LifModelSpec, "izhikevich": IzhikevichModelSpec}
+
+__all__ = ["SpikingModelSpec", "LifModelSpec", "IzhikevichModelSpec", "IZHIKEVICH_PRESETS", "MODEL_KINDS",
+           "connectivity", "WEIGHT_UNIT", "Hz", "second"]

@@ -1,0 +1,378 @@
+"""The recipe of a replicated spiking network, and the handle on it once it is built.
+
+:class:`Layout` names the parts every contributor may extend (the input group, the layers or
+the recurrent population, the plastic projections, the read-out). :func:`base_recipe` writes
+the neuron models and connections into a :class:`~bioplastic.networks.recipe.Recipe`; tasks and
+in-network rules then add their own equations (see :mod:`bioplastic.rules.builders`), and
+:class:`SpikingNetwork` turns run values (weights, input spikes, perturbations, ...) into
+Brian2 assignments and reads back what one run produced.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Function, Network, mV, ms, second
+
+from .recipe import Recipe, Regular
+from .spiking import IZHIKEVICH_PRESETS, WEIGHT_UNIT, connectivity
+
+INPUT_RASTER = "input_raster"
+
+
+@dataclass
+class Projection:
+    """One plastic connection: its synapses hold ``copies * size`` weights, copy-major."""
+
+    synapses: str
+    pre: str
+    post: str
+    shape: tuple  # per copy: (n_out, n_in) dense, or (n_synapses,) sparse
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class Layout:
+    """Names and sizes of a replicated spiking network (no Brian2 objects)."""
+
+    spec: object
+    copies: int
+    steps: int
+    blocks: int = 1
+    seed: int = 0
+    groups: dict = field(default_factory=dict)  # group name -> neurons per copy (input: per block)
+    layers: list = field(default_factory=list)  # spiking groups, input side first
+    projections: list = field(default_factory=list)
+    input: str | None = None  # the input spike sources (feed-forward)
+    output: str = ""  # the group whose neurons the task reads out
+
+    @property
+    def dt(self):
+        return self.spec.dt
+
+    @property
+    def duration(self):
+        return self.steps * self.spec.dt
+
+    def copy_index(self, group):
+        """The copy that every neuron of ``group`` belongs to (the input group: its block)."""
+        return np.repeat(np.arange(self.blocks if group == self.input else self.copies), self.groups[group])
+
+    def size(self, group):
+        return (self.blocks if group == self.input else self.copies) * self.groups[group]
+
+
+def make_layout(spec, copies, steps, blocks=1, seed=0):
+    layout = Layout(spec, int(copies), int(steps), int(blocks), int(seed))
+    if spec.recurrent:
+        layout.groups["neurons"] = spec.n_exc + spec.n_inh
+        layout.layers = ["neurons"]
+        layout.projections = [Projection("exc", "neurons", "neurons", (connectivity(spec, seed).n_exc_synapses,))]
+        layout.output = "neurons"
+    else:
+        layout.input = "input"
+        layout.groups["input"] = spec.sizes[0]
+        for l, (n_out, n_in) in enumerate(spec.shapes, start=1):
+            layout.groups[f"layer{l}"] = n_out
+            layout.layers.append(f"layer{l}")
+            layout.projections.append(Projection(f"weights{l}", "input" if l == 1 else f"layer{l - 1}", f"layer{l}",
+                                                 (n_out, n_in)))
+        layout.output = layout.layers[-1]
+    return layout
+
+
+# -- the neuron models --------------------------------------------------------------------------
+def _lif(spec, group, noise):
+    group.add("dv/dt = (v_rest - v + I_syn + pert + I_noise) / tau_m : volt (unless refractory)",
+              "dI_syn/dt = -I_syn / tau_syn : volt", "pert : volt", "I_noise : volt")
+    group.namespace.update(v_rest=spec.v_rest, v_reset=spec.v_reset, v_th=spec.v_th, tau_m=spec.tau_m,
+                           tau_syn=spec.tau_syn)
+    group.threshold.append("v > v_th")
+    group.reset.append("v = v_reset")
+    group.refractory = spec.t_ref
+    group.initial["v"] = spec.v_rest
+    if noise:  # a fresh uniform current every step, from the run's seed
+        group.regular["noise"] = Regular(["I_noise = noise_amplitude * (rand() - 0.5)"], when="start")
+        group.namespace["noise_amplitude"] = spec.noise
+    return "I_syn_post += w"
+
+
+def _izhikevich(spec, group, presets, noise):
+    group.add("v : volt", "u : volt", "I_in : volt", "pert : volt",
+              "a : 1 (constant)", "b : 1 (constant)", "c : volt (constant)", "d : volt (constant)")
+    total = "I_in * (1 * ms / dt) + pert" + (" + noise_amplitude * (rand() - 0.5)" if noise else "")
+    # Izhikevich's own scheme: two half steps of v with the same input, then u with the new v.
+    group.regular["izhikevich"] = Regular([
+        f"I_step = {total}",
+        "v = v + 0.5 * (dt / ms) * (0.04 * v**2 / mV + 5 * v + 140 * mV - u + I_step)",
+        "v = v + 0.5 * (dt / ms) * (0.04 * v**2 / mV + 5 * v + 140 * mV - u + I_step)",
+        "u = u + (dt / ms) * a * (b * v - u)",
+        "I_in = 0 * mV"], when="groups")
+    if noise:
+        group.namespace["noise_amplitude"] = spec.noise
+    group.threshold.append("v >= 30 * mV")
+    group.reset.append("v = c\nu = u + d")
+    params = np.array([IZHIKEVICH_PRESETS[p] for p in presets])
+    group.initial.update(a=params[:, 0], b=params[:, 1], c=params[:, 2] * mV, d=params[:, 3] * mV,
+                         v=params[:, 2] * mV, u=params[:, 1] * params[:, 2] * mV)
+    return "I_in_post += w"
+
+
+def _neurons(spec, recipe, layout, name, presets):
+    group = recipe.group(name, layout.size(name), method="exact")
+    noise = bool(spec.noise > 0 * mV)
+    if spec.kind == "lif":
+        return _lif(spec, group, noise)
+    elif spec.kind == "izhikevich":
+        return _izhikevich(spec, group, np.tile(presets, layout.copies), noise)
+    else:
+        raise ValueError(f"model.kind: must be one of lif, izhikevich (got {spec.kind!r})")
+
+
+def base_recipe(layout):
+    """The network of ``layout.spec`` as a recipe: neurons, connections, NP currents, credit traces."""
+    spec = layout.spec
+    recipe = Recipe(spec.dt)
+    recipe.notes["layout"] = layout
+    if spec.recurrent:
+        presets = [spec.exc_neuron] * spec.n_exc + [spec.inh_neuron] * spec.n_inh if spec.kind == "izhikevich" else None
+        transmit = _neurons(spec, recipe, layout, "neurons", presets)
+        conn, n = connectivity(spec, layout.seed), layout.groups["neurons"]
+        offsets = lambda idx, count: (np.arange(layout.copies)[:, None] * n + idx[None, :]).ravel()  # noqa: E731
+        delay = spec.delay if spec.delay > 0 * ms else None
+        for name, i, j in (("exc", conn.exc_i, conn.exc_j), ("inh", conn.inh_i, conn.inh_j)):
+            syn = recipe.connect(name, "neurons", "neurons", offsets(i, n), offsets(j, n), delay=delay)
+            syn.add("w : volt")
+            syn.transmit = transmit
+        recipe.synapses["inh"].initial["w"] = spec.w_inh
+        recipe.synapses["exc"].initial["w"] = spec.w_exc
+    else:
+        steps, n_in = layout.steps, spec.sizes[0]
+        recipe.timed_array(INPUT_RASTER, steps, layout.blocks * n_in)
+        recipe.run_value(INPUT_RASTER, "values", 0.0)
+        source = recipe.group("input", layout.size("input"), method="exact")
+        source.threshold.append(f"{INPUT_RASTER}(t, i) > 0.5")
+        for l, projection in enumerate(layout.projections):
+            presets = [spec.neuron] * spec.sizes[l + 1] if spec.kind == "izhikevich" else None
+            transmit = _neurons(spec, recipe, layout, projection.post, presets)
+            n_out, n_in = projection.shape
+            pre_copies = layout.blocks if l == 0 else layout.copies
+            c, o, k = np.meshgrid(np.arange(layout.copies), np.arange(n_out), np.arange(n_in), indexing="ij")
+            syn = recipe.connect(projection.synapses, projection.pre, projection.post,
+                                 ((c % pre_copies) * n_in + k).ravel(), (c * n_out + o).ravel())
+            syn.add("w : volt")
+            syn.transmit = transmit
+        _credit_traces(spec, recipe, layout)
+    _runaway_guard(recipe, layout)
+    return recipe
+
+
+def _credit_traces(spec, recipe, layout):
+    r"""Every presynaptic group keeps ``drive``: the time average over the trial of the input one
+    unit of weight would give (LIF: the synaptic current kernel; Izhikevich: one step's pulse).
+    Node perturbation credits synapse ij with :math:`\hat g_i \cdot \mathrm{drive}_j`."""
+    for projection in layout.projections:
+        group = recipe.group(projection.pre)
+        group.namespace["t_trial"] = layout.duration
+        if spec.kind == "lif":
+            group.add("dpsp/dt = -psp / tau_syn : 1", "ddrive/dt = psp / t_trial : 1")
+            group.namespace["tau_syn"] = spec.tau_syn
+            group.reset.append("psp += 1")
+        else:
+            group.add("drive : 1")
+            group.reset.append("drive += 1 * ms / t_trial")
+
+
+# -- runaway activity ---------------------------------------------------------------------------
+def _stop_numpy(condition):
+    if np.any(np.asarray(condition) > 0):
+        Network._globally_stopped = True  # the runtime loop checks it every step
+    return condition
+
+
+STOP_CPP = """
+double bioplastic_stop(double condition) {
+    if (condition > 0) Network::_globally_stopped = true;  // the standalone loop checks it every step
+    return condition;
+}"""
+STOP = Function(_stop_numpy, arg_units=[1], return_unit=1, stateless=False)
+STOP.implementations.add_implementation("cpp", code=STOP_CPP, name="bioplastic_stop",
+                                        compiler_kwds={"headers": ['"network.h"']})
+
+GUARD_WINDOW = 100 * ms
+
+
+def _runaway_guard(recipe, layout):
+    """Stop the run from inside when the population rate over the last 100 ms exceeds the
+    run value ``guard.max_rate``; ``guard.stopped_at`` records when (or stays -1 s)."""
+    neurons = sum(layout.size(g) for g in layout.layers)
+    guard = recipe.group("guard", 1, method="exact")
+    guard.add("spikes : 1", "max_rate : hertz (shared, constant)", "stopped_at : second", "halt : 1")
+    guard.initial["stopped_at"] = -1 * second
+    recipe.functions["bioplastic_stop"] = STOP
+    guard.namespace.update(n_guarded=neurons, guard_window=GUARD_WINDOW)
+    guard.regular["check"] = Regular([
+        "halt = int(spikes / (n_guarded * guard_window) > max_rate)",
+        "stopped_at = stopped_at * (1 - halt) + t * halt",
+        "halt = bioplastic_stop(halt)",
+        "spikes = 0"], dt=GUARD_WINDOW, when="end")
+    recipe.run_value("guard", "max_rate", float("inf"))
+    for g in layout.layers:
+        syn = recipe.connect(f"guard_{g}", g, "guard", np.arange(layout.size(g)), np.zeros(layout.size(g), int))
+        syn.on_pre["pre"] = ["spikes_post += 1"]
+
+
+# -- the network once built ---------------------------------------------------------------------
+@dataclass
+class SpikingObservation:
+    """What one run of a spiking network produced (weights in mV).
+
+    final : list of ndarray (copies, n)
+        Every weight layer's presynaptic ``drive`` (see :func:`_credit_traces`), then the task's
+        read-out of the output group.
+    deltas : dict rule kind -> list of ndarray (copies, *shape)
+        The weight change each in-network rule accumulated (mV).
+    rewards : ndarray (copies,) or None
+        The reward each copy's neuromodulator received at the end of the run.
+    monitors : dict name -> dict of arrays
+    completed : Quantity
+        Simulated time reached (shorter than the run when the runaway guard stopped it).
+    """
+
+    final: list
+    trajectory: None = None
+    deltas: dict = field(default_factory=dict)
+    rewards: object = None
+    monitors: dict = field(default_factory=dict)
+    completed: object = None
+    stopped_at: object = None
+    carried: dict = field(default_factory=dict)
+
+
+class SpikingNetwork:
+    """Built Brian2 objects of a spiking recipe, with run values in and observations out."""
+
+    def __init__(self, layout, recipe, objects, network):
+        self.layout, self.recipe, self.objects, self.network = layout, recipe, objects, network
+        self.duration = layout.duration
+
+    def target(self, owner, variable):
+        obj = self.objects[owner]
+        return obj if variable == "values" else getattr(obj, variable)
+
+    def assignments(self, weights=None, inputs=None, perts=None, values=None):
+        """``{brian2 variable or TimedArray: flat SI array}`` for one run; every declared run value
+        is written (its default where not given), so nothing leaks from the previous run.
+
+        ``weights``: per projection (copies, *shape) in mV; ``inputs``: (blocks, steps, n_in)
+        spike raster; ``perts``: per layer (copies, n) in mV; ``values``: ``{(owner, variable):
+        value}`` for the run values that contributors declared.
+        """
+        layout = self.layout
+        given = dict(values or {})
+        if inputs is not None:
+            raster = np.asarray(inputs, float)
+            shape = (layout.blocks, layout.steps, layout.spec.sizes[0])
+            if raster.shape != shape:
+                raise ValueError(f"inputs: must have shape {shape} (got {raster.shape})")
+            given[(INPUT_RASTER, "values")] = raster.transpose(1, 0, 2).reshape(layout.steps, -1)
+        out = {}
+        for (owner, variable), default in self.recipe.run_values.items():
+            value = np.asarray(given.pop((owner, variable), default), float)
+            size = self._size(owner, variable)
+            if value.size == 1 and size > 1:
+                value = np.full(size, float(value.ravel()[0]))
+            elif value.size != size:
+                raise ValueError(f"run value {owner}.{variable}: must have {size} values (got {value.size})")
+            out[self.target(owner, variable)] = value
+        if given:
+            raise KeyError(f"run values: not declared by any contributor: {sorted(given)}")
+        if weights is not None:
+            for projection, w in zip(layout.projections, weights):
+                out[getattr(self.objects[projection.synapses], "w")] = _checked(
+                    f"weights[{projection.synapses}]", w, (layout.copies,) + projection.shape) * float(WEIGHT_UNIT)
+        if perts is not None:
+            for group, p in zip(layout.layers, perts):
+                out[self.objects[group].pert] = _checked(f"perts[{group}]", p, (layout.copies, layout.groups[group])) \
+                    * float(WEIGHT_UNIT)
+        return out
+
+    def _size(self, owner, variable):
+        recipe = self.recipe
+        if owner in recipe.timed_arrays:
+            return recipe.timed_arrays[owner].steps * recipe.timed_arrays[owner].columns
+        if self.objects[owner].variables[variable].scalar:
+            return 1
+        return recipe.groups[owner].n if owner in recipe.groups else len(recipe.synapses[owner].i)
+
+    def read(self):
+        layout = self.layout
+        final = []
+        for projection in layout.projections if not layout.spec.recurrent else []:
+            drive = np.array(self.objects[projection.pre].drive[:]).reshape(-1, layout.groups[projection.pre])
+            if projection.pre == layout.input:
+                drive = drive[np.arange(layout.copies) % layout.blocks]
+            final.append(drive)
+        readout = self.recipe.notes.get("readout")
+        if readout is not None:
+            final.append(np.array(readout(self.objects)).reshape(layout.copies, -1))
+        deltas = {}
+        for rule, variable in self.recipe.notes.get("deltas", {}).items():
+            deltas[rule] = [np.array(getattr(self.objects[p.synapses], variable)[:]).reshape((layout.copies,) + p.shape)
+                            / float(WEIGHT_UNIT) for p in layout.projections]
+        rewards = None
+        if "modulator" in self.objects and "final_reward" in self.objects["modulator"].variables:
+            rewards = np.array(self.objects["modulator"].final_reward[:])
+        monitors = {name: _monitor_data(self.objects[name]) for name in self.recipe.monitors}
+        carried = {key: np.array(self.target(*key)[:]) for key in self.recipe.notes.get("carried", ())}
+        stopped = float(self.objects["guard"].stopped_at[0])
+        return SpikingObservation(final=final, deltas=deltas, rewards=rewards, monitors=monitors,
+                                  completed=self.network.t, stopped_at=stopped * second if stopped >= 0 else None,
+                                  carried=carried)
+
+    def weights(self):
+        """The plastic weights now (mV), per projection (copies, *shape)."""
+        return [np.array(self.objects[p.synapses].w[:]).reshape((self.layout.copies,) + p.shape) / float(WEIGHT_UNIT)
+                for p in self.layout.projections]
+
+
+def _checked(name, array, shape):
+    array = np.asarray(array, float)
+    if array.shape != shape:
+        raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
+    return np.ascontiguousarray(array).ravel()
+
+
+def _monitor_data(monitor):
+    from brian2 import EventMonitor, StateMonitor
+    if isinstance(monitor, StateMonitor):
+        return {"t": np.array(monitor.t[:]), **{v: np.array(getattr(monitor, v)[:]) for v in monitor.record_variables}}
+    if isinstance(monitor, EventMonitor):  # SpikeMonitor is one too
+        return {"t": np.array(monitor.t[:]), "i": np.array(monitor.i[:])}
+    raise TypeError(f"unknown monitor {monitor!r}")
+
+
+class SpikingBlueprint:
+    """A spiking network with every contribution folded in: its key, and how to build it.
+
+    ``contributors`` are callables ``f(recipe, layout)`` (the task's and the rules' builders).
+    """
+
+    def __init__(self, spec, copies, steps, blocks=1, seed=0, contributors=()):
+        self.layout = make_layout(spec, copies, steps, blocks, seed)
+        self.recipe = base_recipe(self.layout)
+        for contribute in contributors:
+            contribute(self.recipe, self.layout)
+        self.copies = copies
+        self.key = self.recipe.key()
+
+    def build(self):
+        from brian2 import Clock
+        objects, network = self.recipe.build(Clock(self.layout.dt, name="clock"))
+        return SpikingNetwork(self.layout, self.recipe, objects, network)
+
+
+__all__ = ["Layout", "Projection", "SpikingBlueprint", "SpikingNetwork", "SpikingObservation", "base_recipe",
+           "make_layout", "INPUT_RASTER", "mV", "ms"]
