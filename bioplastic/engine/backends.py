@@ -31,7 +31,7 @@ from pathlib import Path
 
 import brian2
 import numpy as np
-from brian2 import TimedArray, prefs
+from brian2 import Quantity, TimedArray, prefs
 from brian2.devices.device import all_devices, set_device
 
 from ..networks.rate import Observation  # noqa: F401  (kept importable from here)
@@ -102,8 +102,8 @@ class RuntimeBackend(_Backend):
         for variable, value in values.items():
             if isinstance(variable, TimedArray):  # its numpy implementation reads this very array
                 variable.values[...] = np.reshape(value, variable.values.shape)
-            else:
-                variable[:] = value
+            else:  # run values are plain SI numbers
+                variable[:] = Quantity(value, dim=variable.dim)
         brian2.seed(seed)
         # Network.run calls gc.collect(), which scans every object of the process (~190 000 once
         # Brian2 and SymPy are loaded): most of a trial's time. Frozen objects are skipped;
@@ -172,7 +172,7 @@ class StandaloneBackend(_Backend):
             file = f"run_{owner}_{name}.dat"
             array.tofile(self.directory / "static_arrays" / file)
             args.append(f"{owner}.{name}=static_arrays/{file}")
-        self._device.run_environment_variables[SEED_VARIABLE] = str(seed)
+        os.environ[SEED_VARIABLE] = str(seed)  # the binary inherits it (see _RESEED)
         self._device.run(directory=str(self.directory), with_output=False, run_args=args)
 
     def close(self):

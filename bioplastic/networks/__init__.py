@@ -1,7 +1,9 @@
-"""Brian2 networks built from model specs."""
+"""Brian2 networks built from model specs: rate networks and spiking (LIF, Izhikevich) networks."""
 
 from .rate import RateModelSpec, RateNetwork, build_rate_network, init_weights
+from .spiking import IzhikevichModelSpec, LifModelSpec, SpikingModelSpec
 
-MODEL_KINDS = {"rate": RateModelSpec}
+MODEL_KINDS = {"rate": RateModelSpec, "lif": LifModelSpec, "izhikevich": IzhikevichModelSpec}
 
-__all__ = ["MODEL_KINDS", "RateModelSpec", "RateNetwork", "build_rate_network", "init_weights"]
+__all__ = ["MODEL_KINDS", "RateModelSpec", "RateNetwork", "build_rate_network", "init_weights", "LifModelSpec",
+           "IzhikevichModelSpec", "SpikingModelSpec"]

@@ -79,6 +79,7 @@ class SynapseRecipe:
     initial: dict = field(default_factory=dict)
     method: str = "exact"
     transmit: str = ""  # the spike's effect on the target, run after every other line of the "pre" pathway
+    linked: dict = field(default_factory=dict)  # variable -> (source group, source variable, index variable)
 
     def add(self, *lines):
         for line in lines:
@@ -228,6 +229,8 @@ class Recipe:
                 syn.run_regularly("\n".join(r.code), dt=r.dt, when=r.when, order=r.order, name=f"{s.name}_{name}")
             for variable, initial in s.initial.items():
                 setattr(syn, variable, initial)
+            for variable, (source, source_variable, index) in s.linked.items():
+                setattr(syn, variable, linked_var(objects[source], source_variable, index=index))
             objects[s.name] = syn
         for m in self.monitors.values():
             source = objects[m.source]

@@ -170,19 +170,43 @@ def base_recipe(layout):
 
 
 def _credit_traces(spec, recipe, layout):
-    r"""Every presynaptic group keeps ``drive``: the time average over the trial of the input one
-    unit of weight would give (LIF: the synaptic current kernel; Izhikevich: one step's pulse).
-    Node perturbation credits synapse ij with :math:`\hat g_i \cdot \mathrm{drive}_j`."""
+    r"""Every presynaptic group counts its spikes (and, for LIF, keeps the synaptic kernel ``psp``)
+    so that :meth:`SpikingNetwork.read` can report ``drive``: the time average over the run of the
+    input that one unit of weight gives (see :func:`presynaptic_drive`)."""
     for projection in layout.projections:
         group = recipe.group(projection.pre)
-        group.namespace["t_trial"] = layout.duration
+        group.add("n_spikes : 1")
+        group.reset.append("n_spikes += 1")
         if spec.kind == "lif":
-            group.add("dpsp/dt = -psp / tau_syn : 1", "ddrive/dt = psp / t_trial : 1")
+            group.add("dpsp/dt = -psp / tau_syn : 1")
             group.namespace["tau_syn"] = spec.tau_syn
             group.reset.append("psp += 1")
-        else:
-            group.add("drive : 1")
-            group.reset.append("drive += 1 * ms / t_trial")
+
+
+def presynaptic_drive(spec, n_spikes, psp, duration):
+    r"""The time-averaged input per unit weight over a run of length T, exactly:
+
+    * LIF (a spike adds :math:`e^{-(t - t_k)/\tau_s}` to the current):
+      :math:`\frac1T \sum_k \tau_s (1 - e^{-(T - t_k)/\tau_s}) = \frac{\tau_s}{T}(n - \mathrm{psp}(T))`;
+    * Izhikevich (a spike is one step's pulse that moves v by w): :math:`n \cdot 1\,\mathrm{ms} / T`.
+
+    Node perturbation credits synapse ij with :math:`\hat g_i\, \mathrm{drive}_j`, because a
+    constant current p into neuron i acts like a weight change of :math:`p / \mathrm{drive}_j`
+    on a synapse whose input is spread evenly over the run.
+    """
+    if spec.kind == "lif":
+        return float(spec.tau_syn / duration) * (n_spikes - psp)
+    return n_spikes * float(ms / duration)
+
+
+def clamp(recipe, layout, group):
+    """Let a run value force spikes of ``group``: the raster ``clamp_<group>`` (steps, neurons)
+    makes neuron i spike in every step where it holds a 1 (besides its own spikes)."""
+    name = f"clamp_{group}"
+    recipe.timed_array(name, layout.steps, layout.size(group))
+    recipe.run_value(name, "values", 0.0)
+    recipe.group(group).threshold.append(f"{name}(t, i) > 0.5")
+    return name
 
 
 # -- runaway activity ---------------------------------------------------------------------------
@@ -237,8 +261,8 @@ class SpikingObservation:
     rewards : ndarray (copies,) or None
         The reward each copy's neuromodulator received at the end of the run.
     monitors : dict name -> dict of arrays
-    completed : Quantity
-        Simulated time reached (shorter than the run when the runaway guard stopped it).
+    stopped_at : Quantity or None
+        When the runaway guard stopped the run (None: it ran to the end).
     """
 
     final: list
@@ -246,9 +270,7 @@ class SpikingObservation:
     deltas: dict = field(default_factory=dict)
     rewards: object = None
     monitors: dict = field(default_factory=dict)
-    completed: object = None
     stopped_at: object = None
-    carried: dict = field(default_factory=dict)
 
 
 class SpikingNetwork:
@@ -311,7 +333,10 @@ class SpikingNetwork:
         layout = self.layout
         final = []
         for projection in layout.projections if not layout.spec.recurrent else []:
-            drive = np.array(self.objects[projection.pre].drive[:]).reshape(-1, layout.groups[projection.pre])
+            group = self.objects[projection.pre]
+            psp = np.array(group.psp[:]) if layout.spec.kind == "lif" else 0.0
+            drive = presynaptic_drive(layout.spec, np.array(group.n_spikes[:]), psp, layout.duration)
+            drive = drive.reshape(-1, layout.groups[projection.pre])
             if projection.pre == layout.input:
                 drive = drive[np.arange(layout.copies) % layout.blocks]
             final.append(drive)
@@ -326,11 +351,9 @@ class SpikingNetwork:
         if "modulator" in self.objects and "final_reward" in self.objects["modulator"].variables:
             rewards = np.array(self.objects["modulator"].final_reward[:])
         monitors = {name: _monitor_data(self.objects[name]) for name in self.recipe.monitors}
-        carried = {key: np.array(self.target(*key)[:]) for key in self.recipe.notes.get("carried", ())}
         stopped = float(self.objects["guard"].stopped_at[0])
         return SpikingObservation(final=final, deltas=deltas, rewards=rewards, monitors=monitors,
-                                  completed=self.network.t, stopped_at=stopped * second if stopped >= 0 else None,
-                                  carried=carried)
+                                  stopped_at=stopped * second if stopped >= 0 else None)
 
     def weights(self):
         """The plastic weights now (mV), per projection (copies, *shape)."""

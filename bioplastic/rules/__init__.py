@@ -1,9 +1,13 @@
 """Learning rules, each defined once: spec, maths, realisation and theory.
 
-Add a rule by subclassing :class:`Rule` and decorating it with :func:`register_rule`.
+Add a rule by subclassing :class:`Rule` (between trials) or :class:`InNetworkRule` (inside the
+network, with a builder registered by :func:`register_builder`) and decorating it with
+:func:`register_rule`.
 """
 
-from . import backprop, perturbation  # noqa: F401  (registers the built-in rules)
-from .base import RULES, Perturbation, Rule, TrialData, register_rule
+from . import backprop, perturbation, rstdp  # noqa: F401  (registers the built-in rules)
+from .base import RULES, InNetworkRule, Perturbation, Rule, RunContext, TrialData, register_rule
+from .builders import BUILDERS, find_builder, register_builder
 
-__all__ = ["RULES", "Perturbation", "Rule", "TrialData", "register_rule"]
+__all__ = ["RULES", "BUILDERS", "InNetworkRule", "Perturbation", "Rule", "RunContext", "TrialData", "find_builder",
+           "register_builder", "register_rule"]

@@ -1,26 +1,57 @@
 """What every rule is: a validated spec, what it needs from the network, and how it updates.
 
-A between-trials rule is realised by three methods the trainer calls for each trial:
+A rule is realised in one of two ways (``Rule.realisation``):
 
-1. :meth:`Rule.perturb` draws the trial's perturbations. Variant 0 is always the clean network;
-   the trainer runs ``rule.variants * batch`` copies, copy ``v * batch + b`` being variant ``v``
-   on example ``b``.
-2. The backend runs every copy in one simulation and the task scores each copy.
-3. :meth:`Rule.update` turns the observations into the implied update ΔW, *without applying it*
-   (that is what makes dry runs and alignment analysis possible).
+* **between trials** (``"between_trials"``: WP, NP, backprop). The trainer calls, per trial,
+
+  1. :meth:`Rule.perturb`: the trial's perturbations. Variant 0 is always the clean network;
+     the trainer runs ``rule.variants * batch`` copies, copy ``v * batch + b`` being variant
+     ``v`` on example ``b``;
+  2. the backend runs every copy in one simulation and the task scores each copy;
+  3. :meth:`Rule.update` turns the observations into the implied update ΔW, *without applying it*.
+
+* **in the network** (``"in_network"``: R-STDP, ...). A *builder* registered for the rule and
+  the model kind (:func:`~bioplastic.rules.builders.register_builder`) adds the rule's equations
+  to the network's recipe before it is built: traces, an eligibility, a neuromodulator, and the
+  rule's own delta variable ``dw_<kind>`` on every plastic synapse, into which it accumulates the
+  change it makes. The run value ``online`` says whether that change also moves the weights
+  during the run (1) or only accumulates (0: the engine applies it at the trial's end, or a dry
+  run just reads it). :meth:`Rule.update` then returns the accumulated change, so dry runs,
+  ``align`` and the cosine with the gradient work exactly as for WP and NP.
+
+Either way, :meth:`Rule.constrain` maps weights after an update back into their allowed range.
 """
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 RULES = {}
 
 
-def register_rule(rule_class):
-    """Class decorator: make a rule available to protocols under ``rule_class.kind``."""
-    if not getattr(rule_class, "kind", None):
-        raise ValueError(f"{rule_class.__name__}.kind: must name the rule (got {rule_class.kind!r})")
-    RULES[rule_class.kind] = rule_class
-    return rule_class
+def register_rule(rule_class=None, *, override=False):
+    """Class decorator: make a rule available to protocols under ``rule_class.kind``.
+
+    A kind that is registered already is refused unless ``override=True`` (a plugin that means
+    to replace a built-in rule says so).
+    """
+    def register(cls):
+        if not getattr(cls, "kind", None):
+            raise ValueError(f"{cls.__name__}.kind: must name the rule (got {getattr(cls, 'kind', None)!r})")
+        if cls.kind in RULES and RULES[cls.kind] is not cls and not override:
+            raise ValueError(f"{cls.__name__}.kind: the rule kind {cls.kind!r} is registered already (by "
+                             f"{RULES[cls.kind].__module__}.{RULES[cls.kind].__name__}); choose another kind, or "
+                             f"register with override=True to replace it")
+        if cls.realisation not in REALISATIONS:
+            raise ValueError(f"{cls.__name__}.realisation: must be one of {', '.join(REALISATIONS)} "
+                             f"(got {cls.realisation!r})")
+        RULES[cls.kind] = cls
+        return cls
+
+    return register(rule_class) if rule_class is not None else register
+
+
+REALISATIONS = ("between_trials", "in_network")
 
 
 @dataclass
@@ -44,20 +75,55 @@ class Perturbation:
 class TrialData:
     """What a rule may read when it computes its update.
 
-    weights : list of ndarray (n_out, n_in)
-        The weights the trial ran with.
+    weights : list of ndarray
+        The weights the trial ran with (rate: (n_out, n_in); spiking: in mV).
     losses : ndarray (variants, batch)
         Each copy's loss contribution (the batch loss is the mean over examples).
-    final : list of ndarray (variants, batch, n_l)
-        Rates of every layer, input first, at the end of the trial.
+    final : list of ndarray (variants, batch, n)
+        Per layer, input first, the activity a rule credits: for rate networks every layer's rate
+        at the end of the trial; for spiking networks every weight layer's presynaptic ``drive``
+        (the time-averaged input per unit weight), then the task's read-out of the output.
     gradient : Gradient or None
-        The BPTT reference on the clean copies, when the rule or the analysis asked for it.
+        The reference gradient at these weights, when the rule or the analysis asked for it.
+    deltas : list of ndarray (batch, *shape) or None
+        An in-network rule's accumulated change per copy, one array per plastic projection.
+    rewards : ndarray (batch,) or None
+        The reward each copy's neuromodulator received at the end of the trial.
+    conditions : ndarray (batch,) or None
+        The task condition (e.g. input pattern) of every example.
     """
 
     weights: list
     losses: object
     final: list
     gradient: object = None
+    deltas: list | None = None
+    rewards: object = None
+    conditions: object = None
+
+
+@dataclass
+class RunContext:
+    """What a rule needs to choose its run values (see :meth:`Rule.run_values`).
+
+    copies : int
+        Network copies in the run.
+    conditions : ndarray (copies,)
+        The task condition of every copy's example.
+    dry_run : bool
+        True when the weights must stay fixed (``align``, analysis).
+    continuous : bool
+        True for one long run (an experiment), False for a trial of the training loop.
+    layout : object
+        The network's layout (:class:`~bioplastic.networks.spiking_network.Layout`): its groups
+        and plastic projections.
+    """
+
+    copies: int
+    conditions: object
+    dry_run: bool = False
+    continuous: bool = False
+    layout: object = None
 
 
 class Rule:
@@ -66,7 +132,9 @@ class Rule:
     kind = None
     spec_class = None
     description = ""
+    realisation = "between_trials"
     needs_gradient = False  # True for rules that apply the reference gradient (backprop)
+    model_families = ("rate", "spiking")  # which model families the rule can train
 
     def __init__(self, spec):
         if not isinstance(spec, self.spec_class):
@@ -89,3 +157,35 @@ class Rule:
     def theory(self, trial):
         """``{layer: (effective dimension, expected cosine)}`` where a theory exists, else {}."""
         return {}
+
+    def constrain(self, weights):
+        """Weights after an update, mapped into the rule's allowed range (unbounded by default)."""
+        return weights
+
+    def run_values(self, context):
+        """``{(object, variable): value}`` the rule writes before every run (in-network rules)."""
+        return {}
+
+    def observe(self, trial):
+        """Learn from a trial whose update was applied (e.g. a running reward baseline)."""
+
+
+class InNetworkRule(Rule):
+    """A rule that learns inside the simulation; see the module docstring.
+
+    Its builder accumulates the change into ``dw_<kind>``; :meth:`update` sums it over the
+    examples of the trial (each copy is one example's episode).
+    """
+
+    realisation = "in_network"
+    model_families = ("spiking",)
+
+    @property
+    def delta_variable(self):
+        return f"dw_{self.kind}"
+
+    def update(self, trial, perturbation):
+        if trial.deltas is None:
+            raise ValueError(f"{type(self).__name__}: the run reported no accumulated change (was the rule built "
+                             f"into the network?)")
+        return [np.asarray(d).sum(axis=0) for d in trial.deltas]
