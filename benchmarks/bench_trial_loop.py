@@ -122,7 +122,7 @@ def bench_trainer(backend_name, trials):
     total_s = time.perf_counter() - t0
     unwrap()
     return dict(trials=trials, build_s=build_s, total_s=total_s, sim_s=calls,
-                copies=trainer.backend.copies, steps=trainer.steps, record=trainer.backend.record,
+                copies=trainer.backend.copies, steps=trainer.steps, record=trainer.backend.blueprint.record,
                 losses=losses_of(table)), trainer
 
 

@@ -109,7 +109,8 @@ def _print_params(rows, indent=4):
 
 def cmd_gradcheck(args):
     from .analysis.alignment import layer_names
-    from .engine.trainer import Trainer, finite_difference_gradient
+    from .engine.reference import finite_difference_gradient
+    from .engine.trainer import Trainer
     if not args.eps > 0:
         raise SpecError("--eps", "must be > 0", args.eps)
     if not args.tolerance >= 0:
@@ -117,11 +118,15 @@ def cmd_gradcheck(args):
     protocol = _load(args)
     if protocol.sweep:
         protocol = protocol.variants()[0][2]
+    if protocol.model.family != "rate":
+        raise SpecError("model.kind", "gradcheck holds BPTT against finite differences for rate networks; for a "
+                        "spiking network, `bioplastic align` compares a rule with finite differences of the expected "
+                        "loss", protocol.model_kind)
     trainer = Trainer(protocol)
-    inputs, targets = trainer.task.sample(trainer.input_rng)
-    trial, _ = trainer.step(inputs, targets, with_gradient=True)
+    batch = trainer.task.sample(trainer.input_rng)
+    trial, _ = trainer.step(batch, with_gradient=True)
     reference = trial.gradient.weights
-    numeric = finite_difference_gradient(trainer, inputs, targets, eps=args.eps)
+    numeric = finite_difference_gradient(trainer, batch.inputs, batch.targets, eps=args.eps)
     scale = max(np.abs(g).max() for g in reference)
     # Entries far below the largest gradient are compared in absolute terms.
     floor = max(1e-6 * scale, np.finfo(float).tiny)

@@ -16,16 +16,19 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from brian2 import Hz
+
 from .engine.backends import BACKENDS
+from .engine.reference import REFERENCES
 from .errors import SpecError
 from .networks import MODEL_KINDS
-from .rules import RULES
+from .rules import RULES, find_builder
+from .rules.builders import builder_models
 from .spec import at_least, from_table, non_negative, param, params, positive, to_table, validate
 from .tasks import TASKS
 
 SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
 TOP_KEYS = ("name", "seed", "description", "plugins") + SECTIONS
-SPIKING_KINDS = ("lif", "izhikevich")  # named in the design, not built yet
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the repository's models/
 
 
@@ -38,6 +41,8 @@ class TrainingSpec:
     backend: str = param("standalone", "standalone (C++, fast) or runtime (numpy, for tests)", kind=str,
                          choices=BACKENDS)
     max_loss: float = param(1e6, "a loss above this counts as divergence", check=positive)
+    max_rate: object = param(200 * Hz, "spiking: a population rate above this (over 100 ms) stops the run as runaway "
+                             "activity", unit=Hz, check=positive)
 
     def __post_init__(self):
         validate(self)
@@ -47,11 +52,15 @@ class TrainingSpec:
 class AnalysisSpec:
     """How the rule's updates are compared with the reference gradient."""
 
-    reference: str = param("bptt", "reference gradient (bptt for rate networks)", kind=str,
-                           choices=("bptt", "finite_difference", "surrogate"))
+    reference: str = param("auto", "reference gradient: auto is the model family's own (bptt for rate networks, "
+                           "finite_difference of the expected loss for spiking ones)", kind=str,
+                           choices=("auto", "bptt", "finite_difference"))
     every: int = param(10, "compare the update with the gradient every n trials (0: never)", kind=int,
                        check=non_negative)
     samples: int = param(200, "dry-run samples drawn by `bioplastic align`", kind=int, check=at_least(1))
+    fd_samples: int = param(64, "spiking: input samples averaged by the finite-difference reference", kind=int,
+                            check=at_least(2))
+    fd_eps: float = param(0.25, "spiking: finite-difference step of the reference (mV)", check=positive)
 
     def __post_init__(self):
         validate(self)
@@ -221,6 +230,7 @@ def shrink(table):
     if isinstance(analysis, dict):
         cap(analysis, "every", 10, 4)
         cap(analysis, "samples", 200, 10)
+        cap(analysis, "fd_samples", 64, 8)
     if isinstance(sweep, dict):
         cap(sweep, "seeds", 1, 1)
 
@@ -237,8 +247,7 @@ def _kind(section, path, registry, default=None):
     if kind is None:
         raise SpecError(f"{path}.kind", f"is required; valid: {', '.join(registry)}")
     if not isinstance(kind, str) or kind not in registry:
-        hint = " (spiking models are not implemented yet)" if kind in SPIKING_KINDS else ""
-        raise SpecError(f"{path}.kind", f"must be one of {', '.join(registry)}{hint}", kind)
+        raise SpecError(f"{path}.kind", f"must be one of {', '.join(registry)}", kind)
     return kind
 
 
@@ -280,18 +289,7 @@ def resolve(table, file, swept_rule_kinds=None):
     rule = from_table(rule_class.spec_class, rule_section, "rule")
     training = from_table(TrainingSpec, _section(table, "training"), "training", ignore=())
     analysis = from_table(AnalysisSpec, _section(table, "analysis"), "analysis", ignore=())
-    steps = float(task.duration / model.dt)
-    if abs(steps - round(steps)) > 1e-9:
-        raise SpecError("task.duration", f"must be a whole number of model.dt steps (dt = {model.dt})",
-                        str(task.duration))
-    layers = len(model.sizes) - 1
-    if round(steps) < layers:  # the input needs one step per layer to reach the output
-        raise SpecError("task.duration", f"must be at least {layers} steps of model.dt = {model.dt} "
-                        f"(one per layer)", str(task.duration))
-    if analysis.reference != "bptt":
-        raise SpecError("analysis.reference", "must be bptt for rate networks during training "
-                        "(finite differences are checked by `bioplastic gradcheck`; surrogate is for spiking "
-                        "models)", analysis.reference)
+    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis)
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
@@ -299,6 +297,36 @@ def resolve(table, file, swept_rule_kinds=None):
     if sweep:
         protocol.variants()  # every variant must validate too
     return protocol
+
+
+def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis):
+    """Checks across sections: the model family the task and rule work on, steps, the reference."""
+    family = model.family
+    task_class, rule_class = TASKS[task_kind], RULES[rule_kind]
+    if family not in task_class.families:
+        raise SpecError("task.kind", f"{task_kind!r} works on {' or '.join(task_class.families)} models, not on "
+                        f"model.kind = {model_kind!r}", task_kind)
+    if family not in rule_class.model_families:
+        raise SpecError("rule.kind", f"{rule_kind!r} trains {' or '.join(rule_class.model_families)} models, not "
+                        f"model.kind = {model_kind!r}", rule_kind)
+    if rule_class.realisation == "in_network" and find_builder(rule_class(rule), model) is None:
+        raise SpecError("rule.kind", f"{rule_kind!r} has no builder for model.kind = {model_kind!r} (it has: "
+                        f"{', '.join(builder_models(rule_class)) or 'none'})", rule_kind)
+    steps = float(task.duration / model.dt)
+    if abs(steps - round(steps)) > 1e-9:
+        raise SpecError("task.duration", f"must be a whole number of model.dt steps (dt = {model.dt})",
+                        str(task.duration))
+    if family == "rate":
+        layers = len(model.sizes) - 1
+        if round(steps) < layers:  # the input needs one step per layer to reach the output
+            raise SpecError("task.duration", f"must be at least {layers} steps of model.dt = {model.dt} "
+                            f"(one per layer)", str(task.duration))
+    own = REFERENCES[family]
+    if analysis.reference not in ("auto", own):
+        raise SpecError("analysis.reference", f"must be {own} (or auto) for {family} networks (finite differences "
+                        "of a rate network are checked by `bioplastic gradcheck`; surrogate gradients are not built "
+                        "yet)", analysis.reference)
+    rule_class(rule).check(model, task_class)
 
 
 def _check_sweep(sweep):

@@ -37,3 +37,29 @@ class SpecError(BioplasticError, ValueError):
 
 class DivergenceError(SpecError):
     """Training left the finite range: a protocol error, blamed on the key that controls it."""
+
+
+class RunawayError(SpecError):
+    """A spiking network's population rate exceeded ``training.max_rate``; the run was stopped.
+
+    ``metrics`` holds the tidy rows logged before the stop (the caller keeps them in a folder
+    marked as failed).
+    """
+
+    def __init__(self, stopped_at, max_rate, file=None, simulated=None, trial=None, metrics=None):
+        self.stopped_at, self.max_rate, self.trial, self.metrics = stopped_at, max_rate, trial, metrics
+        self.simulated = stopped_at if simulated is None else simulated
+        where = f" in trial {trial}" if trial is not None else ""
+        super().__init__("training.max_rate", f"runaway activity: the population rate exceeded {max_rate} at "
+                         f"t = {_seconds(self.simulated)} of simulated time{where}; the run was stopped", file=file)
+
+    def at_trial(self, trial, duration, rows):
+        """The same stop, placed in the training loop: trial ``trial`` of length ``duration``."""
+        return RunawayError(self.stopped_at, self.max_rate, self.file, trial * duration + self.stopped_at, trial, rows)
+
+
+def _seconds(quantity):
+    try:
+        return f"{float(quantity):.3f} s"
+    except TypeError:  # pragma: no cover - a plain number already
+        return str(quantity)

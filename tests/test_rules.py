@@ -61,6 +61,7 @@ class NumpyBackend:
 
     def __init__(self, model, steps, copies):
         self.model, self.steps, self.copies = model, steps, copies
+        self.blueprint = None
 
     def run(self, weights, inputs, perts=None, seed=0):
         final = forward(weights, inputs, self.model.activation, self.model.a, self.steps, perts)
@@ -79,11 +80,11 @@ def test_expected_update_points_along_the_gradient(kind, antithetic):
     # The reference gradient from BPTT through a Brian2 run of the clean network ...
     reference = Trainer(rule_protocol("wp_vs_np.toml", "backprop", *overrides))
     trainer = Trainer(rule_protocol("wp_vs_np.toml", kind, *overrides))
-    inputs, targets = trainer.task.sample(trainer.input_rng)
-    trial, _ = reference.step(inputs, targets, with_gradient=True)
+    batch = trainer.task.sample(trainer.input_rng)
+    trial, _ = reference.step(batch, with_gradient=True)
     # ... and the rule's estimate from 2K + 1 copies, run with the NumPy maths for speed.
     trainer.backend = NumpyBackend(trainer.protocol.model, trainer.steps, trainer.backend.copies)
-    _, update = trainer.step(inputs, targets, with_gradient=False)
+    _, update = trainer.step(batch, with_gradient=False)
     estimate = np.concatenate([-u.ravel() / trainer.rule.spec.lr for u in update])
     gradient = np.concatenate([g.ravel() for g in trial.gradient.weights])
     error = np.linalg.norm(estimate - gradient) / np.linalg.norm(gradient)

@@ -2,26 +2,30 @@
 
 One trial, for a rule with V variants (the clean network and its perturbed versions) and a
 batch of B examples, runs V * B copies of the network in one Brian2 run; copy ``v * B + b`` is
-variant ``v`` on example ``b``. The BPTT reference runs through the recorded trajectory of the
-B clean copies.
-"""
+variant ``v`` on example ``b``. Independent samples of a dry run (``align``) run side by side as
+further blocks of V * B copies.
 
-import dataclasses
+The same loop trains rate and spiking networks, with between-trials rules (WP, NP, backprop)
+and in-network rules (R-STDP, ...): for an in-network rule the run itself accumulates the change
+(``dw_<rule>``) and the rule reads it back. What differs by model family is looked up, not
+branched on in the rule: the network's blueprint, the input of the copies, and the reference
+gradient (:mod:`bioplastic.engine.reference`).
+"""
 
 import numpy as np
 import pandas as pd
+from brian2 import Quantity, mV, second
 from tqdm import tqdm
 
 from .. import rng as rng_streams
 from ..analysis import compare
-from ..errors import DivergenceError
-from ..gradients import bptt
-from ..networks import init_weights
+from ..errors import DivergenceError, RunawayError
 from ..networks.rate import RateBlueprint
-from ..networks.rate_math import flatten, forward, unflatten
-from ..rules import RULES, TrialData
-from ..tasks import TASKS
+from ..networks.spiking_network import SpikingBlueprint
+from ..rules import RULES, RunContext, TrialData, find_builder
+from ..tasks import TASKS, Batch
 from .backends import get_backend
+from .reference import reference_gradient
 
 
 class Trainer:
@@ -34,69 +38,137 @@ class Trainer:
 
     def __init__(self, protocol):
         self.protocol = protocol
-        model, task_spec = protocol.model, protocol.task
+        model = protocol.model
+        self.family = model.family
         self.rule = RULES[protocol.rule_kind](protocol.rule)
-        self.steps = int(round(float(task_spec.duration / model.dt)))
         seed = protocol.seed
-        self.weights = init_weights(model, rng_streams.stream(seed, "init"))
-        teacher_weights = init_weights(dataclasses.replace(model, init_gain=task_spec.teacher_gain),
-                                       rng_streams.stream(seed, "teacher"))
-        self.task = TASKS[protocol.task_kind](
-            task_spec, model.sizes[0],
-            teacher=lambda x: forward(teacher_weights, x, model.activation, model.a, self.steps)[-1])
+        self.task = TASKS[protocol.task_kind](protocol.task, model, seed)
+        self.steps = int(round(float(self.task.duration / model.dt)))
+        self.weights = self.rule.constrain(model.init_weights(rng_streams.stream(seed, "init"), seed))
         self.input_rng = rng_streams.stream(seed, "inputs")
         self.noise_rng = rng_streams.stream(seed, "noise")
-        self.batch = task_spec.batch
-        self.backend = get_backend(protocol.training.backend,
-                                   RateBlueprint(model, self.rule.variants * self.batch, self.steps, record=self.batch))
+        self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
+        self.batch = protocol.task.batch
+        self.backend = self.backend_for(samples=1)
+        self._reference = None  # (weights it was computed at, gradient)
 
-    def step(self, inputs, targets, with_gradient):
+    # -- the network ----------------------------------------------------------------------------
+    def blueprint(self, variants, samples=1, record=True, with_rule=True):
+        """The network of ``samples`` blocks of ``variants * batch`` copies (with the in-network
+        rule built in unless ``with_rule`` is False)."""
+        model, batch = self.protocol.model, self.batch
+        copies = samples * variants * batch
+        if self.family == "rate":
+            return RateBlueprint(model, copies, self.steps, record=batch if record else 0)
+        contributors = [self.task.contribute]
+        with_rule = with_rule and self.rule.realisation == "in_network"
+        if with_rule:
+            builder = find_builder(self.rule, model)
+            contributors.append(lambda recipe, layout: builder(self.rule, recipe, layout))
+        contributors.append(self.task.contribute_reward)
+        # Sample s, variant v, example b reads input block s * B + b: the variants of one example
+        # share its input spikes (common random numbers); every sample has fresh ones.
+        copy = np.arange(copies)
+        blocks = (copy // (variants * batch)) * batch + copy % batch
+        blueprint = SpikingBlueprint(model, copies, self.steps, blocks=samples * batch, seed=self.protocol.seed,
+                                     contributors=contributors, input_block=blocks)
+        blueprint.with_rule = with_rule
+        return blueprint
+
+    def backend_for(self, samples, variants=None, record=True, with_rule=True):
+        variants = self.rule.variants if variants is None else variants
+        return get_backend(self.protocol.training.backend, self.blueprint(variants, samples, record, with_rule))
+
+    def run(self, backend, batch, weights, perts=None, dry_run=False):
+        """One simulation of ``backend``'s copies with per-copy ``weights`` (and ``perts``)."""
+        seed = int(self.seed_rng.integers(2 ** 31))
+        if self.family == "rate":
+            inputs = np.asarray(batch.inputs)
+            return backend.run(weights=weights, inputs=np.tile(inputs, (backend.copies // len(inputs), 1)),
+                               perts=perts, seed=seed)
+        layout = backend.blueprint.layout
+        context = RunContext(layout.copies, np.asarray(batch.conditions)[layout.input_block], dry_run=dry_run,
+                             continuous=False, layout=layout)
+        values = {**self.task.run_values(batch, layout), ("guard", "max_rate"): float(self.protocol.training.max_rate)}
+        if backend.blueprint.with_rule:
+            values.update(self.rule.run_values(context))
+        observed = backend.run(weights=weights, inputs=batch.inputs, perts=perts, values=values, seed=seed)
+        if observed.stopped_at is not None:
+            raise RunawayError(observed.stopped_at, self.protocol.training.max_rate, file=self.protocol.file)
+        return observed
+
+    # -- one trial ------------------------------------------------------------------------------
+    def step(self, batch, with_gradient, dry_run=False):
         """Run one trial at the current weights; return the trial data and the implied update."""
         perturbation = self.rule.perturb(self.weights, self.batch, self.noise_rng)
-        return self._run_samples(inputs, targets, [perturbation], self.backend, with_gradient)[0]
+        return self._run_samples(batch, [perturbation], self.backend, with_gradient, dry_run)[0]
 
-    def _run_samples(self, inputs, targets, perturbations, backend, with_gradient):
-        """Run independent perturbation samples of one trial side by side in one simulation.
+    def _run_samples(self, batch, perturbations, backend, with_gradient, dry_run=False):
+        """Run independent samples of one trial side by side in one simulation.
 
         Sample ``s`` owns copies ``s * V * B .. (s + 1) * V * B - 1``; the backend may hold room
         for more samples than given (the spare copies repeat the last sample and are ignored).
+        For spiking networks ``batch`` holds one block of B examples per sample of the backend.
         Returns ``(trial, update)`` per sample.
         """
-        weights, variants, batch = self.weights, self.rule.variants, self.batch
-        per_sample = variants * batch
+        variants, size = self.rule.variants, self.batch
+        per_sample = variants * size
         room = backend.copies // per_sample
         padded = perturbations + [perturbations[-1]] * (room - len(perturbations))
         copy_weights = [np.concatenate(parts) for parts in zip(*(self._copy_weights(p) for p in padded))]
         copy_perts = None
         if perturbations[0].nodes is not None:
             copy_perts = [np.concatenate([p.nodes[l].reshape(per_sample, -1) for p in padded])
-                          for l in range(len(weights))]
-        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (variants * room, 1)), perts=copy_perts)
-        final = [f.reshape(room, variants, batch, -1) for f in observed.final]
+                          for l in range(len(self.weights))]
+        observed = self.run(backend, batch, copy_weights, copy_perts, dry_run=dry_run)
+        final = [f.reshape(room, variants, size, -1) for f in observed.final]
+        deltas = getattr(observed, "deltas", {}).get(self.rule.kind)
+        rewards = getattr(observed, "rewards", None)
         gradient = None
-        if with_gradient or self.rule.needs_gradient:  # the recorded copies are sample 0's clean ones
-            gradient = bptt(weights, inputs, observed.trajectory,
-                            self.task.output_gradient(final[-1][0, 0], targets),
-                            self.protocol.model.activation, self.protocol.model.a)
+        if with_gradient or self.rule.needs_gradient:
+            gradient = self.reference(batch, observed)
         results = []
         for s, perturbation in enumerate(perturbations):
             sample_final = [f[s] for f in final]
-            trial = TrialData(weights, self.task.losses(sample_final[-1], targets), sample_final, gradient)
+            targets = np.asarray(batch.targets)[s * size:(s + 1) * size] if self.family == "spiking" else batch.targets
+            conditions = np.asarray(batch.conditions)[s * size:(s + 1) * size] if self.family == "spiking" \
+                else batch.conditions
+            trial = TrialData(self.weights, self.task.losses(sample_final[-1], targets), sample_final, gradient,
+                              deltas=None if deltas is None else
+                              [d.reshape((room, variants, size) + d.shape[1:])[s, 0] for d in deltas],
+                              rewards=None if rewards is None else rewards.reshape(room, variants, size)[s, 0],
+                              conditions=conditions)
             results.append((trial, self.rule.update(trial, perturbation)))
         return results
 
     def _copy_weights(self, perturbation):
-        """Per-copy weights (V * B, n_out, n_in) of one sample: variant v's offset on every example."""
+        """Per-copy weights (V * B, ...) of one sample: variant v's offset on every example."""
         n = self.rule.variants * self.batch
         if perturbation.weights is None:
             return [np.broadcast_to(w, (n,) + w.shape) for w in self.weights]
         return [np.repeat(w + dw, self.batch, axis=0) for w, dw in zip(self.weights, perturbation.weights)]
 
+    def reference(self, batch, observed):
+        """The reference gradient at the current weights (see :mod:`bioplastic.engine.reference`)."""
+        if self._reference is not None and all(np.array_equal(a, b) for a, b in zip(self._reference[0], self.weights)):
+            return self._reference[1]
+        gradient = reference_gradient(self, batch, observed)
+        if self.family != "rate":  # costly and independent of the trial's noise: keep it at these weights
+            self._reference = ([w.copy() for w in self.weights], gradient)
+        return gradient
+
+    # -- analysis -------------------------------------------------------------------------------
+    @property
+    def lr(self):
+        """The rule's learning rate as a plain number (in the model's weight unit where it has one)."""
+        lr = self.protocol.rule.lr
+        return float(lr / mV) if isinstance(lr, Quantity) else float(lr)
+
     def analyse(self, trial, update):
         """Alignment rows (layer, metric, value) of an update with the trial's reference gradient."""
         rows = []
-        theory = self.rule.theory(trial)
-        for row in compare(update, trial.gradient.weights, self.protocol.rule.lr):
+        theory = self.rule.theory(trial) if trial.gradient.exact else {}
+        for row in compare(update, trial.gradient.weights, self.lr):
             layer = row.pop("layer")
             rows += [(layer, metric, value) for metric, value in row.items()]
             if layer in theory:
@@ -112,52 +184,70 @@ class Trainer:
         DivergenceError
             When the loss or the weights leave the finite range, or the loss exceeds
             ``training.max_loss``.
+        RunawayError
+            When a spiking network's population rate exceeds ``training.max_rate``.
         """
         training, every = self.protocol.training, self.protocol.analysis.every
         rows = []
         for t in tqdm(range(training.trials), desc=self.protocol.name, disable=None if progress else True,
                       leave=False, unit="trial"):
             analyse = every > 0 and t % every == 0
-            inputs, targets = self.task.sample(self.input_rng)
-            trial, update = self.step(inputs, targets, with_gradient=analyse)
+            batch = self.task.sample(self.input_rng)
+            try:
+                trial, update = self.step(batch, with_gradient=analyse)
+            except RunawayError as exc:
+                raise exc.at_trial(t, self.task.duration, rows) from None
             loss = float(trial.losses[0].mean())
             self._check_finite(t, loss, update)
             if t % training.eval_every == 0 or t == training.trials - 1:
                 rows.append((t, "", "loss", loss))
+                if trial.rewards is not None:
+                    rows.append((t, "", "reward", float(np.mean(trial.rewards))))
             if analyse:
                 rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
-            self.weights = [w + u for w, u in zip(self.weights, update)]
+            self.weights = self.rule.constrain([w + u for w, u in zip(self.weights, update)])
+            self.rule.observe(trial)
         return pd.DataFrame(rows, columns=["trial", "layer", "metric", "value"])
 
     def align(self, samples, progress=False, max_copies=4096):
-        """Draw ``samples`` dry-run updates at fixed weights on one fixed batch.
+        """Draw ``samples`` dry-run updates at fixed weights.
 
-        Independent samples run side by side, up to ``max_copies`` network copies per simulation.
+        Rate networks: one fixed batch, the rule's own noise varies. Spiking networks: the batch's
+        conditions are fixed and every sample draws fresh input spikes. Independent samples run
+        side by side, up to ``max_copies`` network copies per simulation.
 
-        Returns a table with one row per sample and layer: ``rule``, ``layer``, ``sample``,
-        ``cosine``, ``angle_deg``, ``norm_ratio`` and, where a theory exists, ``cosine_theory``
-        and ``effective_dimension``.
+        Returns a table with one row per sample and layer: ``rule``, ``reference``, ``layer``,
+        ``sample``, ``cosine``, ``angle_deg``, ``norm_ratio`` and, where a theory exists,
+        ``cosine_theory`` and ``effective_dimension``.
         """
-        inputs, targets = self.task.sample(self.input_rng)
+        first = self.task.sample(self.input_rng)
         per_sample = self.rule.variants * self.batch
         chunk = max(1, min(samples, max_copies // per_sample))
-        backend = get_backend(self.protocol.training.backend,
-                              RateBlueprint(self.protocol.model, chunk * per_sample, self.steps, record=self.batch))
+        backend = self.backend_for(chunk)
+        if hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
+            self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk, progress=False)])
         records = []
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
                   leave=False, unit="sample") as bar:
-            for start in range(0, samples, chunk):
-                count = min(chunk, samples - start)
-                perturbations = [self.rule.perturb(self.weights, self.batch, self.noise_rng) for _ in range(count)]
-                for s, (trial, update) in enumerate(self._run_samples(inputs, targets, perturbations, backend,
-                                                                      with_gradient=True), start=start):
-                    for layer, metric, value in self.analyse(trial, update):
-                        records.append(dict(rule=self.rule.kind, layer=layer, sample=s, metric=metric, value=value))
-                bar.update(count)
-        table = pd.DataFrame(records).pivot_table(index=["rule", "layer", "sample"], columns="metric",
+            for s, (trial, update) in enumerate(self._draw(first, samples, backend, chunk, bar=bar)):
+                for layer, metric, value in self.analyse(trial, update):
+                    records.append(dict(rule=self.rule.kind, reference=trial.gradient.name, layer=layer, sample=s,
+                                        metric=metric, value=value))
+        table = pd.DataFrame(records).pivot_table(index=["rule", "reference", "layer", "sample"], columns="metric",
                                                   values="value", sort=False, dropna=False).reset_index()
         table.columns.name = None
         return table
+
+    def _draw(self, first, samples, backend, chunk, bar=None, progress=None):
+        """Yield ``samples`` dry-run (trial, update) pairs, ``chunk`` per simulation."""
+        for start in range(0, samples, chunk):
+            count = min(chunk, samples - start)
+            perturbations = [self.rule.perturb(self.weights, self.batch, self.noise_rng) for _ in range(count)]
+            batch = first if self.family == "rate" else self.task.sample(
+                self.input_rng, batch=chunk * self.batch, conditions=np.tile(first.conditions, chunk))
+            yield from self._run_samples(batch, perturbations, backend, with_gradient=True, dry_run=True)
+            if bar is not None:
+                bar.update(count)
 
     def _check_finite(self, t, loss, update):
         max_loss = self.protocol.training.max_loss
@@ -165,29 +255,8 @@ class Trainer:
         if not finite or loss > max_loss:
             raise DivergenceError("rule.lr", f"training diverged at trial {t} (loss {loss:.3g}, "
                                   f"limit training.max_loss = {max_loss:g}); lower the learning rate",
-                                  self.protocol.rule.lr, file=self.protocol.file)
+                                  self.protocol.rule.lr if not isinstance(self.protocol.rule.lr, Quantity)
+                                  else str(self.protocol.rule.lr), file=self.protocol.file)
 
 
-def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=4096):
-    """Central finite differences of the batch loss, through the Brian2 simulation itself.
-
-    Each weight is nudged by ±eps in its own copy, so 2P runs become ceil(2P B / max_copies)
-    simulations of many copies. Returns dL/dW, one array per layer.
-    """
-    weights, batch = trainer.weights, trainer.batch
-    shapes = [w.shape for w in weights]
-    flat = flatten(weights)
-    chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
-    backend = get_backend(trainer.protocol.training.backend,
-                          RateBlueprint(trainer.protocol.model, 2 * chunk * batch, trainer.steps, record=0))
-    gradient = np.empty_like(flat)
-    for start in range(0, flat.size, chunk):
-        index = np.arange(start, min(start + chunk, flat.size))
-        variants = np.repeat(flat[None], 2 * chunk, axis=0)
-        variants[2 * np.arange(len(index)), index] += eps
-        variants[2 * np.arange(len(index)) + 1, index] -= eps
-        copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(variants, shapes)]
-        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk, 1)))
-        losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
-        gradient[index] = (losses[0:2 * len(index):2] - losses[1:2 * len(index):2]) / (2 * eps)
-    return unflatten(gradient, shapes)
+__all__ = ["Trainer", "Batch", "second"]

@@ -1,7 +1,5 @@
-"""Reference gradients of the same objective the rules follow."""
+"""Reference gradients of the same objective the rules follow (see also engine.reference)."""
 
 from .bptt import Gradient, bptt
 
-REFERENCES = ("bptt", "finite_difference")
-
-__all__ = ["Gradient", "bptt", "REFERENCES"]
+__all__ = ["Gradient", "bptt"]

@@ -24,10 +24,18 @@ from ..networks.rate_math import activation_derivative
 
 @dataclass
 class Gradient:
-    """dL/dW per layer (n_out, n_in) and dL/dpert per layer and example (batch, n_l)."""
+    """A reference gradient: dL/dW per layer, and for rate networks dL/dpert per layer and
+    example (batch, n_l); what it is (``name``) and whether it is exact for the trial at hand
+    (``exact``; a Monte Carlo reference of the expected loss is not, and reports its standard
+    error per weight, ``sem``, and the cosine between two halves of its samples,
+    ``split_cosine``)."""
 
     weights: list
-    nodes: list
+    nodes: list | None = None
+    name: str = "bptt"
+    exact: bool = True
+    sem: list | None = None
+    split_cosine: float | None = None
 
 
 def bptt(weights, inputs, trajectory, output_grad, activation, a):

@@ -47,6 +47,15 @@ class Layout:
     projections: list = field(default_factory=list)
     input: str | None = None  # the input spike sources (feed-forward)
     output: str = ""  # the group whose neurons the task reads out
+    input_block: np.ndarray = None  # (copies,): the input block every copy reads
+
+    def __post_init__(self):
+        if self.input_block is None:
+            self.input_block = np.arange(self.copies) % self.blocks
+        self.input_block = np.asarray(self.input_block, int)
+        if self.input_block.shape != (self.copies,) or self.input_block.min(initial=0) < 0 or \
+                self.input_block.max(initial=0) >= self.blocks:
+            raise ValueError(f"input_block: must give a block in [0, {self.blocks}) for each of {self.copies} copies")
 
     @property
     def dt(self):
@@ -64,8 +73,8 @@ class Layout:
         return (self.blocks if group == self.input else self.copies) * self.groups[group]
 
 
-def make_layout(spec, copies, steps, blocks=1, seed=0):
-    layout = Layout(spec, int(copies), int(steps), int(blocks), int(seed))
+def make_layout(spec, copies, steps, blocks=1, seed=0, input_block=None):
+    layout = Layout(spec, int(copies), int(steps), int(blocks), int(seed), input_block=input_block)
     if spec.recurrent:
         layout.groups["neurons"] = spec.n_exc + spec.n_inh
         layout.layers = ["neurons"]
@@ -158,10 +167,10 @@ def base_recipe(layout):
             presets = [spec.neuron] * spec.sizes[l + 1] if spec.kind == "izhikevich" else None
             transmit = _neurons(spec, recipe, layout, projection.post, presets)
             n_out, n_in = projection.shape
-            pre_copies = layout.blocks if l == 0 else layout.copies
             c, o, k = np.meshgrid(np.arange(layout.copies), np.arange(n_out), np.arange(n_in), indexing="ij")
+            source = layout.input_block[c] if l == 0 else c
             syn = recipe.connect(projection.synapses, projection.pre, projection.post,
-                                 ((c % pre_copies) * n_in + k).ravel(), (c * n_out + o).ravel())
+                                 (source * n_in + k).ravel(), (c * n_out + o).ravel())
             syn.add("w : volt")
             syn.transmit = transmit
         _credit_traces(spec, recipe, layout)
@@ -338,7 +347,7 @@ class SpikingNetwork:
             drive = presynaptic_drive(layout.spec, np.array(group.n_spikes[:]), psp, layout.duration)
             drive = drive.reshape(-1, layout.groups[projection.pre])
             if projection.pre == layout.input:
-                drive = drive[np.arange(layout.copies) % layout.blocks]
+                drive = drive[layout.input_block]
             final.append(drive)
         readout = self.recipe.notes.get("readout")
         if readout is not None:
@@ -383,8 +392,8 @@ class SpikingBlueprint:
     ``contributors`` are callables ``f(recipe, layout)`` (the task's and the rules' builders).
     """
 
-    def __init__(self, spec, copies, steps, blocks=1, seed=0, contributors=()):
-        self.layout = make_layout(spec, copies, steps, blocks, seed)
+    def __init__(self, spec, copies, steps, blocks=1, seed=0, contributors=(), input_block=None):
+        self.layout = make_layout(spec, copies, steps, blocks, seed, input_block)
         self.recipe = base_recipe(self.layout)
         for contribute in contributors:
             contribute(self.recipe, self.layout)

@@ -158,6 +158,9 @@ class Rule:
         """``{layer: (effective dimension, expected cosine)}`` where a theory exists, else {}."""
         return {}
 
+    def check(self, model, task_class):
+        """Cross-checks against the model and the task; raise SpecError naming the protocol key."""
+
     def constrain(self, weights):
         """Weights after an update, mapped into the rule's allowed range (unbounded by default)."""
         return weights

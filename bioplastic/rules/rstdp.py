@@ -211,6 +211,13 @@ class RSTDP(InNetworkRule):
         super().__init__(spec)
         self._baselines = {}  # task condition -> running average of the reward
 
+    def check(self, model, task_class):
+        check_step(self.spec, model.dt)
+        if self.spec.third_factor == "reward" and getattr(task_class, "reward_pulses", False):
+            raise SpecError("rule.third_factor", f"'reward' reads the task's reward signal r(t), but the task "
+                            f"{task_class.kind!r} delivers its reward as pulses; use 'dopamine' (pulses drive a trace "
+                            f"with tau_d)", "reward")
+
     def constrain(self, weights):
         lo, hi = float(self.spec.w_min / mV), float(self.spec.w_max / mV)
         return [np.clip(w, lo, hi) for w in weights]
@@ -260,11 +267,7 @@ class RSTDP(InNetworkRule):
 def build_rstdp(rule, recipe, layout):
     """Add R-STDP to every plastic projection of a spiking network (see the module docstring)."""
     spec, k = rule.spec, rule.kind
-    dt = layout.dt
-    for name, tau in spec.time_constants():
-        if dt > tau / 5:
-            raise SpecError(f"rule.{name}", f"too short for the step model.dt = {dt}: must be at least 5 dt "
-                            f"({5 * dt})", str(tau))
+    check_step(spec, layout.dt)
     if spec.third_factor == "reward" and recipe.notes.get("reward_pulses"):
         raise SpecError("rule.third_factor", "'reward' reads the task's reward signal r(t), but this task delivers "
                         "its reward as pulses; use 'dopamine' (pulses drive a trace with tau_d)", "reward")
@@ -331,6 +334,14 @@ def build_rstdp(rule, recipe, layout):
                                                 when="start", order=-10)
         syn.add(f"e_now_{k} = e_{k} * exp(-(t - tl_{k}) / tau_e_{k}) : 1/second")
     recipe.notes.setdefault("deltas", {})[rule.kind] = f"dw_{k}"
+
+
+def check_step(spec, dt):
+    """Every time constant of the rule must span at least 5 steps of ``dt``."""
+    for name, tau in spec.time_constants():
+        if dt > tau / 5:
+            raise SpecError(f"rule.{name}", f"too short for the step model.dt = {dt}: must be at least 5 dt "
+                            f"({5 * dt})", str(tau))
 
 
 def _apply(k, delta):

@@ -15,12 +15,17 @@ Gardner & Derrida (1989), Three unfinished works on the optimal storage capacity
 J. Phys. A 22. Saad & Solla (1995), On-line learning in soft committee machines. Phys. Rev. E 52.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from brian2 import ms
 
+from .. import rng as rng_streams
+from ..networks.rate import init_weights
+from ..networks.rate_math import forward
 from ..spec import at_least, param, positive, validate
+from .base import Batch, Task
 
 
 @dataclass(frozen=True)
@@ -48,29 +53,31 @@ class TeacherRegressionSpec:
         validate(self)
 
 
-class TeacherRegression:
+class TeacherRegression(Task):
     """Targets from a fixed teacher; per-example squared error at the end of the trial.
 
-    Parameters
-    ----------
-    spec : TeacherRegressionSpec
-    n_inputs : int
-    teacher : callable
-        ``teacher(inputs) -> outputs`` of shape (batch, n_L): the teacher network's read-out.
+    The teacher is a rate network of the student's shape and dynamics with its own weights
+    (stream ``teacher`` of the run's seed), simulated with the NumPy Euler maths.
     """
 
     kind = "teacher_regression"
     spec_class = TeacherRegressionSpec
     description = "regress the output of a fixed random teacher network of the same shape"
+    families = ("rate",)
 
     block = 64  # batches drawn and labelled at once: one teacher simulation serves 64 trials
 
-    def __init__(self, spec, n_inputs, teacher):
-        self.spec, self.n_inputs, self.teacher = spec, n_inputs, teacher
+    def __init__(self, spec, model, seed):
+        super().__init__(spec, model, seed)
+        self.n_inputs = model.sizes[0]
+        steps = int(round(float(spec.duration / model.dt)))
+        weights = init_weights(dataclasses.replace(model, init_gain=spec.teacher_gain),
+                               rng_streams.stream(seed, "teacher"))
+        self.teacher = lambda x: forward(weights, x, model.activation, model.a, steps)[-1]
         self._ready = []
 
-    def sample(self, rng):
-        """A fresh batch: inputs (batch, n_0) and targets (batch, n_L).
+    def sample(self, rng, batch=None):
+        """A fresh batch: inputs (batch, n_0) and targets (batch, n_L); one condition.
 
         Batches are drawn ``block`` at a time from ``rng``, which gives the same numbers as
         drawing them one by one.
@@ -79,7 +86,8 @@ class TeacherRegression:
             inputs = rng.normal(0.0, self.spec.input_std, (self.block * self.spec.batch, self.n_inputs))
             targets = self.teacher(inputs)
             self._ready = list(zip(np.split(inputs, self.block), np.split(targets, self.block)))[::-1]
-        return self._ready.pop()
+        inputs, targets = self._ready.pop()
+        return Batch(inputs, targets, np.zeros(len(inputs), int))
 
     @staticmethod
     def losses(outputs, targets):

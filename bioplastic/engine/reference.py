@@ -1,0 +1,117 @@
+r"""Reference gradients of the objective the rules follow, looked up by model family.
+
+* ``bptt`` (rate networks): exact, backwards through the trajectory Brian2 recorded for the
+  trial's clean copies (:mod:`bioplastic.gradients.bptt`).
+* ``finite_difference`` (spiking networks): the gradient of the **expected** loss over the
+  task's input noise, by central differences through the Brian2 simulation,
+
+  .. math:: \hat g_j = \frac{1}{M} \sum_{m=1}^{M}
+            \frac{L(w + \epsilon e_j; \xi_m) - L(w - \epsilon e_j; \xi_m)}{2\epsilon},
+
+  with common random numbers: the copies nudged up and down along every weight j see the very
+  same input spikes :math:`\xi_m`, and all weights share the same M input samples, so what
+  differs between two copies is the weight alone. The loss of one input sample is a piecewise
+  smooth function of the weights (a spike can appear or vanish), its expectation is smooth;
+  ``fd_eps`` trades the O(ε²) bias of the difference quotient against the variance that such
+  jumps add (∝ 1/ε). The reference reports its own standard error per weight and the cosine
+  between the estimates of two halves of the samples, so that a reader can tell a poor
+  alignment from a noisy reference.
+
+:func:`finite_difference_gradient` is the per-batch version for rate networks that
+``bioplastic gradcheck`` holds BPTT against.
+"""
+
+import numpy as np
+
+from ..gradients import Gradient, bptt
+from ..networks.rate import RateBlueprint
+from ..networks.rate_math import flatten, unflatten
+from .backends import get_backend
+
+REFERENCES = {"rate": "bptt", "spiking": "finite_difference"}
+
+
+def reference_gradient(trainer, batch, observed):
+    """The reference of ``trainer``'s model family at its current weights."""
+    name = REFERENCES[trainer.family]
+    if name == "bptt":
+        model, size = trainer.protocol.model, trainer.batch
+        outputs = observed.final[-1][:size]
+        g = bptt(trainer.weights, batch.inputs, observed.trajectory, trainer.task.output_gradient(outputs, batch.targets),
+                 model.activation, model.a)
+        return Gradient(g.weights, g.nodes, "bptt", True)
+    elif name == "finite_difference":
+        analysis = trainer.protocol.analysis
+        return expected_loss_gradient(trainer, np.asarray(batch.conditions)[:trainer.batch], analysis.fd_samples,
+                                      analysis.fd_eps)
+    else:
+        raise ValueError(f"reference: must be one of {', '.join(REFERENCES.values())} (got {name!r})")
+
+
+def expected_loss_gradient(trainer, conditions, samples, eps, max_copies=4096):
+    """Central differences of the expected loss at ``trainer.weights`` (see the module docstring).
+
+    ``conditions`` fixes the task condition of each of the B examples; every one of the
+    ``samples`` input samples draws fresh input spikes for them (stream ``reference``).
+    """
+    from .. import rng as rng_streams
+    weights, size = trainer.weights, len(conditions)
+    shapes = [w.shape for w in weights]
+    flat = flatten(weights)
+    count = flat.size
+    per_weight = 2 * size
+    weights_per_run = int(max(1, min(count, max_copies // per_weight)))
+    samples_per_run = int(max(1, min(samples, max_copies // (per_weight * weights_per_run))))
+    rng = rng_streams.stream(trainer.protocol.seed, f"reference-{trainer.protocol.seed}")
+    inputs = [trainer.task.sample(rng, batch=samples_per_run * size, conditions=np.tile(conditions, samples_per_run))
+              for _ in range(0, samples, samples_per_run)]
+    backend = trainer.backend_for(samples_per_run, variants=2 * weights_per_run, record=False, with_rule=False)
+    differences = np.zeros((len(inputs) * samples_per_run, count))
+    for start in range(0, count, weights_per_run):
+        index = np.arange(start, min(start + weights_per_run, count))
+        variants = np.repeat(flat[None], 2 * weights_per_run, axis=0)
+        variants[2 * np.arange(len(index)), index] += eps
+        variants[2 * np.arange(len(index)) + 1, index] -= eps
+        copy_weights = [np.tile(np.repeat(part, size, axis=0), (samples_per_run,) + (1,) * len(shape))
+                        for part, shape in zip(unflatten(variants, shapes), shapes)]
+        for chunk, batch in enumerate(inputs):
+            observed = trainer.run(backend, batch, copy_weights, dry_run=True)
+            losses = trainer.task.losses(observed.final[-1], np.asarray(batch.targets)[backend.blueprint.layout.input_block])
+            losses = losses.reshape(samples_per_run, 2 * weights_per_run, size).mean(axis=2)
+            rows = slice(chunk * samples_per_run, (chunk + 1) * samples_per_run)
+            differences[rows, index] = (losses[:, 0:2 * len(index):2] - losses[:, 1:2 * len(index):2]) / (2 * eps)
+    differences = differences[:samples]
+    mean = differences.mean(axis=0)
+    sem = differences.std(axis=0, ddof=1) / np.sqrt(len(differences)) if len(differences) > 1 else np.full(count, np.nan)
+    half = len(differences) // 2
+    split = float("nan")
+    if half >= 1:
+        a, b = differences[:half].mean(axis=0), differences[half:2 * half].mean(axis=0)
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        split = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
+    return Gradient(unflatten(mean, shapes), None, "finite_difference", False, unflatten(sem, shapes), split)
+
+
+def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=4096):
+    """Central finite differences of the batch loss of a rate network, through the Brian2 simulation.
+
+    Each weight is nudged by ±eps in its own copy, so 2P runs become ceil(2P B / max_copies)
+    simulations of many copies. Returns dL/dW, one array per layer.
+    """
+    weights, batch = trainer.weights, trainer.batch
+    shapes = [w.shape for w in weights]
+    flat = flatten(weights)
+    chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
+    backend = get_backend(trainer.protocol.training.backend,
+                          RateBlueprint(trainer.protocol.model, 2 * chunk * batch, trainer.steps, record=0))
+    gradient = np.empty_like(flat)
+    for start in range(0, flat.size, chunk):
+        index = np.arange(start, min(start + chunk, flat.size))
+        variants = np.repeat(flat[None], 2 * chunk, axis=0)
+        variants[2 * np.arange(len(index)), index] += eps
+        variants[2 * np.arange(len(index)) + 1, index] -= eps
+        copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(variants, shapes)]
+        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk, 1)))
+        losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
+        gradient[index] = (losses[0:2 * len(index):2] - losses[1:2 * len(index):2]) / (2 * eps)
+    return unflatten(gradient, shapes)

@@ -1,0 +1,88 @@
+"""What every task is: inputs, targets, a loss and a reward, for one family of models.
+
+Two kinds of task:
+
+* **trials** (``mode = "trials"``): the training loop draws a :class:`Batch` per trial, runs the
+  network on it and scores each copy's output with :meth:`Task.losses` (the reward is minus the
+  loss unless a task says otherwise). Spiking tasks also add their read-out to the network's
+  recipe (:meth:`Task.contribute`) and, when an in-network rule needs the reward inside the run,
+  the code that delivers it (:meth:`Task.contribute_reward`).
+* **continuous** (``mode = "continuous"``): one long run (an experiment, such as Izhikevich's
+  distal reward). The task adds what it needs to the recipe (reward logic, monitors), gives the
+  run values, and turns what the run recorded into tidy metrics (:meth:`Task.metrics`) and
+  tables for its figures.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Batch(NamedTuple):
+    """One trial's examples.
+
+    inputs : ndarray
+        Rate networks: (batch, n_0) input rates. Spiking networks: (batch, steps, n_0) spike
+        rasters (1 where an input spikes in a step).
+    targets : ndarray (batch, n_out)
+    conditions : ndarray (batch,) of int
+        Which condition (input pattern, trial type) each example belongs to.
+    """
+
+    inputs: object
+    targets: object
+    conditions: object
+
+
+class Task:
+    """Base class; subclasses set ``kind``, ``spec_class``, ``description``, ``families``, ``mode``."""
+
+    kind = None
+    spec_class = None
+    description = ""
+    families = ("rate",)
+    mode = "trials"
+    reward_pulses = False  # True when the reward reaches the network as events during the run
+
+    def __init__(self, spec, model, seed):
+        self.spec, self.model, self.seed = spec, model, seed
+
+    @property
+    def duration(self):
+        return self.spec.duration
+
+    def check(self, protocol):
+        """Cross-checks against the rest of the protocol; raise SpecError naming the key."""
+
+    # -- trials ----------------------------------------------------------------------------------
+    def sample(self, rng, batch=None):
+        raise NotImplementedError
+
+    def losses(self, outputs, targets):
+        raise NotImplementedError
+
+    def contribute(self, recipe, layout):
+        """Add the task's read-out (and anything else it needs) to a spiking network's recipe."""
+
+    def contribute_reward(self, recipe, layout):
+        """Deliver the reward to the neuromodulator inside the run (when a rule asked for one)."""
+
+    def run_values(self, batch, layout):
+        """``{(object, variable): value}`` the task writes before a run on ``batch``."""
+        return {}
+
+    # -- continuous ------------------------------------------------------------------------------
+    def metrics(self, observation, layout):
+        """The tidy metrics table (trial, t_s, layer, metric, value) of a continuous run."""
+        raise NotImplementedError
+
+    def tables(self, observation, layout):
+        """``{file name: DataFrame}``: extra tables a continuous task writes for its figures."""
+        return {}
+
+
+def poisson_raster(rates_hz, steps, dt_s, rng):
+    """Spike rasters (batch, steps, n) of independent Poisson trains, at most one spike a step."""
+    rates = np.asarray(rates_hz, float)
+    p = np.clip(rates * dt_s, 0.0, 1.0)
+    return (rng.random((rates.shape[0], steps, rates.shape[1])) < p[:, None, :]).astype(float)
