@@ -12,9 +12,9 @@ returns a network handle with ``network`` (a ``brian2.Network``), ``duration``,
 ``assignments(**run_values)`` (-> ``{variable or TimedArray: array}``) and ``read()``. Rate and
 spiking networks both provide one, so the backends know nothing about either.
 
-Brian2's device is global to the process, so at most one backend owns it at a time. A backend
-whose device was taken by another rebuilds itself on its next run (for standalone this reuses
-the compiled files, since Brian2 rewrites only changed sources).
+Brian2's device is global to the process. A runtime backend sets it before each run; a
+standalone backend needs it only to build, and then runs its binary and reads its result files
+on its own, so backends of different networks take turns freely.
 
 Randomness drawn inside a run (``rand()`` in generated code) comes from the ``seed`` given to
 :meth:`run`: the runtime device seeds Brian2 with it, and a standalone binary reads it from the
@@ -26,6 +26,7 @@ import fcntl
 import gc
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -37,7 +38,6 @@ from brian2.devices.device import all_devices, set_device
 from ..networks.rate import Observation  # noqa: F401  (kept importable from here)
 
 BACKENDS = ("standalone", "runtime")
-_owner = None  # the backend that currently owns Brian2's global device
 _open = {}  # structure key -> backend, so variants with the same structure share one build
 
 
@@ -66,18 +66,12 @@ class _Backend:
         self.net = None
 
     def run(self, seed=0, **run_values):
-        """Run once with the given run values (see the network's ``assignments``); return ``read()``."""
-        global _owner
-        if _owner is not self:
-            self._build()
-            _owner = self
+        """Run once with the given run values (see the network's ``assignments``); return its ``read``."""
+        self._ready()
         self._run(self.net.assignments(**run_values), int(seed))
-        return self.net.read()
+        return self.net.read(self._get)
 
     def close(self):
-        global _owner
-        if _owner is self:
-            _owner = None
         for key, backend in list(_open.items()):
             if backend is self:  # never hand out a closed backend again
                 del _open[key]
@@ -90,11 +84,18 @@ class RuntimeBackend(_Backend):
         super().__init__(blueprint)
         self.target = target
 
-    def _build(self):
+    def _ready(self):
+        # Runtime objects keep their state in the runtime device, whatever device other
+        # backends switch to in between: only the device and the target need setting again.
         set_device("runtime")
         prefs.codegen.target = self.target
-        self.net = self.blueprint.build()
-        self.net.network.store("trial_start")
+        if self.net is None:
+            self.net = self.blueprint.build()
+            self.net.network.store("trial_start")
+
+    def _get(self, owner, variable):
+        """The raw value of ``owner.variable`` (SI units; a monitor's record as (steps, recorded))."""
+        return np.array(self.net.objects[owner].variables[variable].get_value())
 
     def _run(self, values, seed):
         network = self.net.network
@@ -118,10 +119,12 @@ class RuntimeBackend(_Backend):
 class StandaloneBackend(_Backend):
     """A C++ standalone build, compiled once per structure and re-run with ``run_args``.
 
-    The compiled project stays in the project-local cache. The files every run writes and reads
-    (``run_args`` arrays in ``static_arrays/``, all results in ``results/``) go to a scratch
-    folder in memory (``/dev/shm``) where there is one: on a disk, creating and deleting those
-    ~60 files costs more than the simulation itself.
+    The compiled project stays in the project-local cache. Brian2's global device is needed only
+    to build: afterwards the backend runs the binary itself and reads its result files by the
+    names recorded at build time, so any number of built backends can take turns without
+    rebuilding. The files every run writes and reads (``run_args`` arrays in ``static_arrays/``,
+    all results in ``results/``) go to a scratch folder in memory (``/dev/shm``) where there is
+    one: on a disk, creating and deleting those ~60 files costs more than the simulation itself.
     """
 
     def __init__(self, blueprint):
@@ -129,8 +132,11 @@ class StandaloneBackend(_Backend):
         self._key = blueprint.key
         self.directory, self._lock = _claim_directory(self._key)
         self._scratch = None
+        self._files = {}
 
-    def _build(self):
+    def _ready(self):
+        if self.net is not None:
+            return
         if self._lock is None:  # closed since (evicted from the open set): claim a build slot again
             self.directory, self._lock = _claim_directory(self._key)
         device = all_devices["cpp_standalone"]
@@ -138,11 +144,12 @@ class StandaloneBackend(_Backend):
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
         device.insert_code("after_start", _RESEED)
-        self.net = self.blueprint.build()
-        self.net.network.run(self.net.duration, namespace={})
+        net = self.blueprint.build()
+        net.network.run(net.duration, namespace={})
         self._link_scratch()
         device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
-        self._device = device
+        self._files = _result_files(device)
+        self.net = net
 
     def _link_scratch(self):
         """Point ``results/`` and ``static_arrays/`` at a fresh in-memory folder (or a real one)."""
@@ -158,6 +165,14 @@ class StandaloneBackend(_Backend):
                 (self._scratch / name).mkdir(exist_ok=True)
                 link.symlink_to(self._scratch / name, target_is_directory=True)
 
+    def _get(self, owner, variable):
+        try:
+            name, dtype, columns = self._files[(owner, variable)]
+        except KeyError:
+            raise KeyError(f"standalone results: no array {owner}.{variable}") from None
+        data = np.fromfile(self.directory / "results" / name, dtype=dtype)
+        return data.reshape(-1, columns) if columns is not None else data
+
     def _run(self, values, seed):
         # The arrays go to fixed file names that each run overwrites, passed as "group.var=file"
         # run_args. (Given arrays, Brian2 would hash each one, lock a new content-named file per
@@ -172,8 +187,13 @@ class StandaloneBackend(_Backend):
             file = f"run_{owner}_{name}.dat"
             array.tofile(self.directory / "static_arrays" / file)
             args.append(f"{owner}.{name}=static_arrays/{file}")
-        os.environ[SEED_VARIABLE] = str(seed)  # the binary inherits it (see _RESEED)
-        self._device.run(directory=str(self.directory), with_output=False, run_args=args)
+        results = str(self.directory / "results") + os.sep
+        environment = dict(os.environ, **{SEED_VARIABLE: str(seed)})  # read by _RESEED
+        done = subprocess.run(["./main", "--results_dir", results, *args], cwd=self.directory, env=environment,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if done.returncode:
+            tail = done.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError(f"the standalone simulation failed (exit {done.returncode}): {tail[0]}")
 
     def close(self):
         super().close()
@@ -183,6 +203,22 @@ class StandaloneBackend(_Backend):
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+        self.net = None  # rebuilt (from the cached compilation) if it is used again
+
+
+def _result_files(device):
+    """``(owner, variable) -> (file name, dtype, columns of a 2d array or None)`` of every array
+    the binary writes to ``results/``."""
+    from brian2.core.variables import DynamicArrayVariable
+    files = {}
+    for var in list(device.arrays):
+        try:
+            owner = var.owner.name
+        except ReferenceError:  # an owner that no longer exists
+            continue
+        columns = var.size[1] if isinstance(var, DynamicArrayVariable) and var.ndim == 2 else None
+        files[(owner, var.name)] = (device.get_array_filename(var), np.dtype(var.dtype), columns)
+    return files
 
 
 def _memory_folder():

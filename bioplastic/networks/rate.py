@@ -143,6 +143,7 @@ class RateNetwork:
                                                   clock=self.clock, name=f"rates{l}"))
             pre = group
         self.network = Network(self.input, *self.layers, *self.synapses, *self.monitors, name="rate_network")
+        self.objects = {obj.name: obj for obj in (self.input, *self.layers, *self.synapses, *self.monitors)}
 
     def assignments(self, weights, inputs, perts=None):
         """The trial's values as ``{brian2 variable: flat array}`` (run_args in standalone).
@@ -164,15 +165,16 @@ class RateNetwork:
                 values[group.pert] = checked(f"perts[{l}]", p, (self.copies, self.spec.sizes[l + 1]))
         return values
 
-    def read(self):
+    def read(self, get):
         """Final rates per layer (input first), each (copies, n_l), and the recorded trajectories,
-        each (steps, record, n_l), or None when nothing is recorded."""
-        # np.array copies: the runtime device hands out views of arrays that the next run overwrites.
-        final = [np.array(self.input.r[:]).reshape(self.copies, -1)]
-        final += [np.array(g.r[:]).reshape(self.copies, -1) for g in self.layers]
+        each (steps, record, n_l), or None when nothing is recorded.
+
+        ``get(object name, variable)`` returns a variable's raw values (the backend's reader).
+        """
+        final = [get(g.name, "r").reshape(self.copies, -1) for g in (self.input, *self.layers)]
         trajectory = None
         if self.record:
-            trajectory = [np.array(m.r[:]).T.reshape(-1, self.record, n) for m, n in
+            trajectory = [get(m.name, "r").reshape(-1, self.record, n) for m, n in
                           zip(self.monitors, self.spec.sizes[1:])]
         return Observation(final, trajectory)
 

@@ -201,7 +201,7 @@ class Recipe:
         for g in sorted(self.groups.values(), key=lambda g: g.order):
             objects[g.name] = NeuronGroup(
                 g.n, "\n".join(g.equations) or "dummy : 1", threshold=" or ".join(f"({c})" for c in g.threshold) or None,
-                reset="\n".join(g.reset) or None, refractory=g.refractory, method=g.method, events=g.events or None,
+                reset="\n".join(g.reset) or None, refractory=g.refractory, method=g.method, events=dict(g.events) or None,
                 namespace={**namespace, **g.namespace}, clock=clock, name=g.name, order=g.order)
         for g in self.groups.values():
             group = objects[g.name]

@@ -270,6 +270,10 @@ class SpikingObservation:
     rewards : ndarray (copies,) or None
         The reward each copy's neuromodulator received at the end of the run.
     monitors : dict name -> dict of arrays
+        Raw records: ``t`` and, for a StateMonitor, every variable as (steps, recorded); for a
+        spike or event monitor ``i``.
+    weights : list of ndarray (copies, *shape)
+        The plastic weights at the end of the run (mV).
     stopped_at : Quantity or None
         When the runaway guard stopped the run (None: it ran to the end).
     """
@@ -279,6 +283,7 @@ class SpikingObservation:
     deltas: dict = field(default_factory=dict)
     rewards: object = None
     monitors: dict = field(default_factory=dict)
+    weights: list = field(default_factory=list)
     stopped_at: object = None
 
 
@@ -338,36 +343,36 @@ class SpikingNetwork:
             return 1
         return recipe.groups[owner].n if owner in recipe.groups else len(recipe.synapses[owner].i)
 
-    def read(self):
+    def read(self, get):
+        """What the run produced; ``get(object name, variable)`` returns raw values (SI units;
+        a StateMonitor's record as (steps, recorded))."""
         layout = self.layout
         final = []
         for projection in layout.projections if not layout.spec.recurrent else []:
-            group = self.objects[projection.pre]
-            psp = np.array(group.psp[:]) if layout.spec.kind == "lif" else 0.0
-            drive = presynaptic_drive(layout.spec, np.array(group.n_spikes[:]), psp, layout.duration)
+            psp = get(projection.pre, "psp") if layout.spec.kind == "lif" else 0.0
+            drive = presynaptic_drive(layout.spec, get(projection.pre, "n_spikes"), psp, layout.duration)
             drive = drive.reshape(-1, layout.groups[projection.pre])
             if projection.pre == layout.input:
                 drive = drive[layout.input_block]
             final.append(drive)
         readout = self.recipe.notes.get("readout")
         if readout is not None:
-            final.append(np.array(readout(self.objects)).reshape(layout.copies, -1))
+            final.append(np.asarray(readout(get)).reshape(layout.copies, -1))
         deltas = {}
         for rule, variable in self.recipe.notes.get("deltas", {}).items():
-            deltas[rule] = [np.array(getattr(self.objects[p.synapses], variable)[:]).reshape((layout.copies,) + p.shape)
-                            / float(WEIGHT_UNIT) for p in layout.projections]
-        rewards = None
-        if "modulator" in self.objects and "final_reward" in self.objects["modulator"].variables:
-            rewards = np.array(self.objects["modulator"].final_reward[:])
-        monitors = {name: _monitor_data(self.objects[name]) for name in self.recipe.monitors}
-        stopped = float(self.objects["guard"].stopped_at[0])
+            deltas[rule] = [get(p.synapses, variable).reshape((layout.copies,) + p.shape) / float(WEIGHT_UNIT)
+                            for p in layout.projections]
+        rewards = get("modulator", "final_reward") if self.recipe.notes.get("final_reward") and \
+            "modulator" in self.objects else None
+        monitors = {}
+        for name, monitor in self.recipe.monitors.items():
+            fields = ("t",) + tuple(monitor.variables) if monitor.variables else ("t", "i")
+            monitors[name] = {field: get(name, field) for field in fields}
+        stopped = float(get("guard", "stopped_at")[0])
         return SpikingObservation(final=final, deltas=deltas, rewards=rewards, monitors=monitors,
+                                  weights=[get(p.synapses, "w").reshape((layout.copies,) + p.shape) / float(WEIGHT_UNIT)
+                                           for p in layout.projections],
                                   stopped_at=stopped * second if stopped >= 0 else None)
-
-    def weights(self):
-        """The plastic weights now (mV), per projection (copies, *shape)."""
-        return [np.array(self.objects[p.synapses].w[:]).reshape((self.layout.copies,) + p.shape) / float(WEIGHT_UNIT)
-                for p in self.layout.projections]
 
 
 def _checked(name, array, shape):
@@ -375,15 +380,6 @@ def _checked(name, array, shape):
     if array.shape != shape:
         raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
     return np.ascontiguousarray(array).ravel()
-
-
-def _monitor_data(monitor):
-    from brian2 import EventMonitor, StateMonitor
-    if isinstance(monitor, StateMonitor):
-        return {"t": np.array(monitor.t[:]), **{v: np.array(getattr(monitor, v)[:]) for v in monitor.record_variables}}
-    if isinstance(monitor, EventMonitor):  # SpikeMonitor is one too
-        return {"t": np.array(monitor.t[:]), "i": np.array(monitor.i[:])}
-    raise TypeError(f"unknown monitor {monitor!r}")
 
 
 class SpikingBlueprint:

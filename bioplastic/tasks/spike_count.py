@@ -116,8 +116,7 @@ class SpikeCount(Task):
         out.namespace["readout_tau"] = self.spec.readout_tau
         out.reset += ["count += 1", "ftrace += 1"]
         recipe.run_value(layout.output, "target", 0.0)
-        recipe.notes["readout"] = lambda objects: np.array(objects[layout.output].count[:]) - \
-            np.array(objects[layout.output].ftrace[:])
+        recipe.notes["readout"] = lambda get: get(layout.output, "count") - get(layout.output, "ftrace")
         recipe.notes["final_reward"] = True
 
     def contribute_reward(self, recipe, layout):
