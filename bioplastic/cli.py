@@ -46,18 +46,25 @@ def cmd_run(args):
     summary = run_protocol(protocol, out, progress=True)
     if protocol.sweep:
         for v in summary["variants"]:
-            print(f"  {v['variant']:<22} final loss {v['final_loss']:.4g}  mean cosine "
-                  f"{_fmt(v['mean_cosine'])}  ({v['seeds']} seeds)")
-    else:
+            if "final_loss" in v:
+                print(f"  {v['variant']:<22} final loss {v['final_loss']:.4g}  mean cosine "
+                      f"{_fmt(v.get('mean_cosine'))}  ({v['seeds']} seeds)")
+            else:
+                print(f"  {v['variant']:<22} " + "  ".join(f"{k} {_fmt(x)}" for k, x in v.items()
+                                                            if k not in ("variant", "seeds", "wall_time_s")))
+    elif "final_loss" in summary:
         print(f"  final loss {summary['final_loss']:.4g} (initial {summary['initial_loss']:.4g}), "
               f"{summary['trials_per_s']:.1f} trials/s")
+    else:
+        print("  " + "  ".join(f"{k} {_fmt(v)}" for k, v in summary.items()
+                               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"))
     print(f"results: {out}")
     print(f"figures: {out / 'figures'}")
     return EXIT_OK
 
 
 def _fmt(x):
-    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.4g}"
 
 
 def _shipped(folder):

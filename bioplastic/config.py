@@ -252,10 +252,18 @@ def _kind(section, path, registry, default=None):
 
 
 def _grid_rule_kinds(table):
+    """Every ``rule.kind`` that a sweep's grid or cases name."""
     sweep = table.get("sweep")
-    grid = sweep.get("grid") if isinstance(sweep, dict) else None
+    if not isinstance(sweep, dict):
+        return []
+    grid = sweep.get("grid")
     kinds = grid.get("rule.kind", []) if isinstance(grid, dict) else []
-    return kinds if isinstance(kinds, list) else []
+    kinds = list(kinds) if isinstance(kinds, list) else []
+    cases = sweep.get("cases")
+    for case in cases if isinstance(cases, list) else []:
+        if isinstance(case, dict) and case.get("rule.kind") not in (None, *kinds):
+            kinds.append(case["rule.kind"])
+    return kinds
 
 
 def resolve(table, file, swept_rule_kinds=None):
@@ -335,10 +343,13 @@ def _check_sweep(sweep):
     if not isinstance(sweep, dict):
         raise SpecError("sweep", "must be a table with grid and seeds", sweep)
     for key in sweep:
-        if key not in ("grid", "seeds"):
-            raise SpecError(f"sweep.{key}", "unknown key; valid keys: grid, seeds")
+        if key not in ("grid", "seeds", "cases"):
+            raise SpecError(f"sweep.{key}", "unknown key; valid keys: cases, grid, seeds")
+    if "grid" not in sweep and "cases" not in sweep:
+        raise SpecError("sweep", "needs a grid, cases, or both")
+    cases = _check_cases(sweep.get("cases"))
     grid = sweep.get("grid", {})
-    if not isinstance(grid, dict) or not grid:
+    if not isinstance(grid, dict) or ("grid" in sweep and not grid):
         raise SpecError("sweep.grid", 'must be a non-empty table like { "rule.kind" = ["backprop"] }', grid)
     for key, values in grid.items():
         if key.split(".")[0] not in SECTIONS[:-1] or "." not in key:
@@ -350,22 +361,47 @@ def _check_sweep(sweep):
     seeds = sweep.get("seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise SpecError("sweep.seeds", "must be an integer >= 1", seeds)
-    return {"grid": grid, "seeds": seeds}
+    return {"grid": grid, "seeds": seeds, "cases": cases}
+
+
+def _check_cases(cases):
+    """``cases``: named variants, each a table of a ``label`` and dotted keys to set."""
+    if cases is None:
+        return []
+    if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
+        raise SpecError("sweep.cases", 'must be a list of tables like { label = "MSTDP", "rule.tau_e" = "0 ms" }',
+                        cases)
+    labels = []
+    for n, case in enumerate(cases):
+        label = case.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise SpecError(f"sweep.cases[{n}].label", "must name the case (a non-empty string)", label)
+        for key in case:
+            if key != "label" and (key.split(".")[0] not in SECTIONS[:-1] or "." not in key):
+                raise SpecError(f"sweep.cases[{n}].{key}", f"must be a dotted key into {', '.join(SECTIONS[:-1])}")
+        labels.append(label)
+    if len(set(labels)) < len(labels):
+        raise SpecError("sweep.cases", "two cases share a label", labels)
+    return cases
 
 
 def _variants(table, file):
-    grid = table["sweep"]["grid"]
+    """Every case of the sweep combined with every point of its grid."""
+    grid = table["sweep"].get("grid", {})
+    cases = table["sweep"].get("cases") or [{}]
     base = {k: v for k, v in table.items() if k != "sweep"}
     out = []
-    for combo in itertools.product(*grid.values()):
-        values = dict(zip(grid, combo))
+    for case, combo in itertools.product(cases, itertools.product(*grid.values())):
+        point = dict(zip(grid, combo))
+        values = {**{k: v for k, v in case.items() if k != "label"}, **point}
         variant = copy.deepcopy(base)
         for key, value in values.items():
             apply_override(variant, f"{key}={_toml_literal(value)}")
-        label = "__".join(str(v) if len(grid) == 1 else f"{k.split('.')[-1]}-{v}" for k, v in values.items())
-        label = re.sub(r"[^\w.=+-]+", "_", label).strip("_")  # a folder name
+        parts = [case["label"]] if case else []
+        parts += [str(v) if len(grid) == 1 and not case else f"{k.split('.')[-1]}-{v}" for k, v in point.items()]
+        label = re.sub(r"[^\w.=+-]+", "_", "__".join(parts)).strip("_")  # a folder name
         if any(label == other for other, _, _ in out):
-            raise SpecError("sweep.grid", f"two variants share the folder name {label!r}; use distinct values")
+            raise SpecError("sweep", f"two variants share the folder name {label!r}; use distinct values and labels")
         try:
             out.append((label, values, resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))))
         except SpecError as exc:

@@ -26,7 +26,8 @@ def param(default, doc, *, unit=None, kind=float, check=None, choices=None):
     unit : brian2 unit, optional
         The dimensions the value must have; strings such as ``"10 ms"`` are parsed.
     kind : type
-        ``float``, ``int``, ``bool``, ``str`` or ``list`` (a list of int).
+        ``float``, ``int``, ``bool``, ``str`` or ``list`` (a list of int; with ``unit``, a list of
+        quantities such as ``["10 ms", "85 ms"]``).
     check : callable, optional
         ``check(value) -> str | None``: the requirement that was not met, or None.
     choices : sequence of str, optional
@@ -59,7 +60,14 @@ def _coerce(f, value, key):
     """Convert and check one value; raise SpecError naming ``key``."""
     meta = f.metadata
     kind, unit = meta["kind"], meta["unit"]
-    if unit is not None:
+    if kind is list and unit is not None:
+        if not isinstance(value, list):
+            raise SpecError(key, f"must be a list of quantities, like [\"10 {unit!s}\"]", value)
+        value = [parse_quantity(v, unit, f"{key}[{n}]") for n, v in enumerate(value)]
+        for n, v in enumerate(value):
+            if not math.isfinite(float(v / unit)):
+                raise SpecError(f"{key}[{n}]", "must be finite", format_quantity(v))
+    elif unit is not None:
         value = parse_quantity(value, unit, key)
         if not math.isfinite(float(value / unit)):
             raise SpecError(key, "must be finite", format_quantity(value))
@@ -124,13 +132,17 @@ def from_table(spec_class, table, path, ignore=("kind",)):
         raise SpecError(where(attr) if attr else path, exc.message, exc.got) from None
 
 
+def _written(value):
+    if isinstance(value, Quantity):
+        return format_quantity(value)
+    if isinstance(value, list):
+        return [_written(v) for v in value]
+    return value
+
+
 def to_table(spec):
     """The spec as a TOML-ready dict (quantities written back as strings)."""
-    out = {}
-    for f in params(type(spec)):
-        value = getattr(spec, f.name)
-        out[f.name] = format_quantity(value) if isinstance(value, Quantity) else value
-    return out
+    return {f.name: _written(getattr(spec, f.name)) for f in params(type(spec))}
 
 
 def describe(spec_class):
@@ -138,7 +150,7 @@ def describe(spec_class):
     rows = []
     for f in params(spec_class):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        shown = format_quantity(default) if isinstance(default, Quantity) else repr(default)
+        shown = repr(_written(default)) if not isinstance(default, Quantity) else format_quantity(default)
         rows.append((f.name, shown, f.metadata["doc"], f.metadata["choices"]))
     return rows
 

@@ -9,20 +9,49 @@ from pathlib import Path
 
 import pandas as pd
 
+from .engine.experiment import Experiment
 from .engine.trainer import Trainer
+from .errors import RunawayError
 from .plotting import draw_folder
 from .results import (atomic_folder, final_value, versions, write_json, write_protocol, write_table)
+from .tasks import TASKS
 
 
 def run_protocol(protocol, out, progress=False):
-    """Train ``protocol`` into the result folder ``out`` (written atomically). Returns its summary."""
-    with atomic_folder(out) as folder:
-        summary = (_run_sweep if protocol.sweep else _run_single)(protocol, folder, progress)
-        draw_folder(folder)
+    """Train ``protocol`` into the result folder ``out`` (written atomically). Returns its summary.
+
+    A run stopped for runaway activity leaves no result folder; what it logged up to the stop is
+    kept in ``<out>.failed/`` (``metrics.csv``, ``protocol.toml`` and a ``summary.json`` whose
+    ``status`` is ``"failed"``), and the error is raised again.
+    """
+    try:
+        with atomic_folder(out) as folder:
+            summary = (_run_sweep if protocol.sweep else _run_single)(protocol, folder, progress)
+            draw_folder(folder)
+    except RunawayError as exc:
+        _keep_failed(protocol, Path(out), exc)
+        raise
     return summary
 
 
+def _keep_failed(protocol, out, exc):
+    failed = out.with_name(out.name + ".failed")
+    if failed.exists():
+        return
+    with atomic_folder(failed) as folder:
+        if exc.metrics is not None:
+            metrics = exc.metrics if isinstance(exc.metrics, pd.DataFrame) else \
+                pd.DataFrame(exc.metrics, columns=["trial", "layer", "metric", "value"])
+            write_table(metrics, folder / "metrics.csv")
+        write_protocol(protocol.to_table(), folder / "protocol.toml")
+        write_json(dict(name=protocol.name, status="failed", error=str(exc), seed=protocol.seed,
+                        stopped_at_s=float(exc.simulated), versions=versions()), folder / "summary.json")
+    exc.failed_folder = failed
+
+
 def _run_single(protocol, folder, progress):
+    if TASKS[protocol.task_kind].mode == "continuous":
+        return _run_experiment(protocol, folder)
     start = time.perf_counter()
     trainer = Trainer(protocol)
     metrics = trainer.train(progress=progress)
@@ -40,6 +69,28 @@ def _run_single(protocol, folder, progress):
     return summary
 
 
+def _run_experiment(protocol, folder):
+    """One continuous run: metrics.csv (trial, t_s, layer, metric, value), the task's tables, summary."""
+    start = time.perf_counter()
+    metrics, tables, headline = Experiment(protocol).run()
+    wall = time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    write_protocol(protocol.to_table(), folder / "protocol.toml")
+    write_table(metrics, folder / "metrics.csv")
+    for name, table in tables.items():
+        write_table(table, folder / name)
+    simulated = float(protocol.task.duration)
+    summary = dict(name=protocol.name, rule=protocol.rule_kind, task=protocol.task_kind, seed=protocol.seed,
+                   backend=protocol.training.backend, simulated_s=simulated, **headline, wall_time_s=wall,
+                   realtime_factor=simulated / wall, versions=versions())
+    write_json(summary, folder / "summary.json")
+    return summary
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def _mean(metrics, metric):
     rows = metrics[(metrics.metric == metric) & (metrics.layer == "all")]
     return float(rows.value.mean()) if len(rows) else None
@@ -52,18 +103,22 @@ def _run_sweep(protocol, folder, progress):
             run = variant.with_seed(protocol.seed + i)
             path = Path(label) / f"seed{run.seed}"
             summary = _run_single(run, folder / path, progress)
-            rows.append(dict(variant=label, **values, seed=run.seed, final_loss=summary["final_loss"],
-                             mean_cosine=summary["mean_cosine"], wall_time_s=summary["wall_time_s"],
-                             path=str(path)))
+            numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
+                       (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
+            rows.append(dict(variant=label, **values, seed=run.seed, **numbers, path=str(path)))
             if progress:
-                print(f"  {label} seed {run.seed}: final loss {summary['final_loss']:.4g}", flush=True)
+                headline = "final_loss" if "final_loss" in summary else next(iter(numbers), None)
+                print(f"  {label} seed {run.seed}: {headline} {_number(summary.get(headline))}", flush=True)
     runs = pd.DataFrame(rows)
     write_table(runs, folder / "runs.csv")
     write_protocol(protocol.to_table(), folder / "protocol.toml")
-    by_variant = runs.groupby("variant", sort=False).agg(final_loss=("final_loss", "mean"),
-                                                         final_loss_sem=("final_loss", "sem"),
-                                                         mean_cosine=("mean_cosine", "mean"),
-                                                         seeds=("seed", "count"))
+    swept = {key for _, values, _ in protocol.variants() for key in values}
+    columns = [c for c in runs.columns if c not in ("variant", "seed", "path") and c not in swept
+               and pd.api.types.is_numeric_dtype(runs[c])]
+    by_variant = runs.groupby("variant", sort=False)[columns].mean()
+    if "final_loss" in runs:
+        by_variant["final_loss_sem"] = runs.groupby("variant", sort=False).final_loss.sem()
+    by_variant["seeds"] = runs.groupby("variant", sort=False).seed.count()
     summary = dict(name=protocol.name, seed=protocol.seed, variants=by_variant.reset_index().to_dict("records"),
                    wall_time_s=float(runs.wall_time_s.sum()), versions=versions())
     write_json(summary, folder / "summary.json")

@@ -239,7 +239,9 @@ class RSTDP(InNetworkRule):
             syn = projection.synapses
             for name in ("lr", "a_plus", "a_minus", "tau_e", "tau_d", "tau_s", "w_min", "w_max"):
                 values[(syn, f"{name}_{k}")] = c[name]
-            values[(syn, f"online_{k}")] = float(self.spec.apply == "online" and not context.dry_run)
+            # one long run (an experiment) always learns online
+            online = self.spec.apply == "online" or context.continuous
+            values[(syn, f"online_{k}")] = float(online and not context.dry_run)
             values[(syn, f"tail_{k}")] = float(not context.continuous)
         for group in {p.pre for p in layout.projections}:
             values[(group, f"tau_plus_{k}")] = c["tau_plus"]
@@ -252,6 +254,18 @@ class RSTDP(InNetworkRule):
             values[(MODULATOR, f"baseline_{k}")] = np.array(
                 [self._baselines.get(int(cond), 0.0) if self.spec.baseline else 0.0 for cond in context.conditions])
         return values
+
+    def calibrate(self, trials):
+        """Set the baseline to the mean reward per condition over ``trials`` (dry runs at fixed
+        weights): the value a running average converges to, so that ``align`` measures the rule
+        with the critic it would have at these weights."""
+        if not self.spec.baseline:
+            return
+        rewards = {}
+        for trial in trials:
+            for condition, reward in zip(trial.conditions, np.asarray(trial.rewards).ravel()):
+                rewards.setdefault(int(condition), []).append(reward)
+        self._baselines.update({c: float(np.mean(r)) for c, r in rewards.items()})
 
     def observe(self, trial):
         """Update the running reward average per condition from the rewards of a trial."""
@@ -334,6 +348,7 @@ def build_rstdp(rule, recipe, layout):
                                                 when="start", order=-10)
         syn.add(f"e_now_{k} = e_{k} * exp(-(t - tl_{k}) / tau_e_{k}) : 1/second")
     recipe.notes.setdefault("deltas", {})[rule.kind] = f"dw_{k}"
+    recipe.notes["w_max"] = float(spec.w_max / mV)
 
 
 def check_step(spec, dt):

@@ -1,10 +1,11 @@
 """Inputs, targets, losses and rewards: trial tasks for the training loop, and experiments."""
 
-from .base import Batch, Task, poisson_raster
+from .base import Batch, ContinuousTask, Task, poisson_raster
+from .distal_reward import DistalReward, DistalRewardSpec
 from .spike_count import SpikeCount, SpikeCountSpec
 from .teacher import TeacherRegression, TeacherRegressionSpec
 
-TASKS = {task.kind: task for task in (TeacherRegression, SpikeCount)}
+TASKS = {task.kind: task for task in (TeacherRegression, SpikeCount, DistalReward)}
 
-__all__ = ["TASKS", "Batch", "Task", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
+__all__ = ["TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
            "SpikeCountSpec"]

@@ -86,3 +86,37 @@ def poisson_raster(rates_hz, steps, dt_s, rng):
     rates = np.asarray(rates_hz, float)
     p = np.clip(rates * dt_s, 0.0, 1.0)
     return (rng.random((rates.shape[0], steps, rates.shape[1])) < p[:, None, :]).astype(float)
+
+
+class ContinuousTask(Task):
+    """A task that is one long run (an experiment) with an in-network rule learning online.
+
+    Subclasses give ``copies`` and ``blocks`` (independent networks and input blocks in the
+    run), and implement :meth:`contribute`, :meth:`run_values`, :meth:`metrics`,
+    :meth:`summary` and, for their figures, :meth:`tables`.
+    """
+
+    families = ("spiking",)
+    mode = "continuous"
+    copies = 1
+    blocks = 1
+
+    def initial_weights(self, weights, layout):
+        """The plastic weights the run starts from (mV), per projection."""
+        return weights
+
+    def run_values(self, layout, rng):
+        """``(input rasters or None, {(object, variable): value})`` for the run."""
+        return None, {}
+
+    def summary(self, metrics, observation, layout, notes=None):
+        """Headline numbers of the run for summary.json (``notes``: the recipe's, e.g. ``w_max``)."""
+        return {}
+
+
+def record_rows(t, metric, values, layer=""):
+    """Tidy rows ``(trial, t_s, layer, metric, value)`` of a time series recorded at times ``t``."""
+    return [(n, float(tn), layer, metric, float(v)) for n, (tn, v) in enumerate(zip(t, values))]
+
+
+CONTINUOUS_COLUMNS = ["trial", "t_s", "layer", "metric", "value"]
