@@ -14,7 +14,7 @@ from .errors import SpecError
 from .units import format_quantity, parse_quantity
 
 
-def param(default, doc, *, unit=None, kind=float, check=None, choices=None):
+def param(default, doc, *, unit=None, kind=float, check=None, choices=None, element=int):
     """Declare one spec parameter.
 
     Parameters
@@ -32,8 +32,10 @@ def param(default, doc, *, unit=None, kind=float, check=None, choices=None):
         ``check(value) -> str | None``: the requirement that was not met, or None.
     choices : sequence of str, optional
         The valid values of a string parameter.
+    element : type
+        ``int`` or ``float``: what a ``list`` without a unit holds.
     """
-    meta = dict(doc=doc, unit=unit, kind=kind, check=check, choices=choices)
+    meta = dict(doc=doc, unit=unit, kind=kind, check=check, choices=choices, element=element)
     if isinstance(default, (list, Quantity)):  # unhashable defaults need a factory
         return field(default_factory=lambda: copy.copy(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -89,9 +91,12 @@ def _coerce(f, value, key):
         if meta["choices"] and value not in meta["choices"]:
             raise SpecError(key, f"must be one of {', '.join(meta['choices'])}", value)
     elif kind is list:
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise SpecError(key, "must be a list of integers", value)
-        value = list(value)
+        numbers = (int,) if meta["element"] is int else (int, float)
+        if not isinstance(value, list) or not all(isinstance(v, numbers) and not isinstance(v, bool) for v in value):
+            raise SpecError(key, f"must be a list of {'integers' if meta['element'] is int else 'numbers'}", value)
+        value = [meta["element"](v) for v in value]
+        if not all(math.isfinite(v) for v in value):
+            raise SpecError(key, "must hold finite numbers", value)
     else:  # pragma: no cover - a programming error in a spec declaration
         raise TypeError(f"unknown parameter kind {kind!r}; valid: bool, int, float, str, list")
     problem = meta["check"](value) if meta["check"] else None

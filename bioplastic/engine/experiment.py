@@ -28,7 +28,7 @@ class Experiment:
         self.steps = int(round(float(self.task.duration / model.dt)))
         builder = find_builder(self.rule, model)
         contributors = [self.task.contribute, lambda recipe, layout: builder(self.rule, recipe, layout),
-                        self.task.contribute_reward]
+                        self.task.contribute_after_rule]
         self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
                                           seed=protocol.seed, contributors=contributors)
         self.backend = get_backend(protocol.training.backend, self.blueprint)

@@ -65,7 +65,7 @@ class Trainer:
         if with_rule:
             builder = find_builder(self.rule, model)
             contributors.append(lambda recipe, layout: builder(self.rule, recipe, layout))
-        contributors.append(self.task.contribute_reward)
+        contributors.append(self.task.contribute_after_rule)
         # Sample s, variant v, example b reads input block s * B + b: the variants of one example
         # share its input spikes (common random numbers); every sample has fresh ones.
         copy = np.arange(copies)

@@ -191,8 +191,11 @@ class Recipe:
     # -- building -----------------------------------------------------------------------------
     def build(self, clock):
         """Create the Brian2 objects on the active device. Returns ``(objects by name, Network)``."""
-        from brian2 import (EventMonitor, Network, NeuronGroup, SpikeMonitor, StateMonitor,
+        from brian2 import (BrianLogger, EventMonitor, Network, NeuronGroup, SpikeMonitor, StateMonitor,
                             Synapses, TimedArray, linked_var)
+        # Synapses that write into one neuron per copy (a reward detector, a tally) are fine in any
+        # order; Brian2 cannot see that and warns about every one of them.
+        BrianLogger.suppress_name("brian2.codegen.generators.base")
         objects = {}
         namespace = dict(self.functions)
         for ta in self.timed_arrays.values():

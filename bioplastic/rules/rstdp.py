@@ -211,6 +211,15 @@ class RSTDP(InNetworkRule):
         super().__init__(spec)
         self._baselines = {}  # task condition -> running average of the reward
 
+    def pairing_closed_form(self, delta_t, t_reward, amplitude, until):
+        """Δw (mV) of one pairing and one dopamine pulse (module docstring), or None where the
+        closed form does not apply (another third factor, a tonic level, no eligibility, online
+        bounds that bind)."""
+        s = self.spec
+        if s.third_factor != "dopamine" or s.tonic != 0 or s.tau_e <= 0 * ms:
+            return None
+        return pairing_closed_form(delta_t, t_reward, amplitude, self.constants(), until) / float(mV)
+
     def check(self, model, task_class):
         check_step(self.spec, model.dt)
         if self.spec.third_factor == "reward" and getattr(task_class, "reward_pulses", False):
@@ -317,9 +326,12 @@ def build_rstdp(rule, recipe, layout):
                 [f"rs_m = lr_{k} * {now} * (-a_minus_{k} * apost_{k}_post)"] + _apply(k, "rs_m"))
             syn.on_post.setdefault("post", []).extend(
                 [f"rs_m = lr_{k} * {now} * a_plus_{k} * apre_{k}_pre"] + _apply(k, "rs_m"))
+            syn.add(f"w_now_{k} = w : volt", f"e_now_{k} = 0 / second : 1/second")
             continue
         level = "1" if third == "none" else f"mod_level_{k}"
         syn.add(f"e_{k} : 1/second", f"tl_{k} : second")
+        if third != "none":
+            syn.add(f"lvl_{k} : 1")
         if third == "dopamine":
             syn.add(f"x_{k} : 1")
         syn.on_pre.setdefault("pre", []).extend(
@@ -346,9 +358,26 @@ def build_rstdp(rule, recipe, layout):
         if recipe.notes.get("record_every") is not None:  # bring every weight up to date before it is recorded
             syn.regular[f"flush_{k}"] = Regular(_integrate(k, third, level), dt=recipe.notes["record_every"],
                                                 when="start", order=-10)
-        syn.add(f"e_now_{k} = e_{k} * exp(-(t - tl_{k}) / tau_e_{k}) : 1/second")
+        # The weight and eligibility at any time, for monitors (the stored ones are as of the
+        # synapse's last event).
+        gap = f"(t - tl_{k})"
+        held = "1" if third == "none" else f"lvl_{k}"  # the level since the last event (monitors cannot read
+        # linked variables)
+        gained = f"lr_{k} * e_{k} * {held} * tau_e_{k} * (1 - exp(-{gap} / tau_e_{k}))"
+        if third == "dopamine":
+            gained += (f" + lr_{k} * e_{k} * x_{k} * tau_s_{k} * (1 - exp(-{gap} / tau_e_{k}) * "
+                       f"exp(-{gap} / tau_d_{k}))")
+        syn.add(f"e_now_{k} = e_{k} * exp(-{gap} / tau_e_{k}) : 1/second",
+                f"w_now_{k} = w + online_{k} * (clip(w + {gained}, w_min_{k}, w_max_{k}) - w) : volt")
     recipe.notes.setdefault("deltas", {})[rule.kind] = f"dw_{k}"
     recipe.notes["w_max"] = float(spec.w_max / mV)
+    recipe.notes["rule"] = rule
+    # What a task may record: (object, variable) of the rule's quantities, by meaning.
+    first = layout.projections[0]
+    recipe.notes["rule_variables"] = dict(
+        weight=(first.synapses, f"w_now_{k}"), eligibility=(first.synapses, f"e_now_{k}"),
+        pre_trace=(first.pre, f"apre_{k}"), post_trace=(first.post, f"apost_{k}"),
+        **({"third_factor": (MODULATOR, f"level_{k}"), "dopamine": (MODULATOR, f"x_{k}")} if third != "none" else {}))
 
 
 def check_step(spec, dt):
@@ -373,7 +402,8 @@ def _integrate(k, third, level, until="t"):
                  f"x_{k} = x_{k} * rs_X"]
     else:
         code += [f"rs_m = lr_{k} * e_{k} * {level} * tau_e_{k} * (1 - rs_E)"]
-    return code + [f"e_{k} = e_{k} * rs_E", f"tl_{k} = {until}"] + _apply(k, "rs_m")
+    code += [f"e_{k} = e_{k} * rs_E", f"tl_{k} = {until}"] + _apply(k, "rs_m")
+    return code + ([f"lvl_{k} = mod_level_{k}"] if third != "none" else [])
 
 
 def _modulator_kinetics(rule, recipe, layout):

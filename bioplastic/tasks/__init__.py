@@ -3,9 +3,10 @@
 from .base import Batch, ContinuousTask, Task, poisson_raster
 from .distal_reward import DistalReward, DistalRewardSpec
 from .spike_count import SpikeCount, SpikeCountSpec
+from .spike_pattern import SpikePattern, SpikePatternSpec, StdpPairing, StdpPairingSpec
 from .teacher import TeacherRegression, TeacherRegressionSpec
 
-TASKS = {task.kind: task for task in (TeacherRegression, SpikeCount, DistalReward)}
+TASKS = {task.kind: task for task in (TeacherRegression, SpikeCount, DistalReward, SpikePattern, StdpPairing)}
 
-__all__ = ["TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
+__all__ = ["SpikePattern", "SpikePatternSpec", "StdpPairing", "StdpPairingSpec", "TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
            "SpikeCountSpec"]

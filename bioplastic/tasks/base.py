@@ -5,8 +5,8 @@ Two kinds of task:
 * **trials** (``mode = "trials"``): the training loop draws a :class:`Batch` per trial, runs the
   network on it and scores each copy's output with :meth:`Task.losses` (the reward is minus the
   loss unless a task says otherwise). Spiking tasks also add their read-out to the network's
-  recipe (:meth:`Task.contribute`) and, when an in-network rule needs the reward inside the run,
-  the code that delivers it (:meth:`Task.contribute_reward`).
+  recipe (:meth:`Task.contribute`) and, after the rule's builder, the code that delivers the
+  reward inside the run when an in-network rule needs it (:meth:`Task.contribute_after_rule`).
 * **continuous** (``mode = "continuous"``): one long run (an experiment, such as Izhikevich's
   distal reward). The task adds what it needs to the recipe (reward logic, monitors), gives the
   run values, and turns what the run recorded into tidy metrics (:meth:`Task.metrics`) and
@@ -64,8 +64,9 @@ class Task:
     def contribute(self, recipe, layout):
         """Add the task's read-out (and anything else it needs) to a spiking network's recipe."""
 
-    def contribute_reward(self, recipe, layout):
-        """Deliver the reward to the neuromodulator inside the run (when a rule asked for one)."""
+    def contribute_after_rule(self, recipe, layout):
+        """Add what needs the rule's equations: delivering the reward to the neuromodulator inside
+        the run (when the rule made one), monitors of the rule's variables."""
 
     def run_values(self, batch, layout):
         """``{(object, variable): value}`` the task writes before a run on ``batch``."""

@@ -119,7 +119,7 @@ class SpikeCount(Task):
         recipe.notes["readout"] = lambda get: get(layout.output, "count") - get(layout.output, "ftrace")
         recipe.notes["final_reward"] = True
 
-    def contribute_reward(self, recipe, layout):
+    def contribute_after_rule(self, recipe, layout):
         """R = -L, computed by the network from its own read-out in the last step."""
         if MODULATOR not in recipe.groups:
             return
