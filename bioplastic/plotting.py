@@ -12,7 +12,17 @@ from matplotlib.figure import Figure
 
 from .results import alignment_table, labelled_run_tables, read_metrics, sweep_tables
 
-COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue"}
+COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue",
+          "rstdp": "tab:green", "mstdp": "tab:olive", "STDP": "black", "MSTDP": "tab:blue", "MSTDPET": "tab:red"}
+_CYCLE = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:cyan", "tab:olive"]
+
+
+def color(name, names=()):
+    """A fixed colour for the known rules and variants, else one from a cycle by position."""
+    if name in COLORS:
+        return COLORS[name]
+    others = [n for n in names if n not in COLORS]
+    return _CYCLE[others.index(name) % len(_CYCLE)] if name in others else None
 
 
 def _axes(ax, size=(5.0, 3.6)):
@@ -21,26 +31,39 @@ def _axes(ax, size=(5.0, 3.6)):
     return Figure(figsize=size, layout="constrained").add_subplot()
 
 
-def plot_learning_curves(losses, ax=None):
+def smoothing_window(trials):
+    """Trials averaged per point of a learning curve: 1 up to 100 trials, then about 1/50 of them."""
+    return max(1, int(round(trials / 50))) if trials > 100 else 1
+
+
+def plot_learning_curves(losses, ax=None, window=None, ylabel="loss"):
     """Loss against trial, mean ± sem over seeds, one line per variant.
 
     Parameters
     ----------
     losses : DataFrame
         Columns ``variant``, ``seed``, ``trial``, ``value`` (the loss).
+    window : int, optional
+        Trials in the running mean of each seed's curve (default :func:`smoothing_window`); the
+        legend says when it is above 1.
     """
     ax = _axes(ax)
+    names = list(dict.fromkeys(losses.variant))
+    window = window or smoothing_window(losses.trial.nunique())
     for variant, rows in losses.groupby("variant", sort=False):
+        rows = rows.sort_values("trial").assign(value=lambda r: r.groupby("seed").value.transform(
+            lambda v: v.rolling(window, min_periods=1).mean()))
         stats = rows.groupby("trial").value.agg(["mean", "sem", "count"])
         sem = stats["sem"].fillna(0.0).to_numpy()
-        color = COLORS.get(variant)
+        c = color(variant, names)
         n = int(stats["count"].max())
-        ax.plot(stats.index, stats["mean"], color=color, label=f"{variant} (n={n})")
-        ax.fill_between(stats.index, stats["mean"] - sem, stats["mean"] + sem, color=color, alpha=0.25, lw=0)
+        ax.plot(stats.index, stats["mean"], color=c, label=f"{variant} (n={n})")
+        ax.fill_between(stats.index, stats["mean"] - sem, stats["mean"] + sem, color=c, alpha=0.25, lw=0)
     ax.set_yscale("log")
     ax.set_xlabel("trial")
-    ax.set_ylabel("loss (MSE at trial end)")
-    ax.legend(frameon=False, fontsize="small")
+    ax.set_ylabel(ylabel)
+    band = "mean ± sem over seeds" + (f"; running mean over {window} trials" if window > 1 else "")
+    ax.legend(frameon=False, fontsize="small", title=band, title_fontsize="x-small")
     return ax
 
 
@@ -60,10 +83,10 @@ def plot_cosine_distribution(alignment, ax=None):
         if len(values) > 1 and np.ptp(values) > 1e-12:
             parts = ax.violinplot(values, positions=[x], widths=0.8, showextrema=False)
             for body in parts["bodies"]:
-                body.set_facecolor(COLORS.get(name, "tab:gray"))
+                body.set_facecolor(color(name, names) or "tab:gray")
                 body.set_alpha(0.5)
         ax.scatter(np.full(len(values), x) + np.random.default_rng(0).uniform(-0.12, 0.12, len(values)),
-                   values, s=4, color=COLORS.get(name, "tab:gray"), alpha=0.6)
+                   values, s=4, color=color(name, names) or "tab:gray", alpha=0.6)
         ax.hlines(values.mean(), x - 0.35, x + 0.35, color="black", lw=2,
                   label="measured mean" if x == 0 else None)
         if "cosine_theory" in rows and rows.cosine_theory.notna().any():
@@ -77,10 +100,181 @@ def plot_cosine_distribution(alignment, ax=None):
     return ax
 
 
+# -- experiments (continuous runs) ------------------------------------------------------------
+def _series(metrics, name):
+    rows = metrics[metrics.metric == name].sort_values("t_s")
+    return rows.t_s.to_numpy(), rows.value.to_numpy()
+
+
+def plot_rewarded_weight(metrics, ax=None):
+    """Izhikevich (2007), Fig. 1: the rewarded synapse's weight against the distribution of the
+    others (5-95 and 25-75 percentile bands, median, mean), with the rewards ticked below.
+
+    ``metrics``: a distal-reward ``metrics.csv``.
+    """
+    ax = _axes(ax, (6.0, 3.6))
+    t, _ = _series(metrics, "weight_p50")
+    if len(t):
+        bands = {q: _series(metrics, f"weight_p{q:02d}")[1] for q in (5, 25, 50, 75, 95)}
+        minutes = t / 60
+        ax.fill_between(minutes, bands[5], bands[95], color="tab:gray", alpha=0.2, lw=0,
+                        label="other synapses, 5-95%")
+        ax.fill_between(minutes, bands[25], bands[75], color="tab:gray", alpha=0.4, lw=0, label="25-75%")
+        ax.plot(minutes, bands[50], color="tab:gray", lw=1, label="median")
+    t, mean = _series(metrics, "mean_weight")
+    ax.plot(t / 60, mean, color="black", lw=1, ls="--", label="mean of all plastic")
+    t, weight = _series(metrics, "rewarded_weight")
+    ax.plot(t / 60, weight, color="tab:red", lw=1.5, label="rewarded synapse")
+    t, count = _series(metrics, "reward")
+    rewarded = t[1:][np.diff(count) > 0] if len(count) > 1 else []
+    ax.plot(np.asarray(rewarded) / 60, np.full(len(rewarded), -0.05 * max(1.0, np.nanmax(weight))), "|",
+            color="tab:red", ms=4, label=f"rewards ({int(count[-1]) if len(count) else 0})")
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("weight (mV)")
+    ax.legend(frameon=False, fontsize="x-small", loc="upper left")
+    return ax
+
+
+def plot_raster(raster, start, stop, ax=None, n_exc=None):
+    """Spikes in ``[start, stop)`` seconds (``raster``: columns ``t_s``, ``neuron``)."""
+    ax = _axes(ax, (4.0, 3.0))
+    rows = raster[(raster.t_s >= start) & (raster.t_s < stop)]
+    excitatory = rows.neuron < n_exc if n_exc is not None else np.ones(len(rows), bool)
+    ax.plot((rows.t_s[excitatory] - start) * 1e3, rows.neuron[excitatory], ".", ms=1, color="black")
+    ax.plot((rows.t_s[~excitatory] - start) * 1e3, rows.neuron[~excitatory], ".", ms=1, color="tab:blue")
+    ax.set_xlim(0, (stop - start) * 1e3)
+    ax.set_xlabel(f"time from {start:g} s (ms)")
+    ax.set_ylabel("neuron")
+    return ax
+
+
+def plot_weight_histogram(histogram, rewarded=None, ax=None):
+    """The final distribution of the weights, with the rewarded synapse marked."""
+    ax = _axes(ax, (4.0, 3.0))
+    ax.bar(histogram.weight_mv_low, histogram.synapses, width=histogram.weight_mv_high - histogram.weight_mv_low,
+           align="edge", color="tab:gray")
+    if rewarded is not None:
+        ax.plot([rewarded], [0], "o", color="tab:red", label="rewarded synapse")
+        ax.legend(frameon=False, fontsize="small")
+    ax.set_yscale("log")
+    ax.set_xlabel("weight at the end (mV)")
+    ax.set_ylabel("synapses")
+    return ax
+
+
+def plot_traces(metrics, names, ax=None, labels=None):
+    """Time series of ``metrics`` (a continuous run) on one axis each, stacked in ``ax`` (a list)."""
+    if ax is None:
+        fig = Figure(figsize=(5.5, 1.3 * len(names) + 0.5), layout="constrained")
+        ax = fig.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+    for axis, name in zip(ax, names):
+        t, values = _series(metrics, name)
+        axis.plot(t * 1e3, values, color="black", lw=1)
+        axis.set_ylabel((labels or {}).get(name, name), fontsize="small")
+    ax[-1].set_xlabel("time (ms)")
+    return ax
+
+
+def plot_spike_pattern(runs, spikes, axes=None):
+    """Florian (2007), Fig. 1: spikes, reward, traces, and the weight under each variant.
+
+    ``runs``: {variant: metrics of its run}; ``spikes``: the pattern (``t_s``, ``neuron``).
+    """
+    if axes is None:
+        fig = Figure(figsize=(5.5, 6.5), layout="constrained")
+        axes = fig.subplots(5, 1, sharex=True)
+    first = next(iter(runs.values()))
+    for name, y in (("pre", 1), ("post", 0)):
+        times = spikes[spikes.neuron == name].t_s * 1e3
+        axes[0].vlines(times, y, y + 0.8, color="black")
+    axes[0].set_yticks([0.4, 1.4], ["post", "pre"])
+    with_reward = next((m for m in runs.values() if (m.metric == "third_factor").any()), first)
+    t, reward = _series(with_reward, "third_factor")
+    axes[1].step(t * 1e3, reward, where="post", color="tab:green")
+    axes[1].set_ylabel("reward r(t)", fontsize="small")
+    for name, style in (("pre_trace", "-"), ("post_trace", "--")):
+        t, values = _series(first, name)
+        axes[2].plot(t * 1e3, values, style, color="black", lw=1, label={"pre_trace": "P+ (pre)",
+                                                                        "post_trace": "P- (post)"}[name])
+    axes[2].legend(frameon=False, fontsize="x-small")
+    axes[2].set_ylabel("traces", fontsize="small")
+    names = list(runs)
+    for variant, metrics in runs.items():
+        t, e = _series(metrics, "eligibility")
+        if len(t) and np.any(e != 0):
+            axes[3].plot(t * 1e3, e, color=color(variant, names), lw=1, label=variant)
+        t, w = _series(metrics, "weight")
+        axes[4].plot(t * 1e3, w, color=color(variant, names), lw=1.5, label=variant)
+    axes[3].set_ylabel("eligibility (1/s)", fontsize="small")
+    axes[4].set_ylabel("weight (mV)", fontsize="small")
+    axes[4].legend(frameon=False, fontsize="small")
+    axes[4].set_xlabel("time (ms)")
+    return axes
+
+
+def plot_stdp_window(window, ax=None):
+    """Δw against Δt = t_post - t_pre, measured (dots) and the closed form (line) where given."""
+    ax = _axes(ax)
+    if "closed_form_mv" in window:
+        ax.plot(window.delta_t_ms, window.closed_form_mv, color="tab:red", lw=1.5, label="closed form")
+    ax.plot(window.delta_t_ms, window.dw_mv, "o", ms=3, color="black", label="simulated")
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.axvline(0, color="gray", lw=0.5)
+    ax.set_xlabel("Δt = t_post - t_pre (ms)")
+    ax.set_ylabel("Δw (mV)")
+    after = window.reward_after_s.iloc[0] if "reward_after_s" in window else None
+    ax.legend(frameon=False, fontsize="small", title=f"reward {after:g} s after the pair" if after is not None else None,
+              title_fontsize="x-small")
+    return ax
+
+
 def _save(ax, path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    ax.figure.savefig(path, dpi=120)
+    figure = ax.figure if hasattr(ax, "figure") else ax[0].figure
+    figure.savefig(path, dpi=120)
     return path
+
+
+def _task_kind(folder):
+    import tomllib
+    try:
+        return tomllib.loads((Path(folder) / "protocol.toml").read_text())["task"]["kind"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _draw_experiment(folder, kind):
+    """The figures of one continuous run."""
+    folder, figures = Path(folder), Path(folder) / "figures"
+    metrics = read_metrics(folder)
+    written = []
+    if kind == "distal_reward":
+        written.append(_save(plot_rewarded_weight(metrics), figures / "rewarded_weight.png"))
+        raster = pd.read_csv(folder / "raster.csv")
+        end = float(metrics.t_s.max())
+        span = 1.0 if len(raster) == 0 else min(1.0, end / 2)
+        fig = Figure(figsize=(8, 3.2), layout="constrained")
+        left, right = fig.subplots(1, 2, sharey=True)
+        plot_raster(raster, 0.0, span, left)
+        plot_raster(raster, end - span, end, right)
+        left.set_title("first second", fontsize="small")
+        right.set_title("last second", fontsize="small")
+        written.append(_save(left, figures / "raster.png"))
+        final = metrics[metrics.metric == "rewarded_weight"].sort_values("t_s").value
+        written.append(_save(plot_weight_histogram(pd.read_csv(folder / "weight_histogram.csv"),
+                                                   float(final.iloc[-1]) if len(final) else None),
+                             figures / "weight_histogram.png"))
+    elif kind == "spike_pattern":
+        written.append(_save(plot_spike_pattern({_run_name(folder): metrics}, pd.read_csv(folder / "spikes.csv")),
+                             figures / "spike_pattern.png"))
+    elif kind == "stdp_pairing":
+        written.append(_save(plot_stdp_window(pd.read_csv(folder / "window.csv")), figures / "stdp_window.png"))
+        names = [n for n in ("eligibility", "dopamine", "weight") if (metrics.metric == n).any()]
+        written.append(_save(plot_traces(metrics, names, labels={"eligibility": "eligibility (1/s)",
+                                                                  "dopamine": "dopamine (phasic)",
+                                                                  "weight": "weight (mV)"}),
+                             figures / "pairing_traces.png"))
+    return written
 
 
 def draw_folder(folder):
@@ -91,17 +285,29 @@ def draw_folder(folder):
     folder = Path(folder)
     figures = folder / "figures"
     written = []
+    kind = _task_kind(folder)
     if (folder / "runs.csv").exists():
-        for path in pd.read_csv(folder / "runs.csv").path:
+        runs = pd.read_csv(folder / "runs.csv")
+        for path in runs.path:
             written += draw_folder(folder / path)
+        if kind == "spike_pattern":
+            first = runs.drop_duplicates("variant")
+            by_variant = {r.variant: read_metrics(folder / r.path) for r in first.itertuples()}
+            spikes = pd.read_csv(folder / first.path.iloc[0] / "spikes.csv")
+            written.append(_save(plot_spike_pattern(by_variant, spikes), figures / "spike_pattern.png"))
+            return written
         losses, alignment = sweep_tables(folder)
-        written.append(_save(plot_learning_curves(losses), figures / "learning_curves.png"))
+        if len(losses):
+            written.append(_save(plot_learning_curves(losses), figures / "learning_curves.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
             written.append(_save(plot_cosine_distribution(alignment), figures / "cosine_distribution.png"))
     elif (folder / "alignment.csv").exists():
         written.append(_save(plot_cosine_distribution(alignment_table(folder)), figures / "cosine_distribution.png"))
     elif (folder / "metrics.csv").exists():
-        loss, alignment = labelled_run_tables(read_metrics(folder), _run_name(folder), 0)
+        metrics = read_metrics(folder)
+        if "loss" not in set(metrics.metric):
+            return _draw_experiment(folder, kind)
+        loss, alignment = labelled_run_tables(metrics, _run_name(folder), 0)
         written.append(_save(plot_learning_curves(loss), figures / "learning_curve.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
             written.append(_save(plot_cosine_distribution(alignment), figures / "cosine_distribution.png"))
