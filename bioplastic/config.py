@@ -233,6 +233,9 @@ def shrink(table):
         cap(analysis, "fd_samples", 64, 8)
     if isinstance(sweep, dict):
         cap(sweep, "seeds", 1, 1)
+    task = table.get("task")
+    if isinstance(task, dict) and task.get("kind") in TASKS:
+        TASKS[task["kind"]].quick(task)
 
 
 def _section(table, name):
@@ -317,6 +320,10 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
     if family not in rule_class.model_families:
         raise SpecError("rule.kind", f"{rule_kind!r} trains {' or '.join(rule_class.model_families)} models, not "
                         f"model.kind = {model_kind!r}", rule_kind)
+    if task_class.mode == "continuous" and rule_class.realisation != "in_network":
+        raise SpecError("rule.kind", f"the task {task_kind!r} is one continuous run; it needs a rule that learns inside "
+                        f"the network ({', '.join(k for k, r in RULES.items() if r.realisation == 'in_network')})",
+                        rule_kind)
     if rule_class.realisation == "in_network" and find_builder(rule_class(rule), model) is None:
         raise SpecError("rule.kind", f"{rule_kind!r} has no builder for model.kind = {model_kind!r} (it has: "
                         f"{', '.join(builder_models(rule_class)) or 'none'})", rule_kind)

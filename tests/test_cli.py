@@ -14,23 +14,30 @@ RUNTIME = ["--set", 'training.backend="runtime"']
 
 @pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
 def test_every_protocol_runs_quick(path, tmp_path, capsys):
+    import tomllib
     out = tmp_path / "run"
     assert main(["run", str(path), "--quick", "--out", str(out)] + RUNTIME) == 0
     assert f"results: {out}" in capsys.readouterr().out
     runs = pd.read_csv(out / "runs.csv") if (out / "runs.csv").exists() else None
     folders = [out / p for p in runs.path] if runs is not None else [out]
     for folder in folders:
+        resolved = tomllib.loads((folder / "protocol.toml").read_text())
         metrics = pd.read_csv(folder / "metrics.csv")
-        assert list(metrics.columns) == ["trial", "layer", "metric", "value"]
-        assert {"loss", "cosine", "angle_deg", "norm_ratio"} <= set(metrics.metric)
-        assert set(metrics[metrics.metric == "cosine"].layer) == {"W1", "W2", "all"}
         summary = json.loads((folder / "summary.json").read_text())
-        assert {"final_loss", "wall_time_s", "seed", "versions"} <= set(summary)
-        assert (folder / "figures" / "learning_curve.png").stat().st_size > 0
+        assert {"wall_time_s", "seed", "versions"} <= set(summary)
+        if "t_s" in metrics:  # an experiment: one continuous run
+            assert list(metrics.columns) == ["trial", "t_s", "layer", "metric", "value"]
+            assert len(metrics) and metrics.value.notna().all()
+        else:
+            assert list(metrics.columns) == ["trial", "layer", "metric", "value"]
+            assert {"loss", "cosine", "angle_deg", "norm_ratio"} <= set(metrics.metric)
+            layers = len(resolved["model"]["sizes"]) - 1
+            assert set(metrics[metrics.metric == "cosine"].layer) == {f"W{l}" for l in range(1, layers + 1)} | {"all"}
+            assert "final_loss" in summary
+        assert any((folder / "figures").glob("*.png"))
         assert main(["validate", str(folder / "protocol.toml")]) == 0  # resolved: runs again as it is
     if runs is not None:
-        assert (out / "figures" / "learning_curves.png").exists()
-        assert (out / "figures" / "cosine_distribution.png").exists()
+        assert any((out / "figures").glob("*.png"))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 

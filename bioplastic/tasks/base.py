@@ -51,8 +51,9 @@ class Task:
     def duration(self):
         return self.spec.duration
 
-    def check(self, protocol):
-        """Cross-checks against the rest of the protocol; raise SpecError naming the key."""
+    @classmethod
+    def quick(cls, table):
+        """Shrink the task's protocol table for ``--quick`` (a smoke test), in place."""
 
     # -- trials ----------------------------------------------------------------------------------
     def sample(self, rng, batch=None):
