@@ -360,7 +360,7 @@ def build_rstdp(rule, recipe, layout):
                                                 when="start", order=-10)
         # The weight and eligibility at any time, for monitors (the stored ones are as of the
         # synapse's last event).
-        gap = f"(t - tl_{k})"
+        gap = f"clip(t - tl_{k}, 0 * second, 1e9 * second)"  # after the end-of-run flush tl is t + dt
         held = "1" if third == "none" else f"lvl_{k}"  # the level since the last event (monitors cannot read
         # linked variables)
         gained = f"lr_{k} * e_{k} * {held} * tau_e_{k} * (1 - exp(-{gap} / tau_e_{k}))"
