@@ -201,8 +201,9 @@ class NaiveDistalReward:
                  v_reset : volt (constant)
                  u_jump : volt (constant)
                  tspike : second"""
-        neurons = NeuronGroup(N_EXC + N_INH, eqs, threshold="v >= 30*mV", reset="v = v_reset\nu += u_jump\ntspike = t",
-                              method=half_euler, name=f"naive_neurons_{target}")
+        neurons = NeuronGroup(N_EXC + N_INH, eqs, threshold="v >= 30*mV",
+                              reset="v = v_reset\nu += u_jump\ntspike = t", method=half_euler,
+                              name=f"naive_neurons_{target}")
         params = np.array([PRESETS["RS"]] * N_EXC + [PRESETS["FS"]] * N_INH)
         neurons.a, neurons.b = params[:, 0], params[:, 1]
         neurons.v_reset, neurons.u_jump = params[:, 2] * mV, params[:, 3] * mV
@@ -230,7 +231,8 @@ class NaiveDistalReward:
                        on_pre="v_post += w\nc -= a_minus * apost\napre += 1",
                        on_post="c += a_plus * apre\napost += 1",
                        delay=1 * ms, method="euler", namespace=namespace, name=f"naive_exc_{target}")
-        inh = Synapses(inh_group, exc_group, "w : volt", on_pre="v_post += w", delay=1 * ms, name=f"naive_inh_{target}")
+        inh = Synapses(inh_group, exc_group, "w : volt", on_pre="v_post += w", delay=1 * ms,
+                       name=f"naive_inh_{target}")
         (exc_i, exc_j), (inh_i, inh_j) = naive_connectivity(rng)
         exc.connect(i=exc_i, j=exc_j)
         inh.connect(i=inh_i, j=inh_j)
@@ -269,9 +271,9 @@ class NaiveDistalReward:
 
         self.spikes = SpikeMonitor(neurons, name=f"naive_spikes_{target}")
         self.weight = StateMonitor(exc, "w", record=[self.rewarded], dt=1 * second, name=f"naive_weight_{target}")
-        self.objects = (neurons, dopamine, exc, inh)
         self.exc, self.counts = exc, counts
-        self.net = Network(neurons, dopamine, exc, inh, reward, self.spikes, self.weight, name=f"naive_network_{target}")
+        self.net = Network(neurons, dopamine, exc, inh, reward, self.spikes, self.weight,
+                           name=f"naive_network_{target}")
 
     def run(self, duration, profile=False):
         from brian2 import second
@@ -301,9 +303,11 @@ def bench_naive(duration, target, profile):
     t0 = time.perf_counter()
     naive.run(1e-3)  # one step: compiles (or loads from Brian2's Cython cache) every code object
     warmup_s = time.perf_counter() - t0
-    compiled = len(cython_modules(cache) - modules_before) if target == "cython" else 0
+    compiled = len(cython_modules(cache) - modules_before) if target == "cython" else None
+    where = f"{compiled} Cython modules compiled, the rest found in {cache}" if target == "cython" else \
+        "numpy: nothing to compile"
     print(f"  target {naive.target}: network set up in {build_s:.1f} s, warm-up run of one step "
-          f"{warmup_s:.1f} s ({compiled} Cython modules compiled, the rest found in {cache})", flush=True)
+          f"{warmup_s:.1f} s ({where})", flush=True)
     spikes_before = naive.spikes.num_spikes
     t0 = time.perf_counter()
     naive.run(duration, profile=profile)
@@ -312,14 +316,14 @@ def bench_naive(duration, target, profile):
         from brian2 import profiling_summary
         print(profiling_summary(naive.net, show=12))
     spikes = naive.spikes.num_spikes - spikes_before
-    total_t = duration + 1e-3
     w = np.asarray(naive.exc.w_) * 1e3
     result = dict(duration_s=duration, target=naive.target, cython_failure=failure, build_s=build_s,
-                  warmup_s=warmup_s, cython_modules_compiled=compiled, run_s=run_s, per_sim_s=run_s / duration,
+                  warmup_s=warmup_s, cython_modules_compiled=compiled, run_s=run_s,
+                  per_sim_s=run_s / duration,
                   rate_hz=spikes / (N_EXC + N_INH) / duration,
                   rewards=naive.counts["rewards"], pairings=naive.counts["pairings"],
                   final_rewarded_weight_mv=float(w[naive.rewarded]),
-                  final_mean_weight_mv=float(w.mean()), simulated_s=total_t,
+                  final_mean_weight_mv=float(w.mean()),
                   code_objects=naive.code_targets())
     print(f"  run of {duration:g} s: {run_s:.1f} s ({run_s / duration:.3f} s per simulated second), "
           f"rate {result['rate_hz']:.3f} Hz, {result['rewards']} rewards", flush=True)
@@ -335,7 +339,8 @@ def table(bp, nv):
          f"({nv['duration_s']:g} s)"),
         ("build / warm-up (not in the ratio)",
          f"{bp['build_s']:.1f} s ({'cached' if bp['build_cached'] else 'cold'} build)",
-         f"{nv['build_s'] + nv['warmup_s']:.1f} s ({nv['cython_modules_compiled']} Cython modules compiled)"),
+         f"{nv['build_s'] + nv['warmup_s']:.1f} s" + (f" ({nv['cython_modules_compiled']} Cython modules compiled)"
+                                                      if nv["cython_modules_compiled"] is not None else "")),
         ("run wall time", f"{bp['run_median_s']:.2f} s median, {bp['run_min_s']:.2f} s min "
          f"({len(bp['run_s'])} runs)", f"{nv['run_s']:.1f} s"),
         ("of which the binary", f"{bp['binary_median_s']:.2f} s median", "-"),

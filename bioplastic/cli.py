@@ -160,19 +160,26 @@ def cmd_align(args):
     from .engine.trainer import Trainer
     from .plotting import draw_folder
     from .results import atomic_folder, write_protocol, write_table
+    from .tasks import TASKS
     protocol = _load(args)
+    if TASKS[protocol.task_kind].mode != "trials":
+        raise SpecError("task.kind", "align draws dry-run updates of a trial task; this task is one continuous "
+                        "experiment (run it with `bioplastic run`)", protocol.task_kind)
     samples = args.samples or protocol.analysis.samples
-    runs = [v[2] for v in protocol.variants()] if protocol.sweep else [protocol]
+    runs = [(label, p) for label, _, p in protocol.variants()] if protocol.sweep else [(protocol.rule_kind, protocol)]
     out = Path(args.out) if args.out else _default_out(protocol.name, prefix="align-")
     if out.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(out)!r})")
-    table = pd.concat([Trainer(p).align(samples, progress=True) for p in runs], ignore_index=True)
-    stats = summarise(table, "cosine")
+    table = pd.concat([Trainer(p).align(samples, progress=True).assign(variant=label) for label, p in runs],
+                      ignore_index=True)
+    table = table[["variant"] + [c for c in table.columns if c != "variant"]]
+    stats = summarise(table, "cosine", by=("variant", "rule", "reference", "layer"))
     with atomic_folder(out) as folder:
         write_table(table, folder / "alignment.csv")
         write_protocol(protocol.to_table(), folder / "protocol.toml")
         draw_folder(folder)
-    print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights:")
+    print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights (reference: "
+          f"{', '.join(table.reference.unique())}):")
     print(stats.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"alignment: {out / 'alignment.csv'}")
     return EXIT_OK

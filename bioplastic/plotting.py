@@ -80,6 +80,9 @@ def plot_cosine_distribution(alignment, ax=None):
     for x, name in enumerate(names):
         rows = alignment[alignment.variant == name]
         values = rows.cosine.dropna().to_numpy()
+        if not len(values):  # a rule that did not change the weights has no direction
+            ax.text(x, 0.02, "no update", ha="center", fontsize="x-small", color="gray")
+            continue
         if len(values) > 1 and np.ptp(values) > 1e-12:
             parts = ax.violinplot(values, positions=[x], widths=0.8, showextrema=False)
             for body in parts["bodies"]:

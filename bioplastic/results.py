@@ -136,6 +136,9 @@ def sweep_tables(folder):
 
 
 def alignment_table(folder):
-    """The whole-network rows of ``alignment.csv``, with ``rule`` named ``variant`` for figures."""
+    """The whole-network rows of ``alignment.csv``, labelled by ``variant`` for figures (tables
+    written before the column existed are labelled by their ``rule``)."""
     table = pd.read_csv(Path(folder) / "alignment.csv")
-    return table[table.layer == "all"].rename(columns={"rule": "variant"})
+    if "variant" not in table:
+        table = table.rename(columns={"rule": "variant"})
+    return table[table.layer == "all"]

@@ -1,0 +1,93 @@
+"""Training spiking networks: WP, NP and R-STDP on the two-choice task, the reward the network
+computes for itself, the finite-difference reference of the expected loss, and ``align``."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioplastic.cli import main
+from bioplastic.engine.reference import expected_loss_gradient
+from bioplastic.engine.trainer import Trainer
+
+from conftest import protocol
+
+RUNTIME = 'training.backend="runtime"'
+
+
+def variant(label, *overrides):
+    swept = protocol("reward_learning.toml", RUNTIME, *overrides)
+    return dict((name, p) for name, _, p in swept.variants())[label]
+
+
+def test_the_network_rewards_itself_with_minus_the_loss():
+    # R = -L is computed inside the run from the network's own read-out, in the last step.
+    trainer = Trainer(variant("rstdp", "task.batch=3"))
+    batch = trainer.task.sample(trainer.input_rng)
+    trial, update = trainer.step(batch, with_gradient=False, dry_run=True)
+    np.testing.assert_allclose(trial.rewards, -trial.losses[0], rtol=1e-12, atol=1e-14)
+    assert trial.deltas is not None and all(np.any(d != 0) for d in trial.deltas)
+    np.testing.assert_allclose(update[0], trial.deltas[0].sum(axis=0))
+
+
+@pytest.mark.parametrize("label", ["rstdp", "weight_perturbation", "node_perturbation"])
+def test_every_rule_changes_the_weights_of_a_spiking_network(label):
+    trainer = Trainer(variant(label, "training.trials=6", "analysis.every=0"))
+    before = [w.copy() for w in trainer.weights]
+    trainer.train()
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(trainer.weights, before))
+
+
+def test_the_eligibility_free_variant_cannot_learn_from_a_reward_at_the_trial_end():
+    # MSTDP multiplies the STDP term by the third factor of the same instant; the reward comes
+    # after the activity, so its update is exactly zero: the distal reward problem.
+    trainer = Trainer(variant("mstdp", "training.trials=4", "analysis.every=0"))
+    before = [w.copy() for w in trainer.weights]
+    trainer.train()
+    for a, b in zip(trainer.weights, before):
+        np.testing.assert_array_equal(a, np.clip(b, 0, 20))
+
+
+def test_node_perturbation_lowers_the_loss_of_a_spiking_network():
+    # 200 trials of NP on the two-choice task (it reaches about a tenth of the initial loss in 600
+    # trials, `make test-slow`); the mean of the last 40 single-trial losses must be below the first 40.
+    trainer = Trainer(variant("node_perturbation", "training.trials=200", "analysis.every=0"))
+    loss = trainer.train().query("metric == 'loss'").value.to_numpy()
+    assert loss[-40:].mean() < 0.7 * loss[:40].mean()
+
+
+def test_the_expected_loss_gradient_is_the_same_however_the_copies_are_chunked():
+    trainer = Trainer(variant("weight_perturbation", "model.sizes=[6, 2]"))
+    conditions = np.array([1])
+    whole = expected_loss_gradient(trainer, conditions, samples=6, eps=0.25)
+    chunked = expected_loss_gradient(trainer, conditions, samples=6, eps=0.25, max_copies=10)
+    np.testing.assert_allclose(chunked.weights[0], whole.weights[0], rtol=1e-10, atol=1e-12)
+    assert whole.name == "finite_difference" and not whole.exact
+
+
+def test_the_expected_loss_gradient_points_where_the_targets_say():
+    # Pattern 1 asks output 1 for 8 spikes and output 0 for none. At the initial weights both fire
+    # ~4: the loss falls if output 1's weights grow and output 0's shrink, most for active inputs.
+    trainer = Trainer(variant("weight_perturbation"))
+    g = expected_loss_gradient(trainer, np.array([1]), samples=48, eps=0.25)
+    active = trainer.task.rates[1] > trainer.task.rates[1].min()
+    assert g.weights[0][1, active].mean() < 0 < g.weights[0][0, active].mean()
+    assert g.split_cosine > 0.8  # two halves of the samples agree: the reference is not noise
+
+
+def test_align_on_a_spiking_network_names_its_reference(tmp_path, capsys):
+    out = tmp_path / "align"
+    assert main(["align", "protocols/reward_learning.toml", "--samples", "4", "--out", str(out), "--set", RUNTIME,
+                 "--set", "analysis.fd_samples=8"]) == 0
+    table = pd.read_csv(out / "alignment.csv")
+    assert set(table.reference) == {"finite_difference"}
+    assert set(table.rule) == {"rstdp", "weight_perturbation", "node_perturbation"}
+    assert set(table.layer) == {"W1", "all"} and set(table["sample"]) == set(range(4))
+    nonzero = table[table.rule != "rstdp"]
+    assert nonzero.cosine.notna().all() and nonzero.cosine.abs().max() <= 1 + 1e-12
+    assert "finite_difference" in capsys.readouterr().out
+
+
+def test_same_seed_same_table_on_a_spiking_network():
+    tables = [Trainer(variant("node_perturbation", "training.trials=5", "analysis.every=2",
+                              "analysis.fd_samples=4")).train() for _ in range(2)]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
