@@ -300,7 +300,7 @@ def resolve(table, file, swept_rule_kinds=None):
     rule = from_table(rule_class.spec_class, rule_section, "rule")
     training = from_table(TrainingSpec, _section(table, "training"), "training", ignore=())
     analysis = from_table(AnalysisSpec, _section(table, "analysis"), "analysis", ignore=())
-    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis)
+    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed)
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
@@ -310,7 +310,7 @@ def resolve(table, file, swept_rule_kinds=None):
     return protocol
 
 
-def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis):
+def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed):
     """Checks across sections: the model family the task and rule work on, steps, the reference."""
     family = model.family
     task_class, rule_class = TASKS[task_kind], RULES[rule_kind]
@@ -342,6 +342,7 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
                         "of a rate network are checked by `bioplastic gradcheck`; surrogate gradients are not built "
                         "yet)", analysis.reference)
     rule_class(rule).check(model, task_class)
+    task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
 
 
 def _check_sweep(sweep):

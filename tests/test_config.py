@@ -114,3 +114,53 @@ def test_quantities_round_trip_through_their_text(value):
     from bioplastic.units import format_quantity, parse_quantity
     quantity = value * ms
     assert float(parse_quantity(format_quantity(quantity), ms) / ms) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("file,override,key,fragment", [
+    ("reward_learning.toml", 'model.tau_m="10 mV"', "model.tau_m", "dimensions"),
+    ("reward_learning.toml", 'model.v_th="-50 ms"', "model.v_th", "dimensions"),
+    ("reward_learning.toml", 'model.dt="2 ms"', "model.dt", "too coarse"),
+    ("reward_learning.toml", 'rule.tau_plus="1 ms"', "rule.tau_plus", "at least 5 dt"),
+    ("reward_learning.toml", 'training.max_rate="10 ms"', "training.max_rate", "dimensions"),
+    ("reward_learning.toml", 'task.rate_high="40 mV"', "task.rate_high", "dimensions"),
+    ("reward_learning.toml", 'sweep.cases=[{"rule.kind"="rstdp"}]', "sweep.cases[0].label", "must name"),
+    ("reward_learning.toml", 'sweep.cases=[{label="a"}, {label="a"}]', "sweep.cases", "share a label"),
+    ("reward_learning.toml", 'model.w_inh="1 mV"', "model.w_inh", "<= 0"),
+    ("izhikevich2007_distal_reward.toml", 'model.dt="2 ms"', "model.dt", "shortest synaptic delay"),
+    ("izhikevich2007_distal_reward.toml", 'model.delay="1.5 ms"', "model.delay", "whole number"),
+    ("izhikevich2007_distal_reward.toml", 'rule.third_factor="reward"', "rule.third_factor", "pulses"),
+    ("izhikevich2007_distal_reward.toml", 'task.delay_max="0.5 s"', "task.delay_max", "above delay_min"),
+    ("izhikevich2007_distal_reward.toml", "model.recurrent=false", "model.recurrent", "recurrent network"),
+    ("izhikevich2007_distal_reward.toml", "task.rewarded_synapse=1000000", "task.rewarded_synapse", "below"),
+    ("florian2007_fig1.toml", 'task.pre=["10 mV"]', "task.pre[0]", "dimensions"),
+    ("florian2007_fig1.toml", "task.reward_values=[1.0]", "task.reward_values", "one value per reward time"),
+    ("florian2007_fig1.toml", "model.sizes=[2, 1]", "model.sizes", "sizes = [1, 1]"),
+    ("florian2007_fig1.toml", 'task.post=["250 ms"]', "task.post", "[0, duration)"),
+])
+def test_spiking_bad_input_is_one_line(file, override, key, fragment, capsys, tmp_path):
+    out = tmp_path / "never"
+    code = main(["run", f"protocols/{file}", "--set", override, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: protocols/{file}: {key}: ") and fragment in err, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("body,key,fragment", [
+    ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "teacher_regression"\n[rule]\nkind = "node_perturbation"',
+     "task.kind", "works on rate models"),
+    ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "backprop"',
+     "rule.kind", "trains rate models"),
+    ('[model]\nfile = "rate_mlp.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "node_perturbation"',
+     "task.kind", "works on spiking models"),
+    ('[model]\nfile = "izhikevich2007_network.toml"\n[task]\nkind = "distal_reward"\n[rule]\nkind = "node_perturbation"',
+     "rule.kind", "continuous run"),
+    ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "rstdp"\n'
+     '[analysis]\nreference = "bptt"', "analysis.reference", "finite_difference"),
+])
+def test_models_tasks_and_rules_that_do_not_fit_together(body, key, fragment, tmp_path, capsys):
+    path = tmp_path / "p.toml"
+    path.write_text(body + "\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: {key}: ") and fragment in err, err

@@ -195,7 +195,7 @@ class Recipe:
                             Synapses, TimedArray, linked_var)
         # Synapses that write into one neuron per copy (a reward detector, a tally) are fine in any
         # order; Brian2 cannot see that and warns about every one of them.
-        BrianLogger.suppress_name("brian2.codegen.generators.base")
+        BrianLogger.suppress_hierarchy("brian2.codegen.generators.base")
         objects = {}
         namespace = dict(self.functions)
         for ta in self.timed_arrays.values():
