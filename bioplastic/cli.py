@@ -181,6 +181,11 @@ def cmd_align(args):
     print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights (reference: "
           f"{', '.join(table.reference.unique())}):")
     print(stats.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    if "reference_split_cosine" in table:
+        split = table.groupby("variant", sort=False).reference_split_cosine.first()
+        print("reference: finite differences of the expected loss over "
+              f"{protocol.analysis.fd_samples} input samples; cosine between its two halves: "
+              + ", ".join(f"{v} {x:.3f}" for v, x in split.items()))
     print(f"alignment: {out / 'alignment.csv'}")
     return EXIT_OK
 

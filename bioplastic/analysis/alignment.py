@@ -57,4 +57,6 @@ def summarise(table, value="cosine", by=("rule", "layer")):
     out = grouped[value].agg(mean="mean", sem="sem", n="count")
     if f"{value}_theory" in table:
         out["theory"] = grouped[f"{value}_theory"].mean()
+    if f"mean_update_{value}" in table:  # one value per group: the mean update's
+        out["of_mean_update"] = grouped[f"mean_update_{value}"].first()
     return out.reset_index()

@@ -217,8 +217,9 @@ class Trainer:
         side by side, up to ``max_copies`` network copies per simulation.
 
         Returns a table with one row per sample and layer: ``rule``, ``reference``, ``layer``,
-        ``sample``, ``cosine``, ``angle_deg``, ``norm_ratio`` and, where a theory exists,
-        ``cosine_theory`` and ``effective_dimension``.
+        ``sample``, ``cosine``, ``angle_deg``, ``norm_ratio``, ``mean_update_cosine`` (the cosine
+        of the mean of all the samples' updates: how well the rule's expected update points along
+        the gradient) and, where a theory exists, ``cosine_theory`` and ``effective_dimension``.
         """
         first = self.task.sample(self.input_rng)
         per_sample = self.rule.variants * self.batch
@@ -226,16 +227,21 @@ class Trainer:
         backend = self.backend_for(chunk)
         if hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
             self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk, progress=False)])
-        records = []
+        records, total = [], None
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
                   leave=False, unit="sample") as bar:
             for s, (trial, update) in enumerate(self._draw(first, samples, backend, chunk, bar=bar)):
+                total = update if total is None else [a + b for a, b in zip(total, update)]
                 for layer, metric, value in self.analyse(trial, update):
                     records.append(dict(rule=self.rule.kind, reference=trial.gradient.name, layer=layer, sample=s,
                                         metric=metric, value=value))
         table = pd.DataFrame(records).pivot_table(index=["rule", "reference", "layer", "sample"], columns="metric",
                                                   values="value", sort=False, dropna=False).reset_index()
         table.columns.name = None
+        mean = {row["layer"]: row["cosine"] for row in compare(total, trial.gradient.weights, self.lr)}
+        table["mean_update_cosine"] = table.layer.map(mean)
+        if trial.gradient.split_cosine is not None:  # how reproducible a Monte Carlo reference is
+            table["reference_split_cosine"] = trial.gradient.split_cosine
         return table
 
     def _draw(self, first, samples, backend, chunk, bar=None, progress=None):
