@@ -81,22 +81,28 @@ def cmd_list(args):
     from .rules import RULES
     from .spec import describe
     from .tasks import TASKS
+    from .rules.builders import builder_models
     what = args.what
     if what in (None, "models"):
-        print(f"models (kind = rate; files in {_shipped('models')}):")
+        print(f"models (files in {_shipped('models')}):")
         for path in sorted(_shipped("models").glob("*.toml")):
-            print(f"  {path.stem}: {tomllib.loads(path.read_text()).get('description', '')}")
-        print("  [model] parameters:")
-        _print_params(describe(MODEL_KINDS["rate"]))
+            table = tomllib.loads(path.read_text())
+            print(f"  {path.stem} (kind = {table.get('kind', 'rate')}): {table.get('description', '')}")
+        for kind, spec in MODEL_KINDS.items():
+            print(f"  [model] kind = \"{kind}\" ({spec.family}), parameters:")
+            _print_params(describe(spec))
     if what in (None, "rules"):
         print("rules:")
         for kind, rule in RULES.items():
-            print(f"  {kind}: {rule.description}")
+            where = ("inside the network; builders for " + ", ".join(builder_models(rule))
+                     if rule.realisation == "in_network" else "between trials")
+            print(f"  {kind}: {rule.description} [{where}; trains {', '.join(rule.model_families)} models]")
             _print_params(describe(rule.spec_class), indent=4)
     if what in (None, "tasks"):
         print("tasks:")
         for kind, task in TASKS.items():
-            print(f"  {kind}: {task.description}")
+            mode = "trial loop" if task.mode == "trials" else "one continuous run"
+            print(f"  {kind}: {task.description} [{mode}; {', '.join(task.families)} models]")
             _print_params(describe(task.spec_class), indent=4)
     if what in (None, "protocols"):
         print(f"protocols (in {_shipped('protocols')}):")

@@ -53,7 +53,9 @@ def strip(quantity, unit):
 
 
 def format_quantity(quantity):
-    """A string that :func:`parse_quantity` reads back, e.g. ``"10.0 ms"``."""
+    """A string that :func:`parse_quantity` reads back, e.g. ``"10.0 ms"`` (``"3600.0 s"`` from 1 s on)."""
+    if get_dimensions(quantity) == get_dimensions(_UNITS["s"]) and abs(float(quantity)) >= 1:
+        return f"{float(quantity)!r} s"
     for name in ("ms", "mV", "Hz", "nA", "nS", "pF", "Mohm"):
         if get_dimensions(quantity) == get_dimensions(_UNITS[name]):
             return f"{float(quantity / _UNITS[name])!r} {name}"
