@@ -47,7 +47,7 @@ def plot_learning_curves(losses, ax=None, window=None, ylabel="loss"):
         Trials in the running mean of each seed's curve (default :func:`smoothing_window`); the
         legend says when it is above 1.
     """
-    ax = _axes(ax)
+    ax = _axes(ax, (6.5, 3.6))
     names = list(dict.fromkeys(losses.variant))
     window = window or smoothing_window(losses.trial.nunique())
     for variant, rows in losses.groupby("variant", sort=False):
@@ -62,8 +62,9 @@ def plot_learning_curves(losses, ax=None, window=None, ylabel="loss"):
     ax.set_yscale("log")
     ax.set_xlabel("trial")
     ax.set_ylabel(ylabel)
-    band = "mean ± sem over seeds" + (f"; running mean over {window} trials" if window > 1 else "")
-    ax.legend(frameon=False, fontsize="small", title=band, title_fontsize="x-small")
+    band = "mean ± sem over seeds" + (f";\nrunning mean over {window} trials" if window > 1 else "")
+    ax.legend(frameon=False, fontsize="small", title=band, title_fontsize="x-small", loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
@@ -144,7 +145,8 @@ def plot_raster(raster, start, stop, ax=None, n_exc=None):
     rows = raster[(raster.t_s >= start) & (raster.t_s < stop)]
     excitatory = rows.neuron < n_exc if n_exc is not None else np.ones(len(rows), bool)
     ax.plot((rows.t_s[excitatory] - start) * 1e3, rows.neuron[excitatory], ".", ms=1, color="black")
-    ax.plot((rows.t_s[~excitatory] - start) * 1e3, rows.neuron[~excitatory], ".", ms=1, color="tab:blue")
+    ax.plot((rows.t_s[~excitatory] - start) * 1e3, rows.neuron[~excitatory], ".", ms=1, color="tab:blue",
+            label="inhibitory" if n_exc is not None else None)
     ax.set_xlim(0, (stop - start) * 1e3)
     ax.set_xlabel(f"time from {start:g} s (ms)")
     ax.set_ylabel("neuron")
@@ -238,12 +240,16 @@ def _save(ax, path):
     return path
 
 
-def _task_kind(folder):
+def _protocol(folder):
     import tomllib
     try:
-        return tomllib.loads((Path(folder) / "protocol.toml").read_text())["task"]["kind"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return None
+        return tomllib.loads((Path(folder) / "protocol.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _task_kind(folder):
+    return _protocol(folder).get("task", {}).get("kind")
 
 
 def _draw_experiment(folder, kind):
@@ -258,8 +264,9 @@ def _draw_experiment(folder, kind):
         span = 1.0 if len(raster) == 0 else min(1.0, end / 2)
         fig = Figure(figsize=(8, 3.2), layout="constrained")
         left, right = fig.subplots(1, 2, sharey=True)
-        plot_raster(raster, 0.0, span, left)
-        plot_raster(raster, end - span, end, right)
+        n_exc = _protocol(folder).get("model", {}).get("n_exc")
+        plot_raster(raster, 0.0, span, left, n_exc)
+        plot_raster(raster, end - span, end, right, n_exc)
         left.set_title("first second", fontsize="small")
         right.set_title("last second", fontsize="small")
         written.append(_save(left, figures / "raster.png"))

@@ -188,9 +188,9 @@ def test_a_dry_run_accumulates_without_touching_the_weights():
 def test_the_baseline_tracks_the_reward_per_condition():
     from bioplastic.rules import TrialData
     rule = RSTDP(RSTDPSpec(baseline=True, baseline_rate=0.5))
-    for reward in (1.0, 1.0, 1.0):
+    for reward in (2.0, 1.0, 1.0):  # the first reward starts the average; then halfway each time
         rule.observe(TrialData([], None, [], rewards=np.array([reward, -2.0]), conditions=np.array([0, 1])))
-    assert rule._baselines[0] == pytest.approx(0.875) and rule._baselines[1] == pytest.approx(-1.75)
+    assert rule._baselines[0] == pytest.approx(1.25) and rule._baselines[1] == pytest.approx(-2.0)
     layout = single_synapses(rule, 2, 10)[1]
     values = rule.run_values(RunContext(2, np.array([1, 0]), layout=layout))
-    np.testing.assert_allclose(values[("modulator", "baseline_rstdp")], [-1.75, 0.875])
+    np.testing.assert_allclose(values[("modulator", "baseline_rstdp")], [-2.0, 1.25])

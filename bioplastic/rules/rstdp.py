@@ -277,12 +277,13 @@ class RSTDP(InNetworkRule):
         self._baselines.update({c: float(np.mean(r)) for c, r in rewards.items()})
 
     def observe(self, trial):
-        """Update the running reward average per condition from the rewards of a trial."""
+        """Update the running reward average per condition from the rewards of a trial (the first
+        reward of a condition starts its average)."""
         if not self.spec.baseline or trial.rewards is None:
             return
         beta = self.spec.baseline_rate
         for condition, reward in zip(trial.conditions, np.asarray(trial.rewards).ravel()):
-            old = self._baselines.get(int(condition), 0.0)
+            old = self._baselines.get(int(condition), reward)
             self._baselines[int(condition)] = old + beta * (reward - old)
 
 
