@@ -68,13 +68,16 @@ def plot_learning_curves(losses, ax=None, window=None, ylabel="loss"):
     return ax
 
 
-def plot_cosine_distribution(alignment, ax=None):
+def plot_cosine_distribution(alignment, ax=None, title=None):
     """Distribution of cos(ΔW, -∇L) per variant, with the measured mean and the theory marked.
 
     Parameters
     ----------
     alignment : DataFrame
-        Columns ``variant``, ``cosine`` and optionally ``cosine_theory`` (whole-network rows).
+        Columns ``variant``, ``cosine`` and optionally ``cosine_theory`` and
+        ``mean_update_cosine`` (the cosine of the mean update; whole-network rows).
+    title : str, optional
+        What the cosines are of (which updates, how many, against which reference).
     """
     ax = _axes(ax)
     names = list(dict.fromkeys(alignment.variant))
@@ -96,7 +99,12 @@ def plot_cosine_distribution(alignment, ax=None):
         if "cosine_theory" in rows and rows.cosine_theory.notna().any():
             ax.hlines(rows.cosine_theory.mean(), x - 0.35, x + 0.35, color="red", lw=2, ls="--",
                       label="theory" if "theory" not in ax.get_legend_handles_labels()[1] else None)
-    ax.set_xticks(range(len(names)), names, fontsize="small")
+        if "mean_update_cosine" in rows and rows.mean_update_cosine.notna().any():
+            ax.plot([x], [rows.mean_update_cosine.iloc[0]], "D", color="black", ms=6, mfc="white",
+                    label="mean update" if "mean update" not in ax.get_legend_handles_labels()[1] else None)
+    ax.set_xticks(range(len(names)), names, fontsize="small", rotation=15 if len(names) > 3 else 0)
+    if title:
+        ax.set_title(title, fontsize="small")
     ax.set_ylabel("cos(ΔW, −∇L)")
     ax.set_ylim(min(-0.05, ax.get_ylim()[0]), 1.05)
     ax.axhline(0, color="gray", lw=0.5)
@@ -287,6 +295,9 @@ def _draw_experiment(folder, kind):
     return written
 
 
+TRAINING_COSINES = "every analysed update during training, whole network, all seeds"
+
+
 def draw_folder(folder):
     """Redraw the figures of a run, a sweep (``runs.csv``) or an alignment (``alignment.csv``) folder.
 
@@ -310,9 +321,13 @@ def draw_folder(folder):
         if len(losses):
             written.append(_save(plot_learning_curves(losses), figures / "learning_curves.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
-            written.append(_save(plot_cosine_distribution(alignment), figures / "cosine_distribution.png"))
+            written.append(_save(plot_cosine_distribution(alignment, title=TRAINING_COSINES),
+                                 figures / "cosine_distribution.png"))
     elif (folder / "alignment.csv").exists():
-        written.append(_save(plot_cosine_distribution(alignment_table(folder)), figures / "cosine_distribution.png"))
+        table = alignment_table(folder)
+        reference = ", ".join(table.reference.unique()) if "reference" in table else "bptt"
+        title = f"fixed weights, {table.groupby('variant').size().max()} dry-run samples each; reference: {reference}"
+        written.append(_save(plot_cosine_distribution(table, title=title), figures / "align_cosines.png"))
     elif (folder / "metrics.csv").exists():
         metrics = read_metrics(folder)
         if "loss" not in set(metrics.metric):
@@ -320,7 +335,8 @@ def draw_folder(folder):
         loss, alignment = labelled_run_tables(metrics, _run_name(folder), 0)
         written.append(_save(plot_learning_curves(loss), figures / "learning_curve.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
-            written.append(_save(plot_cosine_distribution(alignment), figures / "cosine_distribution.png"))
+            written.append(_save(plot_cosine_distribution(alignment, title=TRAINING_COSINES),
+                                 figures / "cosine_distribution.png"))
     else:
         raise FileNotFoundError(f"{folder}: not a result folder (no runs.csv, alignment.csv or metrics.csv)")
     return written

@@ -58,9 +58,9 @@ def test_align_writes_the_contract_table(tmp_path, capsys):
     assert set(table.layer) == {"W1", "W2", "all"} and set(table["sample"]) == set(range(5))
     backprop = table[table.rule == "backprop"]
     assert backprop.cosine.min() > 1 - 1e-12 and (backprop.norm_ratio - 1).abs().max() < 1e-12
-    assert (out / "figures" / "cosine_distribution.png").exists()
-    (out / "figures" / "cosine_distribution.png").unlink()
-    assert main(["figures", str(out)]) == 0 and (out / "figures" / "cosine_distribution.png").exists()
+    assert (out / "figures" / "align_cosines.png").exists()
+    (out / "figures" / "align_cosines.png").unlink()
+    assert main(["figures", str(out)]) == 0 and (out / "figures" / "align_cosines.png").exists()
 
 
 def test_same_seed_same_table_and_resolved_protocol_reruns(tmp_path):

@@ -91,3 +91,15 @@ def test_same_seed_same_table_on_a_spiking_network():
     tables = [Trainer(variant("node_perturbation", "training.trials=5", "analysis.every=2",
                               "analysis.fd_samples=4")).train() for _ in range(2)]
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_two_trials_get_different_input_spikes_and_run_seeds():
+    # Input spikes are drawn in NumPy per trial (then passed to the binary); randomness inside a
+    # run comes from a per-run seed. Both differ between trials, and repeat for the same seed.
+    trainers = [Trainer(variant("rstdp")) for _ in range(2)]
+    first, second = (trainers[0].task.sample(trainers[0].input_rng) for _ in range(2))
+    assert not np.array_equal(first.inputs, second.inputs) and first.inputs.sum() > 10
+    again = trainers[1].task.sample(trainers[1].input_rng)
+    np.testing.assert_array_equal(first.inputs, again.inputs)
+    seeds = [int(trainers[0].seed_rng.integers(2 ** 31)) for _ in range(2)]
+    assert seeds[0] != seeds[1] and seeds[0] == int(trainers[1].seed_rng.integers(2 ** 31))
