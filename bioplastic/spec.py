@@ -49,6 +49,15 @@ def non_negative(value):
     return None if value >= 0 else "must be >= 0"
 
 
+def layer_sizes(sizes):
+    """The check of a ``sizes`` list: input first, at least two layers, none empty."""
+    if len(sizes) < 2:
+        return "must list at least an input and an output layer"
+    if any(n <= 0 for n in sizes):
+        return "every layer size must be > 0"
+    return None
+
+
 def at_least(bound):
     return lambda value: None if value >= bound else f"must be >= {bound}"
 
@@ -160,5 +169,5 @@ def describe(spec_class):
     return rows
 
 
-__all__ = ["dataclass", "param", "positive", "non_negative", "at_least", "params", "validate",
+__all__ = ["dataclass", "param", "positive", "non_negative", "at_least", "layer_sizes", "params", "validate",
            "from_table", "to_table", "describe"]

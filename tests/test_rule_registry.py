@@ -1,6 +1,5 @@
 """Declarations apart from builders: the registries, and in-network rules of one's own."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -62,7 +62,7 @@ def expected_loss_gradient(trainer, conditions, samples, eps, max_copies=4096):
     per_weight = 2 * size
     weights_per_run = int(max(1, min(count, max_copies // per_weight)))
     samples_per_run = int(max(1, min(samples, max_copies // (per_weight * weights_per_run))))
-    rng = rng_streams.stream(trainer.protocol.seed, f"reference-{trainer.protocol.seed}")
+    rng = rng_streams.stream(trainer.protocol.seed, "reference")  # the same samples at every call: a smooth function of w
     inputs = [trainer.task.sample(rng, batch=samples_per_run * size, conditions=np.tile(conditions, samples_per_run))
               for _ in range(0, samples, samples_per_run)]
     backend = trainer.backend_for(samples_per_run, variants=2 * weights_per_run, record=False, with_rule=False)

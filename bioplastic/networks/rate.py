@@ -21,7 +21,7 @@ import numpy as np
 from brian2 import Clock, Network, NeuronGroup, StateMonitor, Synapses, ms
 
 from ..errors import SpecError
-from ..spec import param, positive, validate
+from ..spec import layer_sizes, param, positive, validate
 from .rate_math import ACTIVATIONS
 
 _BRIAN_ACTIVATION = {
@@ -30,14 +30,6 @@ _BRIAN_ACTIVATION = {
     "sigmoid": "1.0 / (1.0 + exp(-({u})))",
     "relu": "clip({u}, 0, inf)",
 }
-
-
-def _sizes_ok(sizes):
-    if len(sizes) < 2:
-        return "must list at least an input and an output layer"
-    if any(n <= 0 for n in sizes):
-        return "every layer size must be > 0"
-    return None
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ class RateModelSpec:
         Recurrent connections within layers (not implemented yet: must be false).
     """
 
-    sizes: list = param([10, 20, 2], "layer sizes, input first", kind=list, check=_sizes_ok)
+    sizes: list = param([10, 20, 2], "layer sizes, input first", kind=list, check=layer_sizes)
     activation: str = param("tanh", "nonlinearity f", kind=str, choices=ACTIVATIONS)
     tau: object = param(10 * ms, "membrane time constant", unit=ms, check=positive)
     dt: object = param(1 * ms, "Euler integration step", unit=ms, check=positive)

@@ -55,7 +55,7 @@ from brian2 import Hz, mV, ms, second
 
 from .. import rng as rng_streams
 from ..errors import SpecError
-from ..spec import at_least, non_negative, param, positive, validate
+from ..spec import at_least, layer_sizes, non_negative, param, positive, validate
 
 WEIGHT_UNIT = mV
 
@@ -68,20 +68,12 @@ IZHIKEVICH_PRESETS = {  # a, b, c (mV), d (mV): Izhikevich (2003), Fig. 2
 }
 
 
-def _sizes_ok(sizes):
-    if len(sizes) < 2:
-        return "must list at least an input and an output layer"
-    if any(n <= 0 for n in sizes):
-        return "every layer size must be > 0"
-    return None
-
-
 @dataclass(frozen=True)
 class SpikingModelSpec:
     """Parameters shared by every spiking model: the structure, the weights and the step."""
 
     sizes: list = param([20, 2], "feed-forward layer sizes, input spike sources first", kind=list,
-                        check=_sizes_ok)
+                        check=layer_sizes)
     recurrent: bool = param(False, "recurrent E/I network instead of feed-forward layers", kind=bool)
     dt: object = param(0.5 * ms, "integration step", unit=ms, check=positive)
     init_mean: object = param(2.0 * mV, "feed-forward weights ~ N(init_mean, init_std^2)", unit=mV)

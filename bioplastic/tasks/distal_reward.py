@@ -30,7 +30,7 @@ from ..errors import SpecError
 from ..networks.neuromodulator import neuromodulator
 from ..networks.recipe import Regular
 from ..networks.spiking import connectivity
-from ..spec import at_least, non_negative, param, positive, validate
+from ..spec import non_negative, param, positive, validate
 from .base import CONTINUOUS_COLUMNS, ContinuousTask, record_rows
 
 SLOTS = 8  # rewards that can be pending at once

@@ -40,35 +40,45 @@ def _steps(times, dt, steps, key):
     """Step indices of a list of times; each must fall inside the run."""
     index = np.round(np.array([float(t / dt) for t in times])).astype(int)
     if len(index) and (index.min() < 0 or index.max() >= steps):
-        raise SpecError(key, f"every time must lie in [0, duration)", [str(t) for t in times])
+        raise SpecError(key, "every time must lie in [0, duration)", [str(t) for t in times])
     return index
 
 
-def _check_single_synapse(model, kind):
-    if model.recurrent or list(model.sizes) != [1, 1]:
-        raise SpecError("model.sizes", f"the {kind} task drives one synapse: needs a feed-forward model with "
-                        "sizes = [1, 1]", model.sizes if not model.recurrent else "recurrent")
+UNITS = {"weight": 1e-3}  # raw SI -> table units (weights in mV); the rest is dimensionless or 1/s
 
 
-def _record(recipe, layout, names, dt):
-    """Monitor the rule's quantities ``names`` (see the rule's ``rule_variables``) every ``dt``."""
-    found = recipe.notes.get("rule_variables", {})
-    for name in names:
-        if name in found:
-            owner, variable = found[name]
-            recipe.monitor(f"record_{name}", owner, variables=(variable,), record=True, dt=dt, when="end", order=20)
-    recipe.notes["recorded"] = {name: found[name][1] for name in names if name in found}
+class _HandPlaced(ContinuousTask):
+    """One plastic synapse per copy, input -> output, with every spike given and the rule's
+    quantities ``recorded`` every step (of the copies ``record``)."""
 
+    recorded = ()
+    record = True
 
-def _recorded(observation, recipe_notes, name):
-    monitor = observation.monitors.get(f"record_{name}")
-    if monitor is None:
-        return None, None
-    return monitor["t"], monitor[recipe_notes["recorded"][name]]
+    def __init__(self, spec, model, seed):
+        super().__init__(spec, model, seed)
+        if model.recurrent or list(model.sizes) != [1, 1]:
+            raise SpecError("model.sizes", f"the {self.kind} task drives one synapse: needs a feed-forward model "
+                            "with sizes = [1, 1]", model.sizes if not model.recurrent else "recurrent")
+        self.steps = int(round(float(spec.duration / model.dt)))
 
+    def initial_weights(self, weights, layout):
+        return [np.full_like(w, float(self.spec.initial_weight / mV)) for w in weights]
 
-UNIT_OF = {"weight": 1e-3, "eligibility": 1.0, "pre_trace": 1.0, "post_trace": 1.0, "third_factor": 1.0,
-           "dopamine": 1.0}  # raw SI -> table units (weight in mV)
+    def contribute_after_rule(self, recipe, layout):
+        """Monitor the rule's quantities (its ``rule_variables``) that this task plots."""
+        self.notes = recipe.notes
+        found = recipe.notes.get("rule_variables", {})
+        self.monitored = {name: found[name] for name in self.recorded if name in found}
+        for name, (owner, variable) in self.monitored.items():
+            recipe.monitor(f"record_{name}", owner, variables=(variable,), record=self.record, dt=layout.dt,
+                           when="end", order=20)
+
+    def metrics(self, observation, layout):
+        rows = []
+        for name, (_, variable) in self.monitored.items():
+            monitor = observation.monitors[f"record_{name}"]
+            rows += record_rows(monitor["t"], name, monitor[variable][:, 0] / UNITS.get(name, 1.0))
+        return pd.DataFrame(rows, columns=CONTINUOUS_COLUMNS).sort_values(["trial", "metric"], kind="stable")
 
 
 @dataclass(frozen=True)
@@ -94,31 +104,23 @@ class SpikePatternSpec:
                             [str(t) for t in self.reward_times])
 
 
-class SpikePattern(ContinuousTask):
+class SpikePattern(_HandPlaced):
     """Florian (2007), Fig. 1: one synapse, a fixed spike pattern, a reward signal +1 then -1."""
 
     kind = "spike_pattern"
     spec_class = SpikePatternSpec
     description = "Florian (2007) Fig. 1: one synapse under a fixed pre/post pattern and a reward signal r(t)"
+    recorded = ("weight", "eligibility", "pre_trace", "post_trace", "third_factor")
 
     def __init__(self, spec, model, seed):
         super().__init__(spec, model, seed)
-        _check_single_synapse(model, self.kind)
-        self.steps = int(round(float(spec.duration / model.dt)))
         self.pre = _steps(spec.pre, model.dt, self.steps, "task.pre")
         self.post = _steps(spec.post, model.dt, self.steps, "task.post")
         self.changes = _steps(spec.reward_times, model.dt, self.steps, "task.reward_times")
 
-    def initial_weights(self, weights, layout):
-        return [np.full_like(w, float(self.spec.initial_weight / mV)) for w in weights]
-
     def contribute(self, recipe, layout):
         clamp(recipe, layout, layout.output)
         schedule(recipe, layout, levels=True)
-
-    def contribute_after_rule(self, recipe, layout):
-        self.notes = recipe.notes
-        _record(recipe, layout, ("weight", "eligibility", "pre_trace", "post_trace", "third_factor"), layout.dt)
 
     def run_values(self, layout, rng):
         raster = np.zeros((1, self.steps, 1))
@@ -129,15 +131,6 @@ class SpikePattern(ContinuousTask):
         for start, value in zip(self.changes, self.spec.reward_values):
             levels[start:, 0] = value
         return raster, {(f"clamp_{layout.output}", "values"): forced, **schedule_values(levels=levels)}
-
-    def metrics(self, observation, layout):
-        rows = []
-        for name, scale in UNIT_OF.items():
-            t, values = _recorded(observation, self.notes, name)
-            if t is not None:
-                rows += record_rows(t, name, values[:, 0] / scale)
-        table = pd.DataFrame(rows, columns=CONTINUOUS_COLUMNS)
-        return table.sort_values(["trial", "metric"], kind="stable")
 
     def tables(self, observation, layout):
         dt = float(layout.dt)
@@ -175,19 +168,18 @@ class StdpPairingSpec:
                             "max |delta t| + reward_delay)", str(self.duration))
 
 
-class StdpPairing(ContinuousTask):
+class StdpPairing(_HandPlaced):
     """The STDP window of a rule, Δw against Δt, from one pairing and one reward per copy."""
 
     kind = "stdp_pairing"
     spec_class = StdpPairingSpec
     description = "the STDP window: one pre/post pairing per copy at delta t, then a reward pulse; traces of one"
     reward_pulses = True
+    recorded = ("weight", "eligibility", "dopamine")
 
     def __init__(self, spec, model, seed):
         super().__init__(spec, model, seed)
-        _check_single_synapse(model, self.kind)
         dt = model.dt
-        self.steps = int(round(float(spec.duration / dt)))
         lo, hi = (int(round(float(x / dt))) for x in (spec.delta_t_min, spec.delta_t_max))
         self.delta = np.unique(np.round(np.linspace(lo, hi, spec.pairings)).astype(int))  # in steps
         self.copies = self.blocks = len(self.delta)
@@ -196,6 +188,7 @@ class StdpPairing(ContinuousTask):
         self.post = first + np.maximum(self.delta, 0)
         self.reward = np.maximum(self.pre, self.post) + int(round(float(spec.reward_delay / dt)))
         self.traced = int(np.argmin(np.abs(self.delta * float(dt) - float(spec.trace_delta_t))))
+        self.record = [self.traced]
 
     @classmethod
     def quick(cls, table):
@@ -203,23 +196,9 @@ class StdpPairing(ContinuousTask):
         if isinstance(table.get("pairings", 101), int):
             table["pairings"] = min(table.get("pairings", 101), 11)
 
-    def initial_weights(self, weights, layout):
-        return [np.full_like(w, float(self.spec.initial_weight / mV)) for w in weights]
-
     def contribute(self, recipe, layout):
         clamp(recipe, layout, layout.output)
         schedule(recipe, layout, pulses=True)
-
-    def contribute_after_rule(self, recipe, layout):
-        self.notes = recipe.notes
-        found = recipe.notes.get("rule_variables", {})
-        for name in ("weight", "eligibility", "dopamine"):
-            if name in found:
-                owner, variable = found[name]
-                recipe.monitor(f"record_{name}", owner, variables=(variable,), record=[self.traced], dt=layout.dt,
-                               when="end", order=20)
-        recipe.notes["recorded"] = {name: found[name][1] for name in ("weight", "eligibility", "dopamine")
-                                    if name in found}
 
     def run_values(self, layout, rng):
         copies = np.arange(self.copies)
@@ -230,14 +209,6 @@ class StdpPairing(ContinuousTask):
         pulses = np.zeros((self.steps, self.copies))
         pulses[self.reward, copies] = self.spec.pulse
         return raster, {(f"clamp_{layout.output}", "values"): forced, **schedule_values(pulses=pulses)}
-
-    def metrics(self, observation, layout):
-        rows = []
-        for name, scale in (("weight", 1e-3), ("eligibility", 1.0), ("dopamine", 1.0)):
-            t, values = _recorded(observation, self.notes, name)
-            if t is not None:
-                rows += record_rows(t, name, values[:, 0] / scale)
-        return pd.DataFrame(rows, columns=CONTINUOUS_COLUMNS).sort_values(["trial", "metric"], kind="stable")
 
     def tables(self, observation, layout):
         dt = float(layout.dt)
