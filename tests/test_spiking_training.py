@@ -48,8 +48,9 @@ def test_the_eligibility_free_variant_cannot_learn_from_a_reward_at_the_trial_en
 
 
 def test_node_perturbation_lowers_the_loss_of_a_spiking_network():
-    # 200 trials of NP on the two-choice task (it reaches about a tenth of the initial loss in 600
-    # trials, `make test-slow`); the mean of the last 40 single-trial losses must be below the first 40.
+    # 200 trials of NP on the two-choice task: the mean of the last 40 single-trial losses over the
+    # first 40 was 0.19-0.32 for seeds 0-4 (and the full protocol reaches a tenth of the initial
+    # loss, `make test-slow`); allow 0.7.
     trainer = Trainer(variant("node_perturbation", "training.trials=200", "analysis.every=0"))
     loss = trainer.train().query("metric == 'loss'").value.to_numpy()
     assert loss[-40:].mean() < 0.7 * loss[:40].mean()
