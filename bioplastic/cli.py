@@ -1,16 +1,30 @@
-"""The ``bioplastic`` command: argument parsing and printing only."""
+"""The ``bioplastic`` command: argument parsing and printing only.
+
+Every command ends in one handler (:func:`main`): bad input is one ``error:`` line and exit 2, a
+bug one line and exit 1 (``--debug`` shows the traceback), Ctrl-C exit 130 and SIGTERM exit 143,
+each after its temporary files are removed.
+"""
 
 import argparse
 import datetime
+import os
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .errors import SpecError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DESCRIPTION = """bioplastic: biologically plausible learning rules in Brian2, measured against the true gradient.
+
+Trains rate and spiking networks with weight and node perturbation, backprop and reward-modulated
+STDP, and compares every rule's update with the gradient. A protocol (TOML) names the model, the
+task, the rule, the training and the analysis; see README.md and `bioplastic list`."""
 
 
 def _stamp():
@@ -28,6 +42,8 @@ def _default_out(name, prefix=""):
 
 def _load(args):
     from .config import load_protocol
+    if getattr(args, "out", None) is not None and not args.out.strip():
+        raise SpecError("--out", "must name a folder (leave it out for the default)", args.out)
     return load_protocol(args.protocol, args.set or (), quick=getattr(args, "quick", False))
 
 
@@ -124,8 +140,10 @@ def cmd_gradcheck(args):
     from .analysis.alignment import layer_names
     from .engine.reference import finite_difference_gradient
     from .engine.trainer import Trainer
-    if not args.eps > 0:
-        raise SpecError("--eps", "must be > 0", args.eps)
+    if not (np.isfinite(args.eps) and args.eps > 0):
+        raise SpecError("--eps", "must be a finite number > 0", args.eps)
+    if not np.isfinite(args.tolerance) and not args.tolerance == np.inf:
+        raise SpecError("--tolerance", "must be a number", args.tolerance)
     if not args.tolerance >= 0:
         raise SpecError("--tolerance", "must be >= 0", args.tolerance)
     protocol = _load(args)
@@ -150,7 +168,7 @@ def cmd_gradcheck(args):
         rows.append(dict(layer=name, weights=ref.size, max_abs_grad=np.abs(ref).max(),
                          max_abs_error=error.max(), max_rel_error=rel.max()))
     table = pd.DataFrame(rows)
-    worst = float(table.max_rel_error.max())
+    worst = float(np.max(table.max_rel_error.to_numpy()))  # NaN anywhere makes it NaN (pandas would skip it)
     print(f"BPTT through the recorded Brian2 trajectory vs central finite differences through the "
           f"Brian2 simulation (eps={args.eps:g}, backend={protocol.training.backend})")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3e}"))
@@ -208,14 +226,34 @@ def cmd_figures(args):
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one ``error:`` line and exit 2, like every other error."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class Interrupted(BaseException):
+    """A signal asked the command to stop (a BaseException, so no handler on the way swallows it)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + signum
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="bioplastic", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    parser = _Parser(prog="bioplastic", description=DESCRIPTION, parents=[common],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bioplastic {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def protocol_command(name, func, help):
-        p = sub.add_parser(name, help=help)
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
         p.add_argument("protocol", help="a protocol TOML file")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key (repeatable)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a key, e.g. rule.sigma=0.05 or model.tau=\"20 ms\" (repeatable)")
         p.set_defaults(func=func)
         return p
 
@@ -223,36 +261,103 @@ def build_parser():
     p.add_argument("--out", help="result folder (default results/<name>/<timestamp>)")
     p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
     p = protocol_command("validate", cmd_validate, "check a protocol; exit 2 with one line if it is wrong")
-    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
-    p = protocol_command("gradcheck", cmd_gradcheck, "BPTT against finite differences of the simulation")
+    p.add_argument("--quick", action="store_true", help="validate the --quick version")
+    p = protocol_command("gradcheck", cmd_gradcheck, "BPTT against finite differences of the simulation "
+                         "(rate networks)")
     p.add_argument("--eps", type=float, default=1e-5, help="finite-difference step (default 1e-5)")
     p.add_argument("--tolerance", type=float, default=1e-6, help="max relative error allowed (default 1e-6)")
-    p = protocol_command("align", cmd_align, "dry-run updates at fixed weights vs the gradient")
+    p = protocol_command("align", cmd_align, "dry-run updates at fixed weights against the gradient")
     p.add_argument("--samples", type=int, help="number of samples (default analysis.samples)")
     p.add_argument("--out", help="result folder (default results/<name>/align-<timestamp>)")
     p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
-    p = sub.add_parser("list", help="models, rules, tasks and protocols with their parameters")
-    p.add_argument("what", nargs="?", choices=["models", "rules", "tasks", "protocols"])
+    p = sub.add_parser("list", help="models, rules, tasks and protocols with their keys and defaults",
+                       description="models, rules, tasks and protocols with their keys and defaults, as TOML",
+                       parents=[common])
+    p.add_argument("what", nargs="?", choices=["models", "rules", "tasks", "protocols"],
+                   help="list only these (default: everything)")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("figures", help="redraw the figures of a result folder")
-    p.add_argument("folder")
+    p = sub.add_parser("figures", help="redraw the figures of a result folder", parents=[common],
+                       description="redraw the figures of a run, sweep or alignment folder from its tables")
+    p.add_argument("folder", help="a folder written by `bioplastic run` or `bioplastic align`")
     p.set_defaults(func=cmd_figures)
     return parser
 
 
+def _quiet_brian():
+    """Brian2 keeps a debug log and a copy of the script in the temp folder and, for an uncaught
+    error, asks the user to report a bug in Brian 2. A command handles its errors itself, so
+    neither is wanted: drop the files and the hook."""
+    import logging
+
+    from brian2 import prefs
+    from brian2.utils.logger import BrianLogger
+    prefs.logging.file_log = False
+    prefs.logging.save_script = False
+    if BrianLogger.file_handler is not None:
+        BrianLogger.file_handler.close()
+        logging.getLogger("brian2").removeHandler(BrianLogger.file_handler)
+        BrianLogger.file_handler = None
+    for attribute in ("tmp_log", "tmp_script"):
+        path = getattr(BrianLogger, attribute, None)
+        if path:
+            for leftover in (path, f"{path}.1"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+            setattr(BrianLogger, attribute, None)
+    sys.excepthook = sys.__excepthook__
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed on one line
+        return exc.code
     if getattr(args, "samples", None) is not None and args.samples < 1:
         print(f"error: --samples: must be >= 1 (got {args.samples})", file=sys.stderr)
         return EXIT_BAD_INPUT
+    _quiet_brian()
+    restore = signal.signal(signal.SIGTERM, _raise_interrupted) if _main_thread() else None
     try:
         return args.func(args)
-    except (SpecError, FileExistsError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (SpecError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
+        _error(exc)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `bioplastic list | head -1`: the reader has gone, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:  # e.g. an --out that cannot be created
-        print(f"error: {exc.filename}: {exc.strerror}" if exc.filename else f"error: {exc}", file=sys.stderr)
+        _error(f"{exc.filename}: {exc.strerror}" if exc.filename else exc)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Interrupted as exc:
+        print("interrupted", file=sys.stderr)
+        return exc.code
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if args.debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or "(no message)"
+        _error(f"{type(exc).__name__}: {message[:300]} (this is a bug in bioplastic or in a plugin; rerun with "
+               f"--debug for the traceback)")
+        return EXIT_CHECK_FAILED
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _error(message):
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

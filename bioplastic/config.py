@@ -284,6 +284,9 @@ def resolve(table, file, swept_rule_kinds=None):
         raise SpecError("seed", "must be an integer >= 0", seed)
     if not isinstance(name, str) or not name:
         raise SpecError("name", "must be a non-empty string", name)
+    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise SpecError("name", "must be a plain folder name (it names results/<name>/): no '/', no '..', no control "
+                        "characters", name)
     sweep = _check_sweep(table.get("sweep"))
     model_section, task_section, rule_section = (_section(table, s) for s in ("model", "task", "rule"))
     model_kind = _kind(model_section, "model", MODEL_KINDS, default="rate")

@@ -1,7 +1,8 @@
 """Result folders, written atomically, and the tidy tables inside them.
 
-A run writes into a hidden sibling folder and renames it into place only when everything is
-written, so a failed or interrupted run leaves no result folder, half-written or otherwise.
+A run writes into a hidden sibling folder, ``.NAME.tmp-<pid>-<hex>``, and renames it into place
+only when everything is written, so a failed or interrupted run leaves no result folder,
+half-written or otherwise; the next run beside it removes what a killed one left.
 
 Layout of one run::
 
@@ -20,13 +21,13 @@ import math
 import os
 import platform
 import shutil
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import tomli_w
 
 from .errors import SpecError
+from .scratch import remove_stale_siblings, temporary_sibling
 
 METRICS_COLUMNS = ["trial", "layer", "metric", "value"]
 
@@ -41,7 +42,8 @@ def atomic_folder(path):
     if path.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(path)!r})")
     created = [p for p in reversed(path.parents) if not p.exists()]  # parents made here, outermost first
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    remove_stale_siblings(path)  # what a killed run left beside it
+    tmp = temporary_sibling(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
@@ -107,13 +109,24 @@ def versions():
                 pandas=pd.__version__, python=platform.python_version())
 
 
-def final_value(metrics, metric="loss", fraction=0.1):
-    """Mean of ``metric`` (whole network) over the last ``fraction`` of its logged trials."""
+def final_value(metrics, metric="loss", fraction=0.1, first=False):
+    """Mean of ``metric`` (whole network) over the last (``first``: the first) ``fraction`` of its
+    logged trials."""
     rows = metrics[(metrics.metric == metric) & (metrics.layer.isin(["", "all"]))]
     if rows.empty:
         return float("nan")
-    last = rows.sort_values("trial").tail(max(1, int(round(len(rows) * fraction))))
-    return float(last.value.mean())
+    rows = rows.sort_values("trial")
+    count = max(1, int(round(len(rows) * fraction)))
+    return float((rows.head(count) if first else rows.tail(count)).value.mean())
+
+
+def loss_warning(metrics, factor=2.0):
+    """A warning when the loss ended far above where it started (a bounded activation can hide a
+    divergence), comparing the means of the first and the last tenth of the trials; else None."""
+    initial, final = final_value(metrics, "loss", first=True), final_value(metrics, "loss")
+    if final > factor * initial:
+        return f"final loss {final:.3g} is {final / initial:.1f}x the initial {initial:.3g}"
+    return None
 
 
 def labelled_run_tables(metrics, variant, seed):

@@ -4,6 +4,9 @@ Runs are sequential in this process; variants that share a network structure sha
 standalone build.
 """
 
+import contextlib
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -11,25 +14,35 @@ import pandas as pd
 
 from .engine.experiment import Experiment
 from .engine.trainer import Trainer
-from .errors import RunawayError
+from .errors import RunawayError, SpecError
 from .plotting import draw_folder
-from .results import (atomic_folder, final_value, versions, write_json, write_protocol, write_table)
+from .results import (atomic_folder, final_value, loss_warning, versions, write_json, write_protocol,
+                      write_table)
 from .tasks import TASKS
 
 
 def run_protocol(protocol, out, progress=False):
-    """Train ``protocol`` into the result folder ``out`` (written atomically). Returns its summary.
+    """Train ``protocol`` into the result folder ``out``. Returns its summary.
+
+    One run is written atomically: it appears complete or not at all. A sweep keeps what it
+    finished: every variant's folder is written atomically as it completes and ``runs.csv`` lists
+    the finished ones, so an interrupted sweep leaves them (with ``summary.json`` saying
+    ``"status": "interrupted"`` or ``"failed"``); only a sweep that finished nothing leaves nothing.
 
     A run stopped for runaway activity leaves no result folder; what it logged up to the stop is
-    kept in ``<out>.failed/`` (``metrics.csv``, ``protocol.toml`` and a ``summary.json`` whose
-    ``status`` is ``"failed"``), and the error is raised again.
+    kept in ``<its folder>.failed/`` (``metrics.csv``, ``protocol.toml`` and a ``summary.json``
+    whose ``status`` is ``"failed"``), and the error is raised again.
     """
+    return (_run_sweep if protocol.sweep else _run_one)(protocol, Path(out), progress)
+
+
+def _run_one(protocol, out, progress):
     try:
         with atomic_folder(out) as folder:
-            summary = (_run_sweep if protocol.sweep else _run_single)(protocol, folder, progress)
+            summary = _run_single(protocol, folder, progress)
             draw_folder(folder)
     except RunawayError as exc:
-        _keep_failed(protocol, Path(out), exc)
+        _keep_failed(protocol, out, exc)
         raise
     return summary
 
@@ -65,6 +78,10 @@ def _run_single(protocol, folder, progress):
                    initial_loss=float(loss.value.iloc[0]), final_loss=final_value(metrics, "loss"),
                    mean_cosine=_mean(metrics, "cosine"), mean_cosine_theory=_mean(metrics, "cosine_theory"),
                    wall_time_s=wall, trials_per_s=protocol.training.trials / wall, versions=versions())
+    warning = loss_warning(metrics)
+    if warning:
+        summary["warning"] = warning
+        print(f"warning: {protocol.name} (seed {protocol.seed}): {warning}", file=sys.stderr, flush=True)
     write_json(summary, folder / "summary.json")
     return summary
 
@@ -97,21 +114,32 @@ def _mean(metrics, metric):
 
 
 def _run_sweep(protocol, folder, progress):
+    if folder.exists():
+        raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(folder)!r})")
+    created = [p for p in reversed(folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise SpecError("--out", f"cannot create the result folder: {exc.strerror or exc}", str(folder)) from None
     rows = []
-    for label, values, variant in protocol.variants():
-        for i in range(protocol.sweep["seeds"]):
-            run = variant.with_seed(protocol.seed + i)
-            path = Path(label) / f"seed{run.seed}"
-            summary = _run_single(run, folder / path, progress)
-            numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
-                       (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
-            rows.append(dict(variant=label, **values, seed=run.seed, **numbers, path=str(path)))
-            if progress:
-                headline = "final_loss" if "final_loss" in summary else next(iter(numbers), None)
-                print(f"  {label} seed {run.seed}: {headline} {_number(summary.get(headline))}", flush=True)
+    try:
+        write_protocol(protocol.to_table(), folder / "protocol.toml")
+        for label, values, variant in protocol.variants():
+            for i in range(protocol.sweep["seeds"]):
+                run = variant.with_seed(protocol.seed + i)
+                path = Path(label) / f"seed{run.seed}"
+                summary = _run_one(run, folder / path, progress)
+                numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
+                           (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
+                rows.append(dict(variant=label, **values, seed=run.seed, **numbers, path=str(path)))
+                write_table(pd.DataFrame(rows), folder / "runs.csv")  # what is finished, at any moment
+                if progress:
+                    headline = "final_loss" if "final_loss" in summary else next(iter(numbers), None)
+                    print(f"  {label} seed {run.seed}: {headline} {_number(summary.get(headline))}", flush=True)
+    except BaseException as exc:
+        _stop_sweep(protocol, folder, created, rows, exc)
+        raise
     runs = pd.DataFrame(rows)
-    write_table(runs, folder / "runs.csv")
-    write_protocol(protocol.to_table(), folder / "protocol.toml")
     swept = {key for _, values, _ in protocol.variants() for key in values}
     columns = [c for c in runs.columns if c not in ("variant", "seed", "path") and c not in swept
                and pd.api.types.is_numeric_dtype(runs[c])]
@@ -119,7 +147,24 @@ def _run_sweep(protocol, folder, progress):
     if "final_loss" in runs:
         by_variant["final_loss_sem"] = runs.groupby("variant", sort=False).final_loss.sem()
     by_variant["seeds"] = runs.groupby("variant", sort=False).seed.count()
-    summary = dict(name=protocol.name, seed=protocol.seed, variants=by_variant.reset_index().to_dict("records"),
-                   wall_time_s=float(runs.wall_time_s.sum()), versions=versions())
+    summary = dict(name=protocol.name, seed=protocol.seed, status="complete",
+                   variants=by_variant.reset_index().to_dict("records"), wall_time_s=float(runs.wall_time_s.sum()),
+                   versions=versions())
+    draw_folder(folder)
     write_json(summary, folder / "summary.json")
     return summary
+
+
+def _stop_sweep(protocol, folder, created, rows, exc):
+    """A sweep stopped early: keep the finished variants, marked; or leave nothing if none finished."""
+    if not rows:
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in reversed(created):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        return
+    interrupted = isinstance(exc, KeyboardInterrupt) or not isinstance(exc, Exception)
+    write_json(dict(name=protocol.name, seed=protocol.seed, status="interrupted" if interrupted else "failed",
+                    error=str(exc) or type(exc).__name__, finished=len(rows),
+                    total=len(protocol.variants()) * protocol.sweep["seeds"], versions=versions()),
+               folder / "summary.json")

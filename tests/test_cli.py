@@ -81,7 +81,7 @@ def test_gradcheck_fails_above_tolerance_and_rejects_bad_steps(capsys):
     assert main(base + ["--tolerance", "0"]) == 1  # rounding error is never exactly zero
     assert "FAILED" in capsys.readouterr().err
     assert main(base + ["--eps", "0"]) == 2
-    assert "--eps: must be > 0" in capsys.readouterr().err
+    assert "--eps: must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_figures_redraws_from_tables(tmp_path, capsys):

@@ -27,7 +27,6 @@ import gc
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import brian2
@@ -36,6 +35,7 @@ from brian2 import Quantity, TimedArray, prefs
 from brian2.devices.device import all_devices, set_device
 
 from ..networks.rate import Observation  # noqa: F401  (kept importable from here)
+from ..scratch import memory_folder
 
 BACKENDS = ("standalone", "runtime")
 _open = {}  # structure key -> backend, so variants with the same structure share one build
@@ -89,6 +89,7 @@ class RuntimeBackend(_Backend):
         # backends switch to in between: only the device and the target need setting again.
         set_device("runtime")
         prefs.codegen.target = self.target
+        prefs.core.stop_on_keyboard_interrupt = False  # a Ctrl-C stops the command, not just this run
         if self.net is None:
             self.net = self.blueprint.build()
             self.net.network.store("trial_start")
@@ -143,6 +144,7 @@ class StandaloneBackend(_Backend):
         device.reinit()
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
+        prefs.core.stop_on_keyboard_interrupt = False  # the binary dies with the command on Ctrl-C
         device.insert_code("after_start", _RESEED)
         net = self.blueprint.build()
         net.network.run(net.duration, namespace={})
@@ -154,7 +156,7 @@ class StandaloneBackend(_Backend):
     def _link_scratch(self):
         """Point ``results/`` and ``static_arrays/`` at a fresh in-memory folder (or a real one)."""
         if self._scratch is None:
-            self._scratch = _memory_folder()
+            self._scratch = memory_folder()
         for name in ("results", "static_arrays"):
             link = self.directory / name
             if link.is_symlink():
@@ -219,14 +221,6 @@ def _result_files(device):
         columns = var.size[1] if isinstance(var, DynamicArrayVariable) and var.ndim == 2 else None
         files[(owner, var.name)] = (device.get_array_filename(var), np.dtype(var.dtype), columns)
     return files
-
-
-def _memory_folder():
-    """A private folder in /dev/shm, or None where there is no writable tmpfs."""
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        return None
-    return Path(tempfile.mkdtemp(prefix="bioplastic-", dir=shm))
 
 
 def _claim_directory(key):

@@ -22,7 +22,7 @@ from ..analysis import compare
 from ..errors import DivergenceError, RunawayError
 from ..networks.rate import RateBlueprint
 from ..networks.spiking_network import SpikingBlueprint
-from ..rules import RULES, RunContext, TrialData, find_builder
+from ..rules import RULES, RunContext, TrialData, checked_update, find_builder, rule_code
 from ..tasks import TASKS, Batch
 from .backends import get_backend
 from .reference import reference_gradient
@@ -44,7 +44,8 @@ class Trainer:
         seed = protocol.seed
         self.task = TASKS[protocol.task_kind](protocol.task, model, seed)
         self.steps = int(round(float(self.task.duration / model.dt)))
-        self.weights = self.rule.constrain(model.init_weights(rng_streams.stream(seed, "init"), seed))
+        with rule_code(self.rule, "constrain"):
+            self.weights = self.rule.constrain(model.init_weights(rng_streams.stream(seed, "init"), seed))
         self.input_rng = rng_streams.stream(seed, "inputs")
         self.noise_rng = rng_streams.stream(seed, "noise")
         self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
@@ -91,7 +92,8 @@ class Trainer:
                              continuous=False, layout=layout)
         values = {**self.task.run_values(batch, layout), ("guard", "max_rate"): float(self.protocol.training.max_rate)}
         if backend.blueprint.with_rule:
-            values.update(self.rule.run_values(context))
+            with rule_code(self.rule, "run_values"):
+                values.update(self.rule.run_values(context))
         observed = backend.run(weights=weights, inputs=batch.inputs, perts=perts, values=values, seed=seed)
         if observed.stopped_at is not None:
             raise RunawayError(observed.stopped_at, self.protocol.training.max_rate, file=self.protocol.file)
@@ -100,8 +102,11 @@ class Trainer:
     # -- one trial ------------------------------------------------------------------------------
     def step(self, batch, with_gradient, dry_run=False):
         """Run one trial at the current weights; return the trial data and the implied update."""
-        perturbation = self.rule.perturb(self.weights, self.batch, self.noise_rng)
-        return self._run_samples(batch, [perturbation], self.backend, with_gradient, dry_run)[0]
+        return self._run_samples(batch, [self._perturb()], self.backend, with_gradient, dry_run)[0]
+
+    def _perturb(self):
+        with rule_code(self.rule, "perturb"):
+            return self.rule.perturb(self.weights, self.batch, self.noise_rng)
 
     def _run_samples(self, batch, perturbations, backend, with_gradient, dry_run=False):
         """Run independent samples of one trial side by side in one simulation.
@@ -138,7 +143,8 @@ class Trainer:
                               [d.reshape((room, variants, size) + d.shape[1:])[s, 0] for d in deltas],
                               rewards=None if rewards is None else rewards.reshape(room, variants, size)[s, 0],
                               conditions=conditions)
-            results.append((trial, self.rule.update(trial, perturbation)))
+            with rule_code(self.rule, "update"):
+                results.append((trial, checked_update(self.rule, self.rule.update(trial, perturbation), self.weights)))
         return results
 
     def _copy_weights(self, perturbation):
@@ -167,7 +173,8 @@ class Trainer:
     def analyse(self, trial, update):
         """Alignment rows (layer, metric, value) of an update with the trial's reference gradient."""
         rows = []
-        theory = self.rule.theory(trial) if trial.gradient.exact else {}
+        with rule_code(self.rule, "theory"):
+            theory = self.rule.theory(trial) if trial.gradient.exact else {}
         for row in compare(update, trial.gradient.weights, self.lr):
             layer = row.pop("layer")
             rows += [(layer, metric, value) for metric, value in row.items()]
@@ -205,8 +212,10 @@ class Trainer:
                     rows.append((t, "", "reward", float(np.mean(trial.rewards))))
             if analyse:
                 rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
-            self.weights = self.rule.constrain([w + u for w, u in zip(self.weights, update)])
-            self.rule.observe(trial)
+            with rule_code(self.rule, "constrain"):
+                self.weights = self.rule.constrain([w + u for w, u in zip(self.weights, update)])
+            with rule_code(self.rule, "observe"):
+                self.rule.observe(trial)
         return pd.DataFrame(rows, columns=["trial", "layer", "metric", "value"])
 
     def align(self, samples, progress=False, max_copies=4096):
@@ -231,6 +240,7 @@ class Trainer:
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
                   leave=False, unit="sample") as bar:
             for s, (trial, update) in enumerate(self._draw(first, samples, backend, chunk, bar=bar)):
+                check_update_finite(self.rule, update, f"in dry-run sample {s}", self.protocol.file)
                 total = update if total is None else [a + b for a, b in zip(total, update)]
                 for layer, metric, value in self.analyse(trial, update):
                     records.append(dict(rule=self.rule.kind, reference=trial.gradient.name, layer=layer, sample=s,
@@ -248,7 +258,7 @@ class Trainer:
         """Yield ``samples`` dry-run (trial, update) pairs, ``chunk`` per simulation."""
         for start in range(0, samples, chunk):
             count = min(chunk, samples - start)
-            perturbations = [self.rule.perturb(self.weights, self.batch, self.noise_rng) for _ in range(count)]
+            perturbations = [self._perturb() for _ in range(count)]
             batch = first if self.family == "rate" else self.task.sample(
                 self.input_rng, batch=chunk * self.batch, conditions=np.tile(first.conditions, chunk))
             yield from self._run_samples(batch, perturbations, backend, with_gradient=True, dry_run=True)
@@ -256,13 +266,22 @@ class Trainer:
                 bar.update(count)
 
     def _check_finite(self, t, loss, update):
+        """Stop a run that left the finite range, blaming what did it: the learning rate when the
+        loss grew out of range, the rule itself when it returned a non-finite update at a finite loss."""
         max_loss = self.protocol.training.max_loss
-        finite = np.isfinite(loss) and all(np.all(np.isfinite(u)) for u in update)
-        if not finite or loss > max_loss:
+        if not np.isfinite(loss) or loss > max_loss:
             raise DivergenceError("rule.lr", f"training diverged at trial {t} (loss {loss:.3g}, "
                                   f"limit training.max_loss = {max_loss:g}); lower the learning rate",
                                   self.protocol.rule.lr if not isinstance(self.protocol.rule.lr, Quantity)
                                   else str(self.protocol.rule.lr), file=self.protocol.file)
+        check_update_finite(self.rule, update, f"at trial {t} (loss {loss:.3g})", self.protocol.file)
+
+
+def check_update_finite(rule, update, where, file):
+    """A non-finite update at a finite loss is the rule's doing: name it."""
+    if not all(np.all(np.isfinite(u)) for u in update):
+        raise DivergenceError("rule.kind", f"the rule {rule.kind!r} returned a non-finite update {where}", rule.kind,
+                              file=file)
 
 
 __all__ = ["Trainer", "Batch", "second"]

@@ -6,8 +6,9 @@ network, with a builder registered by :func:`register_builder`) and decorating i
 """
 
 from . import backprop, perturbation, rstdp  # noqa: F401  (registers the built-in rules)
-from .base import RULES, InNetworkRule, Perturbation, Rule, RunContext, TrialData, register_rule
+from .base import (RULES, InNetworkRule, Perturbation, Rule, RunContext, TrialData, checked_update, register_rule,
+                   rule_code)
 from .builders import BUILDERS, find_builder, register_builder
 
-__all__ = ["RULES", "BUILDERS", "InNetworkRule", "Perturbation", "Rule", "RunContext", "TrialData", "find_builder",
-           "register_builder", "register_rule"]
+__all__ = ["RULES", "BUILDERS", "InNetworkRule", "Perturbation", "Rule", "RunContext", "TrialData", "checked_update",
+           "find_builder", "register_builder", "register_rule", "rule_code"]

@@ -22,9 +22,13 @@ A rule is realised in one of two ways (``Rule.realisation``):
 Either way, :meth:`Rule.constrain` maps weights after an update back into their allowed range.
 """
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import SpecError
 
 RULES = {}
 
@@ -192,3 +196,51 @@ class InNetworkRule(Rule):
             raise ValueError(f"{type(self).__name__}: the run reported no accumulated change (was the rule built "
                              f"into the network?)")
         return [np.asarray(d).sum(axis=0) for d in trial.deltas]
+
+
+def is_plugin(rule):
+    """Whether ``rule`` comes from a plugin (code outside the bioplastic package)."""
+    return not type(rule).__module__.startswith("bioplastic.")
+
+
+@contextlib.contextmanager
+def rule_code(rule, method):
+    """Run a rule's ``method``: an error inside a plugin's rule is the protocol's problem (one
+    line naming the rule and its file, exit 2), inside a built-in rule a bug (raised as it is)."""
+    try:
+        yield
+    except SpecError:
+        raise
+    except Exception as exc:
+        if not is_plugin(rule):
+            raise
+        module = sys.modules.get(type(rule).__module__)
+        where = getattr(module, "__file__", None) or type(rule).__module__
+        raise SpecError("rule.kind", f"the rule {rule.kind!r} (from {where}) failed in {method}: "
+                        f"{type(exc).__name__}: {exc}", rule.kind) from None
+
+
+def checked_update(rule, update, weights):
+    """A rule's ΔW as float arrays, after checking it is one array per weight layer of that
+    layer's shape."""
+    def refuse(what):
+        message = f"{type(rule).__name__}.update must return one array per weight layer ({len(weights)}, shaped " \
+                  f"{', '.join(str(tuple(w.shape)) for w in weights)}); {what}"
+        if is_plugin(rule):
+            raise SpecError("rule.kind", message, rule.kind)
+        raise TypeError(message)
+
+    if not isinstance(update, (list, tuple)):
+        refuse(f"it returned {type(update).__name__}")
+    if len(update) != len(weights):
+        refuse(f"it returned {len(update)}")
+    out = []
+    for layer, (u, w) in enumerate(zip(update, weights)):
+        try:
+            array = np.asarray(u, dtype=float)
+        except (TypeError, ValueError):
+            refuse(f"layer {layer} is not numeric")
+        if array.shape != w.shape:
+            refuse(f"layer {layer} has the shape {array.shape}")
+        out.append(array)
+    return out
