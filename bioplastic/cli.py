@@ -90,50 +90,66 @@ def _shipped(folder):
 
 
 def cmd_list(args):
+    """Every model, rule, task and protocol, with its keys and defaults as TOML to paste."""
     import tomllib
 
-    from .config import AnalysisSpec, TrainingSpec
+    from .config import TOP_KEYS, AnalysisSpec, TrainingSpec
     from .networks import MODEL_KINDS
     from .rules import RULES
+    from .rules.builders import builder_models
     from .spec import describe
     from .tasks import TASKS
-    from .rules.builders import builder_models
     what = args.what
+    if what is None:
+        print("# A protocol is a TOML file. Top-level keys:")
+        print('name = "my_protocol"  # names results/<name>/ (a plain folder name)')
+        print("seed = 0  # one seed per run, split into named streams")
+        print('description = ""  # one line for `bioplastic list`')
+        print('plugins = []  # Python files (beside the protocol) or modules that register rules, tasks or models')
+        print(f"# sections: {', '.join('[' + k + ']' for k in TOP_KEYS if k not in ('name', 'seed', 'description', 'plugins'))}")
     if what in (None, "models"):
-        print(f"models (files in {_shipped('models')}):")
+        print(f"\n# models: files in {_shipped('models')}, used as  [model] file = \"NAME.toml\"  (the protocol's own "
+              "[model] keys override the file's)")
         for path in sorted(_shipped("models").glob("*.toml")):
             table = tomllib.loads(path.read_text())
-            print(f"  {path.stem} (kind = {table.get('kind', 'rate')}): {table.get('description', '')}")
+            print(f"#   {path.name} (kind = {table.get('kind', 'rate')}): {table.get('description', '')}")
         for kind, spec in MODEL_KINDS.items():
-            print(f"  [model] kind = \"{kind}\" ({spec.family}), parameters:")
+            print(f"[model]  # {spec.family} network")
+            print(f'kind = "{kind}"')
             _print_params(describe(spec))
     if what in (None, "rules"):
-        print("rules:")
+        print("\n# rules")
         for kind, rule in RULES.items():
-            where = ("inside the network; builders for " + ", ".join(builder_models(rule))
+            where = ("inside the network (builders: " + ", ".join(builder_models(rule)) + ")"
                      if rule.realisation == "in_network" else "between trials")
-            print(f"  {kind}: {rule.description} [{where}; trains {', '.join(rule.model_families)} models]")
-            _print_params(describe(rule.spec_class), indent=4)
+            print(f"[rule]  # {rule.description}; {where}; trains {', '.join(rule.model_families)} models")
+            print(f'kind = "{kind}"')
+            _print_params(describe(rule.spec_class))
     if what in (None, "tasks"):
-        print("tasks:")
+        print("\n# tasks")
         for kind, task in TASKS.items():
-            mode = "trial loop" if task.mode == "trials" else "one continuous run"
-            print(f"  {kind}: {task.description} [{mode}; {', '.join(task.families)} models]")
-            _print_params(describe(task.spec_class), indent=4)
+            mode = "the trial loop" if task.mode == "trials" else "one continuous run"
+            print(f"[task]  # {task.description}; {mode}; {', '.join(task.families)} models")
+            print(f'kind = "{kind}"')
+            _print_params(describe(task.spec_class))
     if what in (None, "protocols"):
-        print(f"protocols (in {_shipped('protocols')}):")
+        print(f"\n# protocols in {_shipped('protocols')}")
         for path in sorted(_shipped("protocols").glob("*.toml")):
-            print(f"  {path.name}: {tomllib.loads(path.read_text()).get('description', '')}")
+            print(f"#   {path.name}: {tomllib.loads(path.read_text()).get('description', '')}")
         for name, spec in (("training", TrainingSpec), ("analysis", AnalysisSpec)):
-            print(f"  [{name}] parameters:")
+            print(f"[{name}]")
             _print_params(describe(spec))
+        print("[sweep]  # optional: every case with every point of the grid, each with `seeds` seeds")
+        print('grid = { "rule.kind" = ["weight_perturbation", "node_perturbation"] }  # dotted key -> values')
+        print('cases = [{ label = "a", "rule.lr" = 0.1 }]  # named sets of keys')
+        print("seeds = 1")
     return EXIT_OK
 
 
-def _print_params(rows, indent=4):
+def _print_params(rows):
     for name, default, doc, choices in rows:
-        extra = f" [{' | '.join(choices)}]" if choices else ""
-        print(f"{' ' * indent}{name} = {default}{extra}  # {doc}")
+        extra = f" (one of: {', '.join(choices)})" if choices else ""
+        print(f"{name} = {default}  # {doc}{extra}")
 
 
 def cmd_gradcheck(args):
@@ -204,7 +220,7 @@ def cmd_align(args):
         draw_folder(folder)
     print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights (reference: "
           f"{', '.join(table.reference.unique())}):")
-    print(stats.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(stats.to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep="–"))
     if "reference_split_cosine" in table:
         split = table.groupby("variant", sort=False).reference_split_cosine.first()
         print("reference: finite differences of the expected loss over "
@@ -321,6 +337,8 @@ def main(argv=None):
         print(f"error: --samples: must be >= 1 (got {args.samples})", file=sys.stderr)
         return EXIT_BAD_INPUT
     _quiet_brian()
+    from .scratch import SCRATCH, SHM, remove_stale
+    remove_stale(SHM, SCRATCH)  # what a killed command left in memory
     restore = signal.signal(signal.SIGTERM, _raise_interrupted) if _main_thread() else None
     try:
         return args.func(args)

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from brian2 import Hz
 
+from . import resources
 from .engine.backends import BACKENDS
 from .engine.reference import REFERENCES
 from .errors import SpecError
 from .networks import MODEL_KINDS
 from .rules import RULES, find_builder
 from .rules.builders import builder_models
-from .spec import at_least, from_table, non_negative, param, params, positive, to_table, validate
+from .spec import at_least, from_table, non_negative, param, params, positive, to_table, toml_literal, validate
 from .tasks import TASKS
 
 SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
@@ -345,6 +346,7 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
                         "of a rate network are checked by `bioplastic gradcheck`; surrogate gradients are not built "
                         "yet)", analysis.reference)
     rule_class(rule).check(model, task_class)
+    resources.check(model, task_class, task, rule_class(rule))  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
 
 
@@ -407,7 +409,7 @@ def _variants(table, file):
         values = {**{k: v for k, v in case.items() if k != "label"}, **point}
         variant = copy.deepcopy(base)
         for key, value in values.items():
-            apply_override(variant, f"{key}={_toml_literal(value)}")
+            apply_override(variant, f"{key}={toml_literal(value)}")
         parts = [case["label"]] if case else []
         parts += [str(v) if len(grid) == 1 and not case else f"{k.split('.')[-1]}-{v}" for k, v in point.items()]
         label = re.sub(r"[^\w.=+-]+", "_", "__".join(parts)).strip("_")  # a folder name
@@ -418,11 +420,3 @@ def _variants(table, file):
         except SpecError as exc:
             raise SpecError(exc.key, f"{exc.message} (in the sweep variant {label})", exc.got) from None
     return out
-
-
-def _toml_literal(value):
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if not isinstance(value, list) else "[" + ", ".join(_toml_literal(v) for v in value) + "]"

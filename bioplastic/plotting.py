@@ -103,6 +103,7 @@ def plot_cosine_distribution(alignment, ax=None, title=None):
             ax.plot([x], [rows.mean_update_cosine.iloc[0]], "D", color="black", ms=6, mfc="white",
                     label="mean update" if "mean update" not in ax.get_legend_handles_labels()[1] else None)
     ax.set_xticks(range(len(names)), names, fontsize="small", rotation=15 if len(names) > 3 else 0)
+    ax.set_xlim(-0.75, len(names) - 0.25)  # a single violin keeps its width
     if title:
         ax.set_title(title, fontsize="small")
     ax.set_ylabel("cos(ΔW, −∇L)")
@@ -295,7 +296,10 @@ def _draw_experiment(folder, kind):
     return written
 
 
-TRAINING_COSINES = "every analysed update during training, whole network, all seeds"
+def _training_cosines_title(alignment):
+    counts = alignment.groupby("variant").cosine.count()
+    return (f"updates during training, whole network (all layers): {int(counts.max())} per variant"
+            + (f" ({int(counts.min())}-{int(counts.max())})" if counts.min() != counts.max() else ""))
 
 
 def draw_folder(folder):
@@ -321,7 +325,7 @@ def draw_folder(folder):
         if len(losses):
             written.append(_save(plot_learning_curves(losses), figures / "learning_curves.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
-            written.append(_save(plot_cosine_distribution(alignment, title=TRAINING_COSINES),
+            written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(alignment)),
                                  figures / "cosine_distribution.png"))
     elif (folder / "alignment.csv").exists():
         table = alignment_table(folder)
@@ -335,7 +339,7 @@ def draw_folder(folder):
         loss, alignment = labelled_run_tables(metrics, _run_name(folder), 0)
         written.append(_save(plot_learning_curves(loss), figures / "learning_curve.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
-            written.append(_save(plot_cosine_distribution(alignment, title=TRAINING_COSINES),
+            written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(alignment)),
                                  figures / "cosine_distribution.png"))
     else:
         raise FileNotFoundError(f"{folder}: not a result folder (no runs.csv, alignment.csv or metrics.csv)")

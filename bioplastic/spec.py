@@ -159,15 +159,26 @@ def to_table(spec):
     return {f.name: _written(getattr(spec, f.name)) for f in params(type(spec))}
 
 
+def toml_literal(value):
+    """``value`` as it is written in a TOML file (quantities as strings: ``"10.0 ms"``)."""
+    value = _written(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    return repr(value)
+
+
 def describe(spec_class):
-    """Rows ``(name, default, unit, doc)`` for ``bioplastic list``."""
+    """Rows ``(name, default as TOML, doc, choices)`` for ``bioplastic list``."""
     rows = []
     for f in params(spec_class):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        shown = repr(_written(default)) if not isinstance(default, Quantity) else format_quantity(default)
-        rows.append((f.name, shown, f.metadata["doc"], f.metadata["choices"]))
+        rows.append((f.name, toml_literal(default), f.metadata["doc"], f.metadata["choices"]))
     return rows
 
 
 __all__ = ["dataclass", "param", "positive", "non_negative", "at_least", "layer_sizes", "params", "validate",
-           "from_table", "to_table", "describe"]
+           "from_table", "to_table", "describe", "toml_literal"]

@@ -98,7 +98,8 @@ def test_list_shows_parameters_with_defaults(capsys):
     assert main(["list"]) == 0
     printed = capsys.readouterr().out
     for expected in ["weight_perturbation", "node_perturbation", "backprop", "teacher_regression",
-                     "sigma = 0.001", "tau = 10.0 ms", "rate_mlp", "quickstart.toml", "[training] parameters", "backend = "]:
+                     "sigma = 0.001", 'tau = "10.0 ms"', "recurrent = false", 'activation = "tanh"', "rate_mlp",
+                     "quickstart.toml", "[training]", "backend = ", "[sweep]", 'name = "']:
         assert expected in printed
     assert main(["list", "rules"]) == 0
 

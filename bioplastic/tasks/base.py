@@ -103,6 +103,16 @@ class ContinuousTask(Task):
     copies = 1
     blocks = 1
 
+    @classmethod
+    def copies_for(cls, spec):
+        """Network copies a run of ``spec`` holds (before the task is built; for resources)."""
+        return 1
+
+    @classmethod
+    def recorded_bytes(cls, spec, model):
+        """Memory of what the run records beyond a few variables per step (for resources)."""
+        return 0
+
     def initial_weights(self, weights, layout):
         """The plastic weights the run starts from (mV), per projection."""
         return weights

@@ -91,6 +91,12 @@ class DistalReward(ContinuousTask):
         self.post = int(self.conn.exc_j[spec.rewarded_synapse])
 
     @classmethod
+    def recorded_bytes(cls, spec, model):
+        """The weight snapshots: every plastic synapse, every ``snapshot_every``."""
+        snapshots = float(spec.duration / spec.snapshot_every)
+        return int(snapshots * model.n_exc * model.out_degree * 8 * 2)
+
+    @classmethod
     def quick(cls, table):
         """Four simulated seconds instead of an hour."""
         table.update(duration="4 s", record_every="1 s", snapshot_every="2 s", raster="0.5 s")

@@ -191,6 +191,10 @@ class StdpPairing(_HandPlaced):
         self.record = [self.traced]
 
     @classmethod
+    def copies_for(cls, spec):
+        return spec.pairings
+
+    @classmethod
     def quick(cls, table):
         """Eleven pairings instead of 101."""
         if isinstance(table.get("pairings", 101), int):
