@@ -321,6 +321,8 @@ def _quiet_brian():
                     os.remove(leftover)
             setattr(BrianLogger, attribute, None)
     sys.excepthook = sys.__excepthook__
+    if BrianLogger.console_handler is not None:  # Brian2's notes on its code generation are not for users
+        BrianLogger.console_handler.setLevel(logging.WARNING)
 
 
 def _raise_interrupted(signum, frame):

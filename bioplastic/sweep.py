@@ -18,6 +18,7 @@ from .errors import RunawayError, SpecError
 from .plotting import draw_folder
 from .results import (atomic_folder, final_value, loss_warning, versions, write_json, write_protocol,
                       write_table)
+from .scratch import remove_stale_siblings
 from .tasks import TASKS
 
 
@@ -117,6 +118,7 @@ def _run_sweep(protocol, folder, progress):
     if folder.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(folder)!r})")
     created = [p for p in reversed(folder.parents) if not p.exists()]
+    remove_stale_siblings(folder)  # what a killed run left beside it
     try:
         folder.mkdir(parents=True)
     except OSError as exc:

@@ -88,7 +88,8 @@ def test_an_in_network_rule_of_ones_own_runs_from_a_plugin(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", str(spec), "--out", str(out)]) == 0
     assert main(["list", "rules"]) == 0
-    assert "coincidence: potentiate a synapse" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert 'kind = "coincidence"' in listed and "potentiate a synapse whenever" in listed
     # the rule only ever potentiates: every applied update is >= 0, and some synapses grew
     from bioplastic.config import load_protocol
     from bioplastic.engine.trainer import Trainer
