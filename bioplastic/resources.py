@@ -87,4 +87,7 @@ def check(model, task_class, task, rule, limit=None):
 
 
 def _size(n):
-    return f"{n / 2 ** 30:.3g} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.3g} MiB"
+    gib = n / 2 ** 30
+    if gib >= 100:
+        return f"{gib:,.0f} GiB"
+    return f"{gib:.3g} GiB" if gib >= 1 else f"{n / 2 ** 20:.3g} MiB"
