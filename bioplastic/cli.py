@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .errors import SpecError
+from .errors import BuildError, SpecError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DESCRIPTION = """bioplastic: biologically plausible learning rules in Brian2, measured against the true gradient.
@@ -359,6 +359,9 @@ def main(argv=None):
     except Interrupted as exc:
         print("interrupted", file=sys.stderr)
         return exc.code
+    except BuildError as exc:  # the machine, not the protocol nor bioplastic
+        _error(exc)
+        return EXIT_CHECK_FAILED
     except Exception as exc:  # a bug: one line, the traceback on request
         if args.debug:
             traceback.print_exc()

@@ -35,6 +35,10 @@ class SpecError(BioplasticError, ValueError):
         return SpecError(key, self.message, self.got, self.file or file)  # the innermost file is the one at fault
 
 
+class BuildError(BioplasticError):
+    """The standalone network could not be compiled (no compiler, or a broken one)."""
+
+
 class DivergenceError(SpecError):
     """Training left the finite range: a protocol error, blamed on the key that controls it."""
 

@@ -260,3 +260,14 @@ def test_a_loss_that_ends_far_above_its_start_is_flagged():
     assert loss_warning(rising) == "final loss 1 is 5.0x the initial 0.2"
     falling = rising.assign(value=rising.value[::-1].to_numpy())
     assert loss_warning(falling) is None
+
+
+def test_a_failed_compilation_is_one_line_pointing_at_the_log(tmp_path):
+    env = dict(os.environ, CXX="/bin/false", BIOPLASTIC_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-m", "bioplastic.cli", "run", "protocols/quickstart.toml", "--quick",
+                           "--out", str(tmp_path / "out")], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the C++ build of the standalone network failed; see" in lines[0], done.stderr
+    assert "make.log" in lines[0] and not (tmp_path / "out").exists()

@@ -35,6 +35,7 @@ from brian2 import Quantity, TimedArray, prefs
 from brian2.devices.device import all_devices, set_device
 
 from ..networks.rate import Observation  # noqa: F401  (kept importable from here)
+from ..errors import BuildError
 from ..scratch import memory_folder
 
 BACKENDS = ("standalone", "runtime")
@@ -149,7 +150,15 @@ class StandaloneBackend(_Backend):
         net = self.blueprint.build()
         net.network.run(net.duration, namespace={})
         self._link_scratch()
-        device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
+        prefs.devices.cpp_standalone.make_cmd_unix = "make >make.log 2>&1"  # the compiler's words go to a file
+        try:
+            device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
+        except RuntimeError as exc:
+            if "compilation failed" not in str(exc):
+                raise
+            raise BuildError(f"the C++ build of the standalone network failed; see {self.directory / 'make.log'} (the "
+                             f"standalone backend needs a C++ compiler, g++; training.backend = \"runtime\" needs "
+                             f"none)") from None
         self._files = _result_files(device)
         self.net = net
 
