@@ -14,7 +14,7 @@ gradient (:mod:`bioplastic.engine.reference`).
 
 import numpy as np
 import pandas as pd
-from brian2 import Quantity, mV, second
+from brian2 import Quantity, mV
 from tqdm import tqdm
 
 from .. import rng as rng_streams
@@ -284,4 +284,4 @@ def check_update_finite(rule, update, where, file):
                               file=file)
 
 
-__all__ = ["Trainer", "Batch", "second"]
+__all__ = ["Trainer", "Batch"]

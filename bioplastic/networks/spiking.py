@@ -51,7 +51,7 @@ signaling. Cereb. Cortex 17(10).
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Hz, mV, ms, second
+from brian2 import mV, ms
 
 from .. import rng as rng_streams
 from ..errors import SpecError
@@ -228,4 +228,4 @@ def connectivity(spec, seed):
 MODEL_KINDS = {"lif": LifModelSpec, "izhikevich": IzhikevichModelSpec}
 
 __all__ = ["SpikingModelSpec", "LifModelSpec", "IzhikevichModelSpec", "IZHIKEVICH_PRESETS", "MODEL_KINDS",
-           "connectivity", "WEIGHT_UNIT", "Hz", "second"]
+           "connectivity", "WEIGHT_UNIT"]

@@ -144,15 +144,17 @@ def base_recipe(layout):
     """The network of ``layout.spec`` as a recipe: neurons, connections, NP currents, credit traces."""
     spec = layout.spec
     recipe = Recipe(spec.dt)
-    recipe.notes["layout"] = layout
     if spec.recurrent:
         presets = [spec.exc_neuron] * spec.n_exc + [spec.inh_neuron] * spec.n_inh if spec.kind == "izhikevich" else None
         transmit = _neurons(spec, recipe, layout, "neurons", presets)
         conn, n = connectivity(spec, layout.seed), layout.groups["neurons"]
-        offsets = lambda idx, count: (np.arange(layout.copies)[:, None] * n + idx[None, :]).ravel()  # noqa: E731
+
+        def replicated(index):  # one copy's neuron indices, in every copy
+            return (np.arange(layout.copies)[:, None] * n + index[None, :]).ravel()
+
         delay = spec.delay if spec.delay > 0 * ms else None
         for name, i, j in (("exc", conn.exc_i, conn.exc_j), ("inh", conn.inh_i, conn.inh_j)):
-            syn = recipe.connect(name, "neurons", "neurons", offsets(i, n), offsets(j, n), delay=delay)
+            syn = recipe.connect(name, "neurons", "neurons", replicated(i), replicated(j), delay=delay)
             syn.add("w : volt")
             syn.transmit = transmit
         recipe.synapses["inh"].initial["w"] = spec.w_inh
@@ -279,7 +281,6 @@ class SpikingObservation:
     """
 
     final: list
-    trajectory: None = None
     deltas: dict = field(default_factory=dict)
     rewards: object = None
     monitors: dict = field(default_factory=dict)
@@ -403,4 +404,4 @@ class SpikingBlueprint:
 
 
 __all__ = ["Layout", "Projection", "SpikingBlueprint", "SpikingNetwork", "SpikingObservation", "base_recipe",
-           "make_layout", "INPUT_RASTER", "mV", "ms"]
+           "make_layout", "INPUT_RASTER"]

@@ -119,7 +119,7 @@ spike-timing-dependent plasticity. J. Neurosci. 30(40).
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import mV, ms, second
+from brian2 import mV, ms
 
 from ..errors import SpecError
 from ..networks.neuromodulator import MODULATOR, final_flag, final_step_clock, neuromodulator
@@ -540,5 +540,4 @@ def pairing_closed_form(delta_t, t_reward, amplitude, params, until=np.inf):
             * (1 - np.exp(-until / tau_s)))
 
 
-__all__ = ["RSTDP", "RSTDPSpec", "rstdp_step", "initial_state", "tail", "pairing_closed_form", "THIRD_FACTORS",
-           "second"]
+__all__ = ["RSTDP", "RSTDPSpec", "rstdp_step", "initial_state", "tail", "pairing_closed_form", "THIRD_FACTORS"]
