@@ -167,8 +167,8 @@ def plot_weight_histogram(histogram, rewarded=None, ax=None):
     ax = _axes(ax, (4.0, 3.0))
     ax.bar(histogram.weight_mv_low, histogram.synapses, width=histogram.weight_mv_high - histogram.weight_mv_low,
            align="edge", color="tab:gray")
-    if rewarded is not None:
-        ax.plot([rewarded], [0], "o", color="tab:red", label="rewarded synapse")
+    if rewarded is not None:  # a line: a marker at 0 would vanish on the log axis
+        ax.axvline(rewarded, color="tab:red", lw=2, label=f"rewarded synapse ({rewarded:.2f} mV)")
         ax.legend(frameon=False, fontsize="small")
     ax.set_yscale("log")
     ax.set_xlabel("weight at the end (mV)")
