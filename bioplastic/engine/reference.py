@@ -24,9 +24,7 @@ r"""Reference gradients of the objective the rules follow, looked up by model fa
 import numpy as np
 
 from ..gradients import Gradient, bptt
-from ..networks.rate import RateBlueprint
 from ..networks.rate_math import flatten, unflatten
-from .backends import get_backend
 
 REFERENCES = {"rate": "bptt", "spiking": "finite_difference"}
 
@@ -67,11 +65,8 @@ def expected_loss_gradient(trainer, conditions, samples, eps, max_copies=4096):
               for _ in range(0, samples, samples_per_run)]
     backend = trainer.backend_for(samples_per_run, variants=2 * weights_per_run, record=False, with_rule=False)
     differences = np.zeros((len(inputs) * samples_per_run, count))
-    for start in range(0, count, weights_per_run):
-        index = np.arange(start, min(start + weights_per_run, count))
-        variants = np.repeat(flat[None], 2 * weights_per_run, axis=0)
-        variants[2 * np.arange(len(index)), index] += eps
-        variants[2 * np.arange(len(index)) + 1, index] -= eps
+    for index in _chunks(count, weights_per_run):
+        variants = _nudged(flat, index, eps, weights_per_run)
         copy_weights = [np.tile(np.repeat(part, size, axis=0), (samples_per_run,) + (1,) * len(shape))
                         for part, shape in zip(unflatten(variants, shapes), shapes)]
         for chunk, batch in enumerate(inputs):
@@ -79,7 +74,7 @@ def expected_loss_gradient(trainer, conditions, samples, eps, max_copies=4096):
             losses = trainer.task.losses(observed.final[-1], np.asarray(batch.targets)[backend.blueprint.layout.input_block])
             losses = losses.reshape(samples_per_run, 2 * weights_per_run, size).mean(axis=2)
             rows = slice(chunk * samples_per_run, (chunk + 1) * samples_per_run)
-            differences[rows, index] = (losses[:, 0:2 * len(index):2] - losses[:, 1:2 * len(index):2]) / (2 * eps)
+            differences[rows, index] = _central(losses, len(index), eps)
     differences = differences[:samples]
     mean = differences.mean(axis=0)
     sem = differences.std(axis=0, ddof=1) / np.sqrt(len(differences)) if len(differences) > 1 else np.full(count, np.nan)
@@ -102,16 +97,30 @@ def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=40
     shapes = [w.shape for w in weights]
     flat = flatten(weights)
     chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
-    backend = get_backend(trainer.protocol.training.backend,
-                          RateBlueprint(trainer.protocol.model, 2 * chunk * batch, trainer.steps, record=0))
+    backend = trainer.backend_for(1, variants=2 * chunk, record=False)
     gradient = np.empty_like(flat)
-    for start in range(0, flat.size, chunk):
-        index = np.arange(start, min(start + chunk, flat.size))
-        variants = np.repeat(flat[None], 2 * chunk, axis=0)
-        variants[2 * np.arange(len(index)), index] += eps
-        variants[2 * np.arange(len(index)) + 1, index] -= eps
-        copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(variants, shapes)]
+    for index in _chunks(flat.size, chunk):
+        copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(_nudged(flat, index, eps, chunk), shapes)]
         observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk, 1)))
         losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
-        gradient[index] = (losses[0:2 * len(index):2] - losses[1:2 * len(index):2]) / (2 * eps)
+        gradient[index] = _central(losses, len(index), eps)
     return unflatten(gradient, shapes)
+
+
+def _chunks(count, width):
+    """Indices 0..count-1 in runs of ``width``."""
+    return [np.arange(start, min(start + width, count)) for start in range(0, count, width)]
+
+
+def _nudged(flat, index, eps, width):
+    """``2 * width`` copies of the weights ``flat``: copy 2k has weight ``index[k]`` raised by eps,
+    copy 2k + 1 lowered (the spare copies, when ``index`` is short, keep ``flat``)."""
+    variants = np.repeat(flat[None], 2 * width, axis=0)
+    variants[2 * np.arange(len(index)), index] += eps
+    variants[2 * np.arange(len(index)) + 1, index] -= eps
+    return variants
+
+
+def _central(losses, count, eps):
+    """Central differences from the losses of :func:`_nudged` copies (the last axis)."""
+    return (losses[..., 0:2 * count:2] - losses[..., 1:2 * count:2]) / (2 * eps)

@@ -23,7 +23,7 @@ from ..errors import DivergenceError, RunawayError
 from ..networks.rate import RateBlueprint
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext, TrialData, checked_update, find_builder, rule_code
-from ..tasks import TASKS, Batch
+from ..tasks import TASKS
 from .backends import get_backend
 from .reference import reference_gradient
 
@@ -235,7 +235,7 @@ class Trainer:
         chunk = max(1, min(samples, max_copies // per_sample))
         backend = self.backend_for(chunk)
         if hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
-            self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk, progress=False)])
+            self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk)])
         records, total = [], None
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
                   leave=False, unit="sample") as bar:
@@ -254,7 +254,7 @@ class Trainer:
             table["reference_split_cosine"] = trial.gradient.split_cosine
         return table
 
-    def _draw(self, first, samples, backend, chunk, bar=None, progress=None):
+    def _draw(self, first, samples, backend, chunk, bar=None):
         """Yield ``samples`` dry-run (trial, update) pairs, ``chunk`` per simulation."""
         for start in range(0, samples, chunk):
             count = min(chunk, samples - start)
@@ -284,4 +284,4 @@ def check_update_finite(rule, update, where, file):
                               file=file)
 
 
-__all__ = ["Trainer", "Batch"]
+__all__ = ["Trainer"]
