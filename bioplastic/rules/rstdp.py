@@ -129,6 +129,9 @@ from .base import InNetworkRule, register_rule
 from .builders import register_builder
 
 THIRD_FACTORS = ("dopamine", "reward", "none")
+# The shared constants of every plastic synapse (written before every run) and their units.
+SYNAPSE_CONSTANTS = (("lr", "volt"), ("a_plus", "1"), ("a_minus", "1"), ("tau_e", "second"), ("tau_d", "second"),
+                     ("tau_s", "second"), ("w_min", "volt"), ("w_max", "volt"), ("online", "1"), ("tail", "1"))
 LINKED = ("level", "level_prev", "pulse", "x", "final")  # the modulator's variables that synapses read
 APPLY = ("trial_end", "online")
 
@@ -222,10 +225,7 @@ class RSTDP(InNetworkRule):
 
     def check(self, model, task_class):
         check_step(self.spec, model.dt)
-        if self.spec.third_factor == "reward" and getattr(task_class, "reward_pulses", False):
-            raise SpecError("rule.third_factor", f"'reward' reads the task's reward signal r(t), but the task "
-                            f"{task_class.kind!r} delivers its reward as pulses; use 'dopamine' (pulses drive a trace "
-                            f"with tau_d)", "reward")
+        check_third_factor(self.spec, getattr(task_class, "reward_pulses", False), f"the task {task_class.kind!r}")
 
     def constrain(self, weights):
         lo, hi = float(self.spec.w_min / mV), float(self.spec.w_max / mV)
@@ -246,7 +246,7 @@ class RSTDP(InNetworkRule):
         values = {}
         for projection in layout.projections:
             syn = projection.synapses
-            for name in ("lr", "a_plus", "a_minus", "tau_e", "tau_d", "tau_s", "w_min", "w_max"):
+            for name, _ in SYNAPSE_CONSTANTS[:-2]:
                 values[(syn, f"{name}_{k}")] = c[name]
             # one long run (an experiment) always learns online
             online = self.spec.apply == "online" or context.continuous
@@ -292,9 +292,7 @@ def build_rstdp(rule, recipe, layout):
     """Add R-STDP to every plastic projection of a spiking network (see the module docstring)."""
     spec, k = rule.spec, rule.kind
     check_step(spec, layout.dt)
-    if spec.third_factor == "reward" and recipe.notes.get("reward_pulses"):
-        raise SpecError("rule.third_factor", "'reward' reads the task's reward signal r(t), but this task delivers "
-                        "its reward as pulses; use 'dopamine' (pulses drive a trace with tau_d)", "reward")
+    check_third_factor(spec, recipe.notes.get("reward_pulses", False), "this task")
     third = spec.third_factor
     eligible = spec.tau_e > 0 * ms
     constants = rule.constants()
@@ -309,10 +307,8 @@ def build_rstdp(rule, recipe, layout):
         recipe.run_value(projection.pre, f"tau_plus_{k}", constants["tau_plus"])
         recipe.run_value(projection.post, f"tau_minus_{k}", constants["tau_minus"])
         syn = recipe.synapses[projection.synapses]
-        shared = (("lr", "volt"), ("a_plus", "1"), ("a_minus", "1"), ("tau_e", "second"), ("tau_d", "second"),
-                  ("tau_s", "second"), ("w_min", "volt"), ("w_max", "volt"), ("online", "1"), ("tail", "1"))
-        syn.add(f"dw_{k} : volt", *(f"{c}_{k} : {u} (shared, constant)" for c, u in shared))
-        for c, _ in shared:
+        syn.add(f"dw_{k} : volt", *(f"{c}_{k} : {u} (shared, constant)" for c, u in SYNAPSE_CONSTANTS))
+        for c, _ in SYNAPSE_CONSTANTS:
             recipe.run_value(projection.synapses, f"{c}_{k}", constants.get(c, 0.0))
         # Arrivals raise the presynaptic trace after the "pre" pathway and before the "post" one.
         arrivals = recipe.connect(f"arrivals_{projection.synapses}_{k}", projection.pre, projection.pre,
@@ -364,10 +360,7 @@ def build_rstdp(rule, recipe, layout):
         gap = f"clip(t - tl_{k}, 0 * second, 1e9 * second)"  # after the end-of-run flush tl is t + dt
         held = "1" if third == "none" else f"lvl_{k}"  # the level since the last event (monitors cannot read
         # linked variables)
-        gained = f"lr_{k} * e_{k} * {held} * tau_e_{k} * (1 - exp(-{gap} / tau_e_{k}))"
-        if third == "dopamine":
-            gained += (f" + lr_{k} * e_{k} * x_{k} * tau_s_{k} * (1 - exp(-{gap} / tau_e_{k}) * "
-                       f"exp(-{gap} / tau_d_{k}))")
+        gained = _gained(k, third, held, f"exp(-{gap} / tau_e_{k})", f"exp(-{gap} / tau_d_{k})")
         syn.add(f"e_now_{k} = e_{k} * exp(-{gap} / tau_e_{k}) : 1/second",
                 f"w_now_{k} = w + online_{k} * (clip(w + {gained}, w_min_{k}, w_max_{k}) - w) : volt")
     recipe.notes.setdefault("deltas", {})[rule.kind] = f"dw_{k}"
@@ -389,20 +382,33 @@ def check_step(spec, dt):
                             f"({5 * dt})", str(tau))
 
 
+def check_third_factor(spec, pulses, task):
+    """A reward signal cannot be read from a task that delivers its reward as pulses."""
+    if spec.third_factor == "reward" and pulses:
+        raise SpecError("rule.third_factor", f"'reward' reads the task's reward signal r(t), but {task} delivers its "
+                        "reward as pulses; use 'dopamine' (pulses drive a trace with tau_d)", "reward")
+
+
 def _apply(k, delta):
     # online = 0 leaves w untouched (not even clipped): a dry run must not change the network.
     return [f"dw_{k} += {delta}", f"w = w + online_{k} * (clip(w + {delta}, w_min_{k}, w_max_{k}) - w)"]
+
+
+def _gained(k, third, level, decay_e, decay_d):
+    """The weight change since a synapse's last update (the closed form of the module docstring),
+    given the decays of the eligibility and of the phasic dopamine over the gap."""
+    phasic = f" + x_{k} * tau_s_{k} * (1 - {decay_e} * {decay_d})" if third == "dopamine" else ""
+    return f"lr_{k} * e_{k} * ({level} * tau_e_{k} * (1 - {decay_e}){phasic})"
 
 
 def _integrate(k, third, level, until="t"):
     """Code that brings ``w`` (and ``e``, ``x``) of a synapse from its last update to ``until``."""
     code = [f"rs_gap = {until} - tl_{k}", f"rs_E = exp(-rs_gap / tau_e_{k})"]
     if third == "dopamine":
-        code += [f"rs_X = exp(-rs_gap / tau_d_{k})",
-                 f"rs_m = lr_{k} * e_{k} * ({level} * tau_e_{k} * (1 - rs_E) + x_{k} * tau_s_{k} * (1 - rs_E * rs_X))",
-                 f"x_{k} = x_{k} * rs_X"]
-    else:
-        code += [f"rs_m = lr_{k} * e_{k} * {level} * tau_e_{k} * (1 - rs_E)"]
+        code += [f"rs_X = exp(-rs_gap / tau_d_{k})"]
+    code += [f"rs_m = {_gained(k, third, level, 'rs_E', 'rs_X')}"]
+    if third == "dopamine":
+        code += [f"x_{k} = x_{k} * rs_X"]
     code += [f"e_{k} = e_{k} * rs_E", f"tl_{k} = {until}"] + _apply(k, "rs_m")
     return code + ([f"lvl_{k} = mod_level_{k}"] if third != "none" else [])
 
