@@ -39,16 +39,8 @@ def atomic_folder(path):
     Raises FileExistsError if ``path`` exists already (results are never overwritten).
     """
     path = Path(path)
-    if path.exists():
-        raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(path)!r})")
-    created = [p for p in reversed(path.parents) if not p.exists()]  # parents made here, outermost first
-    remove_stale_siblings(path)  # what a killed run left beside it
     tmp = temporary_sibling(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as exc:
-        raise SpecError("--out", f"cannot create the result folder: {exc.strerror or exc}", str(path)) from None
+    created = claim_folder(path, tmp)
     done = False
     try:
         yield tmp
@@ -58,9 +50,32 @@ def atomic_folder(path):
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         if not done:  # leave no empty results/<name>/ behind either
-            for parent in reversed(created):
-                with contextlib.suppress(OSError):
-                    parent.rmdir()
+            remove_folders(created)
+
+
+def claim_folder(path, folder=None):
+    """Create ``folder`` (default: ``path`` itself) for the result ``path``, which must not exist.
+
+    Removes what a killed run left beside ``path`` first. Returns the parents made here (for
+    :func:`remove_folders`); errors name ``--out``.
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(path)!r})")
+    created = [p for p in reversed(path.parents) if not p.exists()]  # parents made here, outermost first
+    remove_stale_siblings(path)
+    try:
+        Path(folder or path).mkdir(parents=True)
+    except OSError as exc:
+        raise SpecError("--out", f"cannot create the result folder: {exc.strerror or exc}", str(path)) from None
+    return created
+
+
+def remove_folders(created):
+    """Remove the (empty) folders ``claim_folder`` made, innermost first."""
+    for parent in reversed(created):
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def write_table(frame, path):

@@ -4,7 +4,6 @@ Runs are sequential in this process; variants that share a network structure sha
 standalone build.
 """
 
-import contextlib
 import shutil
 import sys
 import time
@@ -14,11 +13,10 @@ import pandas as pd
 
 from .engine.experiment import Experiment
 from .engine.trainer import Trainer
-from .errors import RunawayError, SpecError
+from .errors import RunawayError
 from .plotting import draw_folder
-from .results import (atomic_folder, final_value, loss_warning, versions, write_json, write_protocol,
-                      write_table)
-from .scratch import remove_stale_siblings
+from .results import (atomic_folder, claim_folder, final_value, loss_warning, remove_folders, versions, write_json,
+                      write_protocol, write_table)
 from .tasks import TASKS
 
 
@@ -115,14 +113,7 @@ def _mean(metrics, metric):
 
 
 def _run_sweep(protocol, folder, progress):
-    if folder.exists():
-        raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(folder)!r})")
-    created = [p for p in reversed(folder.parents) if not p.exists()]
-    remove_stale_siblings(folder)  # what a killed run left beside it
-    try:
-        folder.mkdir(parents=True)
-    except OSError as exc:
-        raise SpecError("--out", f"cannot create the result folder: {exc.strerror or exc}", str(folder)) from None
+    created = claim_folder(folder)  # written in place: finished variants stay, each written atomically
     rows = []
     try:
         write_protocol(protocol.to_table(), folder / "protocol.toml")
@@ -161,9 +152,7 @@ def _stop_sweep(protocol, folder, created, rows, exc):
     """A sweep stopped early: keep the finished variants, marked; or leave nothing if none finished."""
     if not rows:
         shutil.rmtree(folder, ignore_errors=True)
-        for parent in reversed(created):
-            with contextlib.suppress(OSError):
-                parent.rmdir()
+        remove_folders(created)
         return
     interrupted = isinstance(exc, KeyboardInterrupt) or not isinstance(exc, Exception)
     write_json(dict(name=protocol.name, seed=protocol.seed, status="interrupted" if interrupted else "failed",
