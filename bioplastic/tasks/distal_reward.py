@@ -162,16 +162,13 @@ class DistalReward(ContinuousTask):
         s = self.spec
         totals, rewarded = observation.monitors["totals"], observation.monitors["rewarded"]
         n_syn, n = self.conn.n_exc_synapses, layout.groups["neurons"]
-        final = observation.weights[0][0]
-        t = np.append(totals["t"], float(s.duration)) if not observation.stopped_at else totals["t"]
-        if observation.stopped_at is None:  # the last second ends with the run: take the final values
-            weight = np.append(rewarded["w"][:, 0] / 1e-3, final[s.rewarded_synapse])
-            mean = np.append(totals["wtotal"][:, 0] / 1e-3 / n_syn, final.mean())
-            count = np.append(totals["n_rewards"][:, 0], np.nan)
-            spikes = np.append(totals["spikes"][:, 0], np.nan)
-        else:
-            weight, mean = rewarded["w"][:, 0] / 1e-3, totals["wtotal"][:, 0] / 1e-3 / n_syn
-            count, spikes = totals["n_rewards"][:, 0], totals["spikes"][:, 0]
+        t, weight, mean = totals["t"], rewarded["w"][:, 0] / 1e-3, totals["wtotal"][:, 0] / 1e-3 / n_syn
+        count, spikes = totals["n_rewards"][:, 0], totals["spikes"][:, 0]
+        if observation.stopped_at is None:  # the last record ends with the run: its final weights
+            final = observation.weights[0][0]
+            t, weight, mean = np.append(t, float(s.duration)), np.append(weight, final[s.rewarded_synapse]), \
+                np.append(mean, final.mean())
+            count, spikes = np.append(count, np.nan), np.append(spikes, np.nan)
         rows = record_rows(t, "rewarded_weight", weight) + record_rows(t, "mean_weight", mean)
         rows += [r for r in record_rows(t, "reward", count) if np.isfinite(r[-1])]
         rate = np.diff(spikes) / (n * float(s.record_every))
