@@ -347,8 +347,4 @@ def draw_folder(folder):
 
 
 def _run_name(folder):
-    import tomllib
-    try:
-        return tomllib.loads((folder / "protocol.toml").read_text())["rule"]["kind"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return folder.name
+    return _protocol(folder).get("rule", {}).get("kind", Path(folder).name)
