@@ -328,7 +328,8 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
         raise SpecError("rule.kind", f"the task {task_kind!r} is one continuous run; it needs a rule that learns inside "
                         f"the network ({', '.join(k for k, r in RULES.items() if r.realisation == 'in_network')})",
                         rule_kind)
-    if rule_class.realisation == "in_network" and find_builder(rule_class(rule), model) is None:
+    declared = rule_class(rule)
+    if rule_class.realisation == "in_network" and find_builder(declared, model) is None:
         raise SpecError("rule.kind", f"{rule_kind!r} has no builder for model.kind = {model_kind!r} (it has: "
                         f"{', '.join(builder_models(rule_class)) or 'none'})", rule_kind)
     steps = float(task.duration / model.dt)
@@ -345,8 +346,8 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
         raise SpecError("analysis.reference", f"must be {own} (or auto) for {family} networks (finite differences "
                         "of a rate network are checked by `bioplastic gradcheck`; surrogate gradients are not built "
                         "yet)", analysis.reference)
-    rule_class(rule).check(model, task_class)
-    resources.check(model, task_class, task, rule_class(rule))  # before anything big is made
+    declared.check(model, task_class)
+    resources.check(model, task_class, task, declared)  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
 
 
