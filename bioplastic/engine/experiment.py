@@ -12,7 +12,8 @@ import numpy as np
 from .. import rng as rng_streams
 from ..errors import RunawayError
 from ..networks.spiking_network import SpikingBlueprint
-from ..rules import RULES, RunContext, find_builder
+from ..rules import RULES, RunContext
+from ..rules.builders import contributor
 from ..tasks import TASKS
 from .backends import get_backend
 
@@ -26,9 +27,7 @@ class Experiment:
         self.rule = RULES[protocol.rule_kind](protocol.rule)
         self.task = TASKS[protocol.task_kind](protocol.task, model, protocol.seed)
         self.steps = int(round(float(self.task.duration / model.dt)))
-        builder = find_builder(self.rule, model)
-        contributors = [self.task.contribute, lambda recipe, layout: builder(self.rule, recipe, layout),
-                        self.task.contribute_after_rule]
+        contributors = [self.task.contribute, contributor(self.rule, model), self.task.contribute_after_rule]
         self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
                                           seed=protocol.seed, contributors=contributors)
         self.backend = get_backend(protocol.training.backend, self.blueprint)

@@ -22,7 +22,8 @@ from ..analysis import compare
 from ..errors import DivergenceError, RunawayError
 from ..networks.rate import RateBlueprint
 from ..networks.spiking_network import SpikingBlueprint
-from ..rules import RULES, RunContext, TrialData, checked_update, find_builder, rule_code
+from ..rules import RULES, RunContext, TrialData, checked_update, rule_code
+from ..rules.builders import contributor
 from ..tasks import TASKS
 from .backends import get_backend
 from .reference import reference_gradient
@@ -64,8 +65,7 @@ class Trainer:
         contributors = [self.task.contribute]
         with_rule = with_rule and self.rule.realisation == "in_network"
         if with_rule:
-            builder = find_builder(self.rule, model)
-            contributors.append(lambda recipe, layout: builder(self.rule, recipe, layout))
+            contributors.append(contributor(self.rule, model))
         contributors.append(self.task.contribute_after_rule)
         # Sample s, variant v, example b reads input block s * B + b: the variants of one example
         # share its input spikes (common random numbers); every sample has fresh ones.

@@ -37,6 +37,14 @@ def find_builder(rule, model_spec):
     return None
 
 
+def contributor(rule, model_spec):
+    """The rule's builder bound to the rule: a contributor ``f(recipe, layout)`` for a blueprint."""
+    builder = find_builder(rule, model_spec)
+    if builder is None:
+        raise ValueError(f"{type(rule).__name__}: no builder for model kind {model_spec.kind!r}")
+    return lambda recipe, layout: builder(rule, recipe, layout)
+
+
 def builder_models(rule_class):
     """The model kinds and families that ``rule_class`` (or a parent) has builders for."""
     return sorted({model for cls in rule_class.__mro__ for (owner, model) in BUILDERS if owner is cls})
