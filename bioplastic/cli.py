@@ -94,7 +94,7 @@ def cmd_list(args):
     import tomllib
 
     from .config import TOP_KEYS, AnalysisSpec, TrainingSpec
-    from .networks import MODEL_KINDS
+    from .networks import MODEL_KINDS, RecurrentRateModelSpec
     from .rules import RULES
     from .rules.builders import builder_models
     from .spec import describe
@@ -113,8 +113,8 @@ def cmd_list(args):
         for path in sorted(_shipped("models").glob("*.toml")):
             table = tomllib.loads(path.read_text())
             print(f"#   {path.name} (kind = {table.get('kind', 'rate')}): {table.get('description', '')}")
-        for kind, spec in MODEL_KINDS.items():
-            print(f"[model]  # {spec.family} network")
+        for kind, spec in [*MODEL_KINDS.items(), ("rate", RecurrentRateModelSpec)]:
+            print(f"[model]  # {spec.family.replace('_', ' ')} network")
             print(f'kind = "{kind}"')
             _print_params(describe(spec))
     if what in (None, "rules"):
@@ -165,10 +165,11 @@ def cmd_gradcheck(args):
     protocol = _load(args)
     if protocol.sweep:
         protocol = protocol.variants()[0][2]
-    if protocol.model.family != "rate":
+    if protocol.model.family == "spiking":
         raise SpecError("model.kind", "gradcheck holds BPTT against finite differences for rate networks; for a "
                         "spiking network, `bioplastic align` compares a rule with finite differences of the expected "
                         "loss", protocol.model_kind)
+    protocol = _deterministic(protocol)
     trainer = Trainer(protocol)
     batch = trainer.task.sample(trainer.input_rng)
     trial, _ = trainer.step(batch, with_gradient=True)
@@ -193,6 +194,20 @@ def cmd_gradcheck(args):
         print(f"FAILED: max_rel_error above tolerance {args.tolerance:g}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _deterministic(protocol):
+    """The protocol with nothing random inside the run, as a finite difference needs: BPTT is
+    checked on its own (the rule is irrelevant; in-network rules draw perturbations) and a
+    recurrent network's private noise and random initial state are switched off."""
+    import dataclasses
+    from .rules.backprop import BackpropSpec
+    model = protocol.model
+    if protocol.model.family == "recurrent_rate" and (model.noise > 0 or model.x_init > 0):
+        print(f"gradcheck: model.noise and model.x_init set to 0 (were {model.noise:g}, {model.x_init:g}): finite "
+              "differences need the same run every time")
+        model = dataclasses.replace(model, noise=0.0, x_init=0.0)
+    return dataclasses.replace(protocol, model=model, rule_kind="backprop", rule=BackpropSpec())
 
 
 def cmd_align(args):

@@ -22,7 +22,7 @@ from . import resources
 from .engine.backends import BACKENDS
 from .engine.reference import REFERENCES
 from .errors import SpecError
-from .networks import MODEL_KINDS
+from .networks import MODEL_KINDS, model_spec_class
 from .rules import RULES, find_builder
 from .rules.builders import builder_models
 from .spec import at_least, from_table, non_negative, param, params, positive, to_table, toml_literal, validate
@@ -207,7 +207,7 @@ def resolve_model_file(table, base):
     merged.pop("description", None)
     try:  # a model file's own mistakes are reported against that file
         kind = _kind(merged, "kind", MODEL_KINDS, default="rate")
-        from_table(MODEL_KINDS[kind], merged, "")
+        from_table(model_spec_class(kind, merged), merged, "")
     except SpecError as exc:
         raise exc.located(file=str(found)) from None
     merged.update({k: v for k, v in model.items() if k != "file"})
@@ -291,7 +291,7 @@ def resolve(table, file, swept_rule_kinds=None):
     sweep = _check_sweep(table.get("sweep"))
     model_section, task_section, rule_section = (_section(table, s) for s in ("model", "task", "rule"))
     model_kind = _kind(model_section, "model", MODEL_KINDS, default="rate")
-    model = from_table(MODEL_KINDS[model_kind], model_section, "model")
+    model = from_table(model_spec_class(model_kind, model_section), model_section, "model")
     task_kind = _kind(task_section, "task", TASKS, default="teacher_regression")
     task = from_table(TASKS[task_kind].spec_class, task_section, "task")
     swept_kinds = _grid_rule_kinds(table) if swept_rule_kinds is None else swept_rule_kinds
@@ -320,10 +320,10 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
     task_class, rule_class = TASKS[task_kind], RULES[rule_kind]
     if family not in task_class.families:
         raise SpecError("task.kind", f"{task_kind!r} works on {' or '.join(task_class.families)} models, not on "
-                        f"model.kind = {model_kind!r}", task_kind)
+                        f"{_model_words(family, model_kind)}", task_kind)
     if family not in rule_class.model_families:
         raise SpecError("rule.kind", f"{rule_kind!r} trains {' or '.join(rule_class.model_families)} models, not "
-                        f"model.kind = {model_kind!r}", rule_kind)
+                        f"{_model_words(family, model_kind)}", rule_kind)
     if task_class.mode == "continuous" and rule_class.realisation != "in_network":
         raise SpecError("rule.kind", f"the task {task_kind!r} is one continuous run; it needs a rule that learns inside "
                         f"the network ({', '.join(k for k, r in RULES.items() if r.realisation == 'in_network')})",
@@ -349,6 +349,13 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
     declared.check(model, task_class)
     resources.check(model, task_class, task, declared)  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
+
+
+def _model_words(family, kind):
+    """How an error names the protocol's model: its family and the keys that chose it."""
+    if family == "recurrent_rate":
+        return "recurrent_rate models (model.kind = \"rate\" with recurrent = true)"
+    return f"{family} models (model.kind = {kind!r})"
 
 
 def _check_sweep(sweep):

@@ -77,6 +77,7 @@ def _run_single(protocol, folder, progress):
                    initial_loss=float(loss.value.iloc[0]), final_loss=final_value(metrics, "loss"),
                    mean_cosine=_mean(metrics, "cosine"), mean_cosine_theory=_mean(metrics, "cosine_theory"),
                    wall_time_s=wall, trials_per_s=protocol.training.trials / wall, versions=versions())
+    summary.update(trainer.task.training_summary(metrics))
     warning = loss_warning(metrics)
     if warning:
         summary["warning"] = warning

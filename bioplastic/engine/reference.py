@@ -25,13 +25,16 @@ import numpy as np
 
 from ..gradients import Gradient, bptt
 from ..networks.rate_math import flatten, unflatten
+from ..networks.recurrent_rate_math import bptt as recurrent_bptt
 
-REFERENCES = {"rate": "bptt", "spiking": "finite_difference"}
+REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "spiking": "finite_difference"}
 
 
 def reference_gradient(trainer, batch, observed):
     """The reference of ``trainer``'s model family at its current weights."""
     name = REFERENCES[trainer.family]
+    if trainer.family == "recurrent_rate":
+        return recurrent_bptt_gradient(trainer, batch, observed)
     if name == "bptt":
         model, size = trainer.protocol.model, trainer.batch
         outputs = observed.final[-1][:size]
@@ -44,6 +47,20 @@ def reference_gradient(trainer, batch, observed):
                                       analysis.fd_eps)
     else:
         raise ValueError(f"reference: must be one of {', '.join(REFERENCES.values())} (got {name!r})")
+
+
+def recurrent_bptt_gradient(trainer, batch, observed):
+    """BPTT through the recorded trajectory of the trial's clean copies of a recurrent rate network:
+    dL/dW of the plastic weights, and dL/dp of each plastic projection's target (per example)."""
+    model, size = trainer.protocol.model, trainer.batch
+    outputs = observed.final[-1][:size]
+    steps = observed.trajectory.shape[0]
+    z_grad = trainer.task.output_gradient(outputs, batch.targets).reshape(size, steps, -1).transpose(1, 0, 2)
+    weights = model.full_weights(trainer.weights, trainer.protocol.seed)
+    grads, nodes = recurrent_bptt(weights, batch.inputs, observed.trajectory, z_grad, model.activation, model.a)
+    targets = {"input": "neurons", "recurrent": "neurons", "readout": "readout"}
+    return Gradient([grads[name] for name in model.plastic_layers],
+                    [nodes[targets[name]] for name in model.plastic_layers], "bptt", True)
 
 
 def expected_loss_gradient(trainer, conditions, samples, eps, max_copies=4096):
@@ -97,11 +114,12 @@ def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=40
     shapes = [w.shape for w in weights]
     flat = flatten(weights)
     chunk = int(max(1, min(flat.size, max_copies // (2 * batch))))
-    backend = trainer.backend_for(1, variants=2 * chunk, record=False)
+    backend = trainer.backend_for(1, variants=2 * chunk, record=False, with_rule=False)
     gradient = np.empty_like(flat)
     for index in _chunks(flat.size, chunk):
         copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(_nudged(flat, index, eps, chunk), shapes)]
-        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk, 1)))
+        inputs = np.asarray(inputs)
+        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk,) + (1,) * (inputs.ndim - 1)))
         losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
         gradient[index] = _central(losses, len(index), eps)
     return unflatten(gradient, shapes)

@@ -21,6 +21,7 @@ from .. import rng as rng_streams
 from ..analysis import compare
 from ..errors import DivergenceError, RunawayError
 from ..networks.rate import RateBlueprint
+from ..networks.recurrent_rate import RecurrentRateBlueprint
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext, TrialData, checked_update, rule_code
 from ..rules.builders import contributor
@@ -67,6 +68,11 @@ class Trainer:
         if with_rule:
             contributors.append(contributor(self.rule, model))
         contributors.append(self.task.contribute_after_rule)
+        if self.family == "recurrent_rate":
+            blueprint = RecurrentRateBlueprint(model, copies, self.steps, record=batch if record else 0,
+                                               seed=self.protocol.seed, contributors=contributors)
+            blueprint.with_rule = with_rule
+            return blueprint
         # Sample s, variant v, example b reads input block s * B + b: the variants of one example
         # share its input spikes (common random numbers); every sample has fresh ones.
         copy = np.arange(copies)
@@ -83,11 +89,18 @@ class Trainer:
     def run(self, backend, batch, weights, perts=None, dry_run=False):
         """One simulation of ``backend``'s copies with per-copy ``weights`` (and ``perts``)."""
         seed = int(self.seed_rng.integers(2 ** 31))
+        inputs = np.asarray(batch.inputs)
         if self.family == "rate":
-            inputs = np.asarray(batch.inputs)
-            return backend.run(weights=weights, inputs=np.tile(inputs, (backend.copies // len(inputs), 1)),
-                               perts=perts, seed=seed)
+            return backend.run(weights=weights, inputs=_tiled(inputs, backend.copies), perts=perts, seed=seed)
         layout = backend.blueprint.layout
+        if self.family == "recurrent_rate":  # every copy reads its own stimulus; one batch for all samples
+            conditions = _tiled(np.asarray(batch.conditions), layout.copies)
+            values = {}
+            if backend.blueprint.with_rule:
+                with rule_code(self.rule, "run_values"):
+                    values = self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run, layout=layout))
+            return backend.run(weights=weights, inputs=_tiled(inputs, layout.copies), perts=perts, values=values,
+                               seed=seed)
         context = RunContext(layout.copies, np.asarray(batch.conditions)[layout.input_block], dry_run=dry_run,
                              continuous=False, layout=layout)
         values = {**self.task.run_values(batch, layout), ("guard", "max_rate"): float(self.protocol.training.max_rate)}
@@ -159,7 +172,7 @@ class Trainer:
         if self._reference is not None and all(np.array_equal(a, b) for a, b in zip(self._reference[0], self.weights)):
             return self._reference[1]
         gradient = reference_gradient(self, batch, observed)
-        if self.family != "rate":  # costly and independent of the trial's noise: keep it at these weights
+        if self.family == "spiking":  # costly and independent of the trial's noise: keep it at these weights
             self._reference = ([w.copy() for w in self.weights], gradient)
         return gradient
 
@@ -210,6 +223,7 @@ class Trainer:
                 rows.append((t, "", "loss", loss))
                 if trial.rewards is not None:
                     rows.append((t, "", "reward", float(np.mean(trial.rewards))))
+                rows += [(t, "", metric, value) for metric, value in self.task.trial_metrics(trial)]
             if analyse:
                 rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
             with rule_code(self.rule, "constrain"):
@@ -259,7 +273,7 @@ class Trainer:
         for start in range(0, samples, chunk):
             count = min(chunk, samples - start)
             perturbations = [self._perturb() for _ in range(count)]
-            batch = first if self.family == "rate" else self.task.sample(
+            batch = first if self.family != "spiking" else self.task.sample(
                 self.input_rng, batch=chunk * self.batch, conditions=np.tile(first.conditions, chunk))
             yield from self._run_samples(batch, perturbations, backend, with_gradient=True, dry_run=True)
             if bar is not None:
@@ -275,6 +289,11 @@ class Trainer:
                                   self.protocol.rule.lr if not isinstance(self.protocol.rule.lr, Quantity)
                                   else str(self.protocol.rule.lr), file=self.protocol.file)
         check_update_finite(self.rule, update, f"at trial {t} (loss {loss:.3g})", self.protocol.file)
+
+
+def _tiled(array, copies):
+    """``array`` (examples, ...) repeated along its first axis to fill ``copies``."""
+    return np.tile(array, (copies // len(array),) + (1,) * (array.ndim - 1))
 
 
 def check_update_finite(rule, update, where, file):

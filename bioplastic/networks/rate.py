@@ -49,7 +49,8 @@ class RateModelSpec:
     init_gain : float
         Initial weights are drawn from N(0, init_gain^2 / n_in).
     recurrent : bool
-        Recurrent connections within layers (not implemented yet: must be false).
+        False; ``recurrent = true`` selects the recurrent model
+        (:class:`~bioplastic.networks.recurrent_rate.RecurrentRateModelSpec`) and its keys.
     """
 
     sizes: list = param([10, 20, 2], "layer sizes, input first", kind=list, check=layer_sizes)
@@ -57,13 +58,12 @@ class RateModelSpec:
     tau: object = param(10 * ms, "membrane time constant", unit=ms, check=positive)
     dt: object = param(1 * ms, "Euler integration step", unit=ms, check=positive)
     init_gain: float = param(1.0, "initial weights ~ N(0, init_gain^2 / n_in)", check=positive)
-    recurrent: bool = param(False, "recurrent weights within layers (not implemented yet)", kind=bool)
+    recurrent: bool = param(False, "true: a recurrent network (the recurrent rate model's keys apply)", kind=bool)
 
     def __post_init__(self):
         validate(self)
-        if self.recurrent:
-            raise SpecError("RateModelSpec.recurrent", "recurrent rate networks are not implemented yet; "
-                            "must be false", True)
+        if self.recurrent:  # pragma: no cover - the loader picks RecurrentRateModelSpec instead
+            raise SpecError("RateModelSpec.recurrent", "must be false for a feed-forward network", True)
         if self.dt > self.tau:
             raise SpecError("RateModelSpec.dt", f"must be <= tau ({self.tau}) for a stable Euler step", str(self.dt))
 

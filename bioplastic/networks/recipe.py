@@ -76,6 +76,7 @@ class SynapseRecipe:
     namespace: dict = field(default_factory=dict)
     regular: dict = field(default_factory=dict)
     pathway_order: dict = field(default_factory=dict)  # pathway -> order within the 'synapses' slot
+    summed_order: dict = field(default_factory=dict)  # summed variable (e.g. "I_post") -> order in 'groups'
     initial: dict = field(default_factory=dict)
     method: str = "exact"
     transmit: str = ""  # the spike's effect on the target, run after every other line of the "pre" pathway
@@ -228,6 +229,8 @@ class Recipe:
             syn.connect(i=s.i, j=s.j)
             for pathway, order in s.pathway_order.items():
                 getattr(syn, pathway).order = order
+            for variable, order in s.summed_order.items():
+                syn.summed_updaters[variable].order = order
             for name, r in s.regular.items():
                 syn.run_regularly("\n".join(r.code), dt=r.dt, when=r.when, order=r.order, name=f"{s.name}_{name}")
             for variable, initial in s.initial.items():
@@ -246,6 +249,45 @@ class Recipe:
                 objects[m.name] = EventMonitor(source, m.event, record=m.record, name=m.name)
         brian_objects = [o for o in objects.values() if not isinstance(o, TimedArray)]
         return objects, Network(*brian_objects, name="network")
+
+
+class BuiltNetwork:
+    """The Brian2 objects of a built recipe: run values in (:meth:`run_value_assignments`);
+    subclasses read what a run produced."""
+
+    def __init__(self, layout, recipe, objects, network):
+        self.layout, self.recipe, self.objects, self.network = layout, recipe, objects, network
+        self.duration = layout.duration
+
+    def target(self, owner, variable):
+        obj = self.objects[owner]
+        return obj if variable == "values" else getattr(obj, variable)
+
+    def size(self, owner, variable):
+        """How many values ``owner.variable`` holds."""
+        recipe = self.recipe
+        if owner in recipe.timed_arrays:
+            return recipe.timed_arrays[owner].steps * recipe.timed_arrays[owner].columns
+        if self.objects[owner].variables[variable].scalar:
+            return 1
+        return recipe.groups[owner].n if owner in recipe.groups else len(recipe.synapses[owner].i)
+
+    def run_value_assignments(self, given):
+        """``{brian2 variable or TimedArray: flat SI array}`` for every declared run value (its
+        default where ``given`` has none, so nothing leaks from the previous run). ``given`` is
+        consumed; a value that no contributor declared is an error."""
+        out = {}
+        for (owner, variable), default in self.recipe.run_values.items():
+            value = np.asarray(given.pop((owner, variable), default), float)
+            size = self.size(owner, variable)
+            if value.size == 1 and size > 1:
+                value = np.full(size, float(value.ravel()[0]))
+            elif value.size != size:
+                raise ValueError(f"run value {owner}.{variable}: must have {size} values (got {value.size})")
+            out[self.target(owner, variable)] = value
+        if given:
+            raise KeyError(f"run values: not declared by any contributor: {sorted(given)}")
+        return out
 
 
 def _function_code(function):

@@ -13,64 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Function, Network, mV, ms, second
 
-from .recipe import Recipe, Regular
+from .layout import Layout, Projection
+from .recipe import BuiltNetwork, Recipe, Regular
 from .spiking import IZHIKEVICH_PRESETS, WEIGHT_UNIT, connectivity
 
 INPUT_RASTER = "input_raster"
-
-
-@dataclass
-class Projection:
-    """One plastic connection: its synapses hold ``copies * size`` weights, copy-major."""
-
-    synapses: str
-    pre: str
-    post: str
-    shape: tuple  # per copy: (n_out, n_in) dense, or (n_synapses,) sparse
-
-    @property
-    def size(self):
-        return int(np.prod(self.shape))
-
-
-@dataclass
-class Layout:
-    """Names and sizes of a replicated spiking network (no Brian2 objects)."""
-
-    spec: object
-    copies: int
-    steps: int
-    blocks: int = 1
-    seed: int = 0
-    groups: dict = field(default_factory=dict)  # group name -> neurons per copy (input: per block)
-    layers: list = field(default_factory=list)  # spiking groups, input side first
-    projections: list = field(default_factory=list)
-    input: str | None = None  # the input spike sources (feed-forward)
-    output: str = ""  # the group whose neurons the task reads out
-    input_block: np.ndarray = None  # (copies,): the input block every copy reads
-
-    def __post_init__(self):
-        if self.input_block is None:
-            self.input_block = np.arange(self.copies) % self.blocks
-        self.input_block = np.asarray(self.input_block, int)
-        if self.input_block.shape != (self.copies,) or self.input_block.min(initial=0) < 0 or \
-                self.input_block.max(initial=0) >= self.blocks:
-            raise ValueError(f"input_block: must give a block in [0, {self.blocks}) for each of {self.copies} copies")
-
-    @property
-    def dt(self):
-        return self.spec.dt
-
-    @property
-    def duration(self):
-        return self.steps * self.spec.dt
-
-    def copy_index(self, group):
-        """The copy that every neuron of ``group`` belongs to (the input group: its block)."""
-        return np.repeat(np.arange(self.blocks if group == self.input else self.copies), self.groups[group])
-
-    def size(self, group):
-        return (self.blocks if group == self.input else self.copies) * self.groups[group]
 
 
 def make_layout(spec, copies, steps, blocks=1, seed=0, input_block=None):
@@ -288,16 +235,8 @@ class SpikingObservation:
     stopped_at: object = None
 
 
-class SpikingNetwork:
+class SpikingNetwork(BuiltNetwork):
     """Built Brian2 objects of a spiking recipe, with run values in and observations out."""
-
-    def __init__(self, layout, recipe, objects, network):
-        self.layout, self.recipe, self.objects, self.network = layout, recipe, objects, network
-        self.duration = layout.duration
-
-    def target(self, owner, variable):
-        obj = self.objects[owner]
-        return obj if variable == "values" else getattr(obj, variable)
 
     def assignments(self, weights=None, inputs=None, perts=None, values=None):
         """``{brian2 variable or TimedArray: flat SI array}`` for one run; every declared run value
@@ -315,17 +254,7 @@ class SpikingNetwork:
             if raster.shape != shape:
                 raise ValueError(f"inputs: must have shape {shape} (got {raster.shape})")
             given[(INPUT_RASTER, "values")] = raster.transpose(1, 0, 2).reshape(layout.steps, -1)
-        out = {}
-        for (owner, variable), default in self.recipe.run_values.items():
-            value = np.asarray(given.pop((owner, variable), default), float)
-            size = self._size(owner, variable)
-            if value.size == 1 and size > 1:
-                value = np.full(size, float(value.ravel()[0]))
-            elif value.size != size:
-                raise ValueError(f"run value {owner}.{variable}: must have {size} values (got {value.size})")
-            out[self.target(owner, variable)] = value
-        if given:
-            raise KeyError(f"run values: not declared by any contributor: {sorted(given)}")
+        out = self.run_value_assignments(given)
         if weights is not None:
             for projection, w in zip(layout.projections, weights):
                 out[getattr(self.objects[projection.synapses], "w")] = _checked(
@@ -335,14 +264,6 @@ class SpikingNetwork:
                 out[self.objects[group].pert] = _checked(f"perts[{group}]", p, (layout.copies, layout.groups[group])) \
                     * float(WEIGHT_UNIT)
         return out
-
-    def _size(self, owner, variable):
-        recipe = self.recipe
-        if owner in recipe.timed_arrays:
-            return recipe.timed_arrays[owner].steps * recipe.timed_arrays[owner].columns
-        if self.objects[owner].variables[variable].scalar:
-            return 1
-        return recipe.groups[owner].n if owner in recipe.groups else len(recipe.synapses[owner].i)
 
     def read(self, get):
         """What the run produced; ``get(object name, variable)`` returns raw values (SI units;

@@ -40,7 +40,7 @@ class Backprop(Rule):
     spec_class = BackpropSpec
     description = "exact gradient descent through BPTT (the reference learner)"
     needs_gradient = True
-    model_families = ("rate",)  # spiking networks have no exact per-trial gradient yet (surrogate: not built)
+    model_families = ("rate", "recurrent_rate")  # spiking networks have no exact per-trial gradient yet (surrogate: not built)
 
     def update(self, trial, perturbation):
         return [-self.spec.lr * g for g in trial.gradient.weights]

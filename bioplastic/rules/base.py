@@ -119,7 +119,7 @@ class RunContext:
     continuous : bool
         True for one long run (an experiment), False for a trial of the training loop.
     layout : object
-        The network's layout (:class:`~bioplastic.networks.spiking_network.Layout`): its groups
+        The network's layout (:class:`~bioplastic.networks.layout.Layout`): its groups
         and plastic projections.
     """
 
@@ -138,7 +138,7 @@ class Rule:
     description = ""
     realisation = "between_trials"
     needs_gradient = False  # True for rules that apply the reference gradient (backprop)
-    model_families = ("rate", "spiking")  # which model families the rule can train
+    model_families = ("rate", "recurrent_rate", "spiking")  # which model families the rule can train
 
     def __init__(self, spec):
         if not isinstance(spec, self.spec_class):

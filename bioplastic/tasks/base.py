@@ -62,6 +62,14 @@ class Task:
     def losses(self, outputs, targets):
         raise NotImplementedError
 
+    def trial_metrics(self, trial):
+        """Extra ``(metric, value)`` pairs logged with a trial's loss (e.g. the error per trial type)."""
+        return []
+
+    def training_summary(self, metrics):
+        """Headline numbers of a finished training run for summary.json (e.g. trials to criterion)."""
+        return {}
+
     def contribute(self, recipe, layout):
         """Add the task's read-out (and anything else it needs) to a spiking network's recipe."""
 
