@@ -51,8 +51,14 @@ def reference_gradient(trainer, batch, observed):
 
 def recurrent_bptt_gradient(trainer, batch, observed):
     """BPTT through the recorded trajectory of the trial's clean copies of a recurrent rate network:
-    dL/dW of the plastic weights, and dL/dp of each plastic projection's target (per example)."""
+    dL/dW of the plastic weights, and dL/dp of each plastic projection's target (per example).
+
+    An in-network rule perturbs every copy of the trial, so for one the reference runs the
+    network once more without the rule (with the model's own noise, if it has any, drawn afresh)."""
     model, size = trainer.protocol.model, trainer.batch
+    if trainer.rule.realisation == "in_network":  # the trial's copies carry the rule's kicks: run one without
+        backend = trainer.backend_for(1, variants=1, with_rule=False)
+        observed = trainer.run(backend, batch, [np.broadcast_to(w, (backend.copies,) + w.shape) for w in trainer.weights])
     outputs = observed.final[-1][:size]
     steps = observed.trajectory.shape[0]
     z_grad = trainer.task.output_gradient(outputs, batch.targets).reshape(size, steps, -1).transpose(1, 0, 2)

@@ -172,7 +172,8 @@ class Trainer:
         if self._reference is not None and all(np.array_equal(a, b) for a, b in zip(self._reference[0], self.weights)):
             return self._reference[1]
         gradient = reference_gradient(self, batch, observed)
-        if self.family == "spiking":  # costly and independent of the trial's noise: keep it at these weights
+        if self.family == "spiking" or (self.family == "recurrent_rate" and self.rule.realisation == "in_network"):
+            # computed in runs of its own, independent of the trial's noise: keep it at these weights
             self._reference = ([w.copy() for w in self.weights], gradient)
         return gradient
 

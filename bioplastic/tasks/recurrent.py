@@ -2,8 +2,11 @@ r"""Tasks for recurrent rate networks: a target for the read-out over time.
 
 Both tasks give, per example, an input stimulus (steps, n_inputs) and a target for the read-out
 at every step, NaN where the step is not scored. The loss of one example is the mean, over its
-scored steps and outputs, of the error :math:`|z - y|` (``dnms``, as Miconi) or
-:math:`(z - y)^2` (``pattern_generation``); the reward is minus the loss.
+scored steps and outputs, of the error :math:`|z - y|` (``dnms``, as Miconi; ``error =
+"squared"`` for the smooth alternative) or :math:`(z - y)^2` (``pattern_generation``); the reward
+is minus the loss. (The absolute error's kinks matter: where the batch's per-example gradients
+nearly cancel, a perturbation rule's expected update can point away from the BPTT gradient of
+the absolute error, while with the squared error it follows it.)
 
 * ``dnms``, delayed non-match-to-sample (Miconi 2017). Two stimuli, each A or B (input channel 0
   or 1 at 1.0 for ``stimulus``), the second ``delay`` after the first ends; the read-out must give
@@ -80,6 +83,8 @@ class DnmsSpec:
                           check=positive)
     response: object = param(200 * ms, "the scored window at the end of the trial", unit=ms, check=positive)
     target: float = param(0.98, "the read-out should give +target for non-match, -target for match", check=positive)
+    error: str = param("absolute", "per-step error: absolute (Miconi) or squared", kind=str,
+                       choices=("absolute", "squared"))
     criterion_error: float = param(1.0, "a trial is correct when its error is below this", check=positive)
     criterion_trials: int = param(100, "trials in the window of the learning criterion", kind=int, check=at_least(1))
     criterion_fraction: float = param(0.95, "fraction of correct trials in the window that counts as learned",
@@ -107,6 +112,7 @@ class DelayedNonMatch(_ReadoutTarget):
         self.windows = (slice(0, stim), slice(stim + delay, 2 * stim + delay))
         self.scored = slice(self.steps - response, self.steps)
         self.n_outputs = model.n_outputs
+        self.error = spec.error
         self._next = 0
 
     @classmethod

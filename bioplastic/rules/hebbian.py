@@ -1,0 +1,268 @@
+r"""Reward-modulated Hebbian rules for recurrent rate networks: EH, Miconi, node perturbation in time.
+
+All three accumulate, inside the Brian2 run, a per-synapse eligibility of a postsynaptic
+*exploration signal* times the presynaptic rate, and at the end of the trial turn it into a
+weight change with the reward prediction error:
+
+.. math::
+    e_{ij} = \sum_n S\big(s_i[n]\, \rho_j[n]\big), \qquad
+    \Delta w_{ij} = \eta\, c\, (R - \bar R_\kappa)\, e_{ij},
+
+with :math:`R = -L` the trial's reward, :math:`\bar R_\kappa` a running average of past rewards
+(one per trial type :math:`\kappa` with ``baseline = "per_condition"``, one for all with
+``"running"``), updated *after* the change as :math:`\bar R \leftarrow \beta \bar R + (1-\beta) R`
+(``baseline_decay`` β; it starts at the first reward of its type, which gives no change), and
+:math:`c = |\bar R_\kappa|` with ``scale_by_error`` (Miconi's code multiplies by the error trace),
+else 1. Each element of Δw is clipped to ``max_change`` when that is > 0, and nothing changes in
+the first ``warmup`` trials while the baselines settle.
+
+The exploration signal and the presynaptic factor (``signal``):
+
+* ``"fluctuation"``: :math:`s_i[n] = a_i[n] - \bar a_i`, the postsynaptic activation (a neuron's
+  state x, or a read-out z) minus its trace :math:`\bar a \leftarrow \alpha \bar a + (1-\alpha) a`
+  (``trace_decay`` α), paired with the presynaptic rate that produced it: :math:`\rho_j[n] =
+  r_j[n-1]` onto neurons, :math:`r_j[n]` onto the instantaneous read-out.
+* ``"perturbation"``: :math:`s_i[n] = k_i[n]`, the perturbation the rule itself injected,
+  paired with :math:`\rho_j[n] = r_j[n]`, the rate it entered the step with.
+
+Perturbations :math:`k_i[n]`: in every step, every postsynaptic unit receives, with probability
+``perturbation_rate`` · dt, an input current drawn from U(-A, A) (``perturbation_amplitude`` A),
+for that step.
+
+:math:`S` is the identity or, with ``nonlinearity = "cube"``, :math:`S(y) = y^3` (Miconi's
+supralinear amplification: large, rare fluctuations caused by a perturbation dominate).
+
+The registered rules differ only in their defaults:
+
+* ``exploratory_hebbian`` (Legenstein, Chase, Schwartz & Maass 2010): the exploration is the
+  neurons' own private noise (``model.noise``), no perturbations, S = identity, a running baseline:
+  :math:`\Delta w_{ij} = \eta (R - \bar R)(a_i - \bar a_i) x_j`.
+* ``miconi`` (Miconi 2017, constants of ``dnms/net.cpp``): perturbations at 3 Hz with A = 16,
+  α = 0.05, S = cube, a baseline per trial type with β = 0.75, the error-trace factor, η = 0.1,
+  |Δw| <= 3e-4 per trial, 100 warm-up trials.
+* ``node_perturbation_time`` (Fiete & Seung 2006): perturbations every step,
+  S = identity, a baseline per trial type. To first order in the perturbation,
+  :math:`E[(R - \bar R)\, k_i[n]] = -\mathrm{Var}(k)\, \partial L/\partial k_i[n]`, and
+  :math:`\partial L/\partial J_{ij} = \sum_n \partial L/\partial k_i[n]\, r_j[n]`, so with the
+  baseline at the expected reward the mean update is :math:`-\eta \mathrm{Var}(k) \nabla L`: an
+  unbiased gradient estimate (the tests measure it against BPTT).
+
+What the run accumulates (the dry run's observable) is the eligibility ``e_<kind>``; the
+update above is one number per example times it, computed when the trial ends.
+
+References
+----------
+Legenstein, Chase, Schwartz & Maass (2010), A reward-modulated Hebbian learning rule can explain
+experimentally observed network reorganization in a brain control task. J. Neurosci. 30(25).
+Miconi (2017), eLife 6:e20899. Fiete & Seung (2006), Phys. Rev. Lett. 97, 048104.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import Hz
+
+from ..errors import SpecError
+from ..networks.recipe import Regular
+from ..networks.recurrent_rate import ELIGIBILITY_ORDER, TRACE_ORDER
+from ..spec import non_negative, param, positive, validate
+from .base import InNetworkRule, register_rule
+from .builders import register_builder
+
+ACTIVATION_OF = {"neurons": "x", "readout": "z"}  # the activation whose fluctuation is the signal
+
+
+def _fraction(value):
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def _spec(defaults):
+    """A spec class of the reward-modulated Hebbian family with the given defaults."""
+    d = defaults
+
+    @dataclass(frozen=True)
+    class Spec:
+        lr: float = param(d["lr"], "learning rate η", check=positive)
+        signal: str = param(d["signal"], "exploration signal: fluctuation (activation minus its trace) or "
+                            "perturbation (the injected kicks)", kind=str, choices=("fluctuation", "perturbation"))
+        nonlinearity: str = param(d["nonlinearity"], "S applied to signal x presynaptic rate every step", kind=str,
+                                  choices=("none", "cube"))
+        trace_decay: float = param(d["trace_decay"], "α of the activation trace ā <- α ā + (1 - α) a, per step",
+                                   check=_fraction)
+        perturbation_rate: object = param(d["perturbation_rate"], "rate of the perturbation kicks per unit",
+                                          unit=Hz, check=non_negative)
+        perturbation_amplitude: float = param(d["perturbation_amplitude"], "kicks ~ U(-A, A), an input current",
+                                              check=non_negative)
+        baseline: str = param(d["baseline"], "reward baseline: one per trial type, or one running average", kind=str,
+                              choices=("per_condition", "running"))
+        baseline_decay: float = param(d["baseline_decay"], "β of the baseline R̄ <- β R̄ + (1 - β) R, per trial",
+                                      check=_fraction)
+        scale_by_error: bool = param(d["scale_by_error"], "multiply the change by |R̄| (Miconi's code)", kind=bool)
+        max_change: float = param(d["max_change"], "clip every weight's change per trial to ±this (0: no clip)",
+                                  check=non_negative)
+        warmup: int = param(d["warmup"], "trials without change while the baselines settle", kind=int,
+                            check=non_negative)
+
+        def __post_init__(self):
+            validate(self)
+
+    return Spec
+
+
+EH_DEFAULTS = dict(lr=1e-3, signal="fluctuation", nonlinearity="none", trace_decay=0.5, perturbation_rate=0 * Hz,
+                   perturbation_amplitude=0.0, baseline="running", baseline_decay=0.75, scale_by_error=False,
+                   max_change=0.0, warmup=0)
+MICONI_DEFAULTS = dict(lr=0.1, signal="fluctuation", nonlinearity="cube", trace_decay=0.05, perturbation_rate=3 * Hz,
+                       perturbation_amplitude=16.0, baseline="per_condition", baseline_decay=0.75,
+                       scale_by_error=True, max_change=3e-4, warmup=100)
+NPT_DEFAULTS = dict(lr=1.0, signal="perturbation", nonlinearity="none", trace_decay=0.5, perturbation_rate=1000 * Hz,
+                    perturbation_amplitude=0.1, baseline="per_condition", baseline_decay=0.75, scale_by_error=False,
+                    max_change=0.0, warmup=0)
+
+ExploratoryHebbianSpec = _spec(EH_DEFAULTS)
+ExploratoryHebbianSpec.__name__ = ExploratoryHebbianSpec.__qualname__ = "ExploratoryHebbianSpec"
+MiconiSpec = _spec(MICONI_DEFAULTS)
+MiconiSpec.__name__ = MiconiSpec.__qualname__ = "MiconiSpec"
+NodePerturbationTimeSpec = _spec(NPT_DEFAULTS)
+NodePerturbationTimeSpec.__name__ = NodePerturbationTimeSpec.__qualname__ = "NodePerturbationTimeSpec"
+
+
+class RewardModulatedHebbian(InNetworkRule):
+    """The family's rule; see the module docstring. Registered kinds set their own defaults."""
+
+    model_families = ("recurrent_rate",)
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.baselines = {}  # trial type (0 for a running baseline) -> R̄
+        self.trials_seen = 0
+
+    @property
+    def delta_variable(self):
+        return f"e_{self.kind}"
+
+    def check(self, model, task_class):
+        p = float(self.spec.perturbation_rate * model.dt)
+        if p > 1:
+            raise SpecError("rule.perturbation_rate", f"must be <= 1 / model.dt ({float(1 / model.dt):g} Hz): at most "
+                            "one kick per unit and step", str(self.spec.perturbation_rate))
+        if self.spec.signal == "perturbation" and (p == 0 or self.spec.perturbation_amplitude == 0):
+            raise SpecError("rule.perturbation_amplitude", "signal = \"perturbation\" needs kicks: a "
+                            "perturbation_rate and a perturbation_amplitude > 0", self.spec.perturbation_amplitude)
+        if self.spec.signal == "fluctuation" and p == 0 and model.noise == 0:
+            raise SpecError("model.noise", f"the rule {self.kind!r} explores with the neurons' fluctuations: give the "
+                            "neurons private noise (model.noise > 0) or the rule perturbations", model.noise)
+
+    def run_values(self, context):
+        layout = context.layout
+        p = float(self.spec.perturbation_rate * layout.dt)
+        values = {}
+        for group in layout.layers:
+            values[(group, "kick_probability")] = p
+            values[(group, "kick_amplitude")] = self.spec.perturbation_amplitude
+            values[(group, "trace_decay")] = self.spec.trace_decay
+        return values
+
+    def _key(self, condition):
+        return int(condition) if self.spec.baseline == "per_condition" else 0
+
+    def modulation(self, trial):
+        """Per example, what multiplies its eligibility: c (R - R̄), 0 where the type has no baseline yet."""
+        rewards = -np.asarray(trial.losses)[0]
+        out = np.zeros(len(rewards))
+        if self.trials_seen < self.spec.warmup:
+            return out
+        for b, (reward, condition) in enumerate(zip(rewards, trial.conditions)):
+            baseline = self.baselines.get(self._key(condition))
+            if baseline is not None:
+                scale = abs(baseline) if self.spec.scale_by_error else 1.0
+                out[b] = scale * (reward - baseline)
+        return out
+
+    def update(self, trial, perturbation):
+        if trial.deltas is None:
+            raise ValueError(f"{type(self).__name__}: the run reported no eligibility (was the rule built in?)")
+        m = self.modulation(trial)
+        change = [self.spec.lr * np.tensordot(m, np.asarray(e), axes=1) for e in trial.deltas]
+        if self.spec.max_change > 0:
+            change = [np.clip(c, -self.spec.max_change, self.spec.max_change) for c in change]
+        return change
+
+    def observe(self, trial):
+        rewards = -np.asarray(trial.losses)[0]
+        beta = self.spec.baseline_decay
+        for reward, condition in zip(rewards, trial.conditions):
+            key = self._key(condition)
+            old = self.baselines.get(key)
+            self.baselines[key] = reward if old is None else beta * old + (1 - beta) * reward
+        self.trials_seen += 1
+
+    def calibrate(self, trials):
+        """Dry runs at fixed weights: baselines at the mean reward of each type over ``trials``."""
+        sums = {}
+        for trial in trials:
+            for reward, condition in zip(-np.asarray(trial.losses)[0], trial.conditions):
+                sums.setdefault(self._key(condition), []).append(reward)
+        self.baselines = {key: float(np.mean(values)) for key, values in sums.items()}
+        self.trials_seen = max(self.trials_seen, self.spec.warmup)
+
+
+@register_rule
+class ExploratoryHebbian(RewardModulatedHebbian):
+    """The exploratory Hebbian rule (Legenstein et al. 2010)."""
+
+    kind = "exploratory_hebbian"
+    spec_class = ExploratoryHebbianSpec
+    description = "EH: reward prediction error x (activation - its trace) x presynaptic rate (Legenstein 2010)"
+
+
+@register_rule
+class Miconi(RewardModulatedHebbian):
+    """Miconi's (2017) rule for recurrent networks."""
+
+    kind = "miconi"
+    spec_class = MiconiSpec
+    description = "Miconi 2017: sparse perturbations, cubed Hebbian eligibility, per-type reward baseline"
+
+
+@register_rule
+class NodePerturbationTime(RewardModulatedHebbian):
+    """Node perturbation through time (Fiete & Seung 2006)."""
+
+    kind = "node_perturbation_time"
+    spec_class = NodePerturbationTimeSpec
+    description = "node perturbation through time: injected kicks x presynaptic rate, times the reward error"
+
+
+@register_builder(RewardModulatedHebbian, "recurrent_rate")
+def build_reward_modulated_hebbian(rule, recipe, layout):
+    """Kicks and traces on the target groups, the eligibility on every plastic projection."""
+    spec = rule.spec
+    for group_name in layout.layers:
+        group = recipe.group(group_name)
+        group.add("kick_probability : 1 (shared, constant)", "kick_amplitude : 1 (shared, constant)",
+                  "trace_decay : 1 (shared, constant)", "abar : 1")
+        group.regular["kick"] = Regular(["kick = kick_amplitude * (2 * rand() - 1)",
+                                         "kick = kick * int(rand() < kick_probability)"], when="start")
+        activation = ACTIVATION_OF[group_name]
+        group.regular["trace"] = Regular([f"abar = trace_decay * abar + (1 - trace_decay) * {activation}"],
+                                         when="groups", order=TRACE_ORDER)
+        for variable in ("kick_probability", "kick_amplitude", "trace_decay"):
+            recipe.run_value(group_name, variable, 0.0)
+    variable = rule.delta_variable
+    for projection in layout.projections:
+        if spec.signal == "perturbation":
+            signal, pre = "kick_post", "r_pre"
+        else:
+            signal = f"({ACTIVATION_OF[projection.post]}_post - abar_post)"
+            pre = "r_prev_pre" if projection.post == "neurons" else "r_pre"
+        if pre == "r_prev_pre":
+            source = recipe.group(projection.pre)
+            source.add("r_prev : 1")
+            source.regular["r_prev"] = Regular(["r_prev = r"], when="groups", order=TRACE_ORDER)
+        product = f"{pre} * {signal}"
+        syn = recipe.synapses[projection.synapses]
+        syn.add(f"{variable} : 1")
+        syn.regular[rule.kind] = Regular([f"{variable} += ({product})**3" if spec.nonlinearity == "cube"
+                                          else f"{variable} += {product}"], when="groups", order=ELIGIBILITY_ORDER)
+    recipe.notes.setdefault("deltas", {})[rule.kind] = variable
