@@ -13,7 +13,9 @@ from matplotlib.figure import Figure
 from .results import alignment_table, labelled_run_tables, read_metrics, sweep_tables
 
 COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue",
-          "rstdp": "tab:green", "mstdp": "tab:olive", "STDP": "black", "MSTDP": "tab:blue", "MSTDPET": "tab:red"}
+          "rstdp": "tab:green", "mstdp": "tab:olive", "STDP": "black", "MSTDP": "tab:blue", "MSTDPET": "tab:red",
+          "oua": "tab:purple", "miconi": "tab:red", "exploratory_hebbian": "tab:brown",
+          "node_perturbation_time": "tab:cyan"}
 _CYCLE = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:cyan", "tab:olive"]
 
 
@@ -226,6 +228,30 @@ def plot_spike_pattern(runs, spikes, axes=None):
     return axes
 
 
+def plot_oua(runs, theta_target, axes=None):
+    """OUA's one-parameter example: θ and μ over time against θ*, and the cumulative reward against
+    that of the untrained parameter; ``runs`` maps a run's name (a seed) to its metrics."""
+    if axes is None:
+        fig = Figure(figsize=(9, 3.4), layout="constrained")
+        axes = fig.subplots(1, 2)
+    left, right = axes
+    for n, (name, metrics) in enumerate(runs.items()):
+        left.plot(*_series(metrics, "theta"), color="0.75", lw=0.5, label="θ (sampled weight)" if n == 0 else None)
+        left.plot(*_series(metrics, "mu"), color=color("oua"), lw=1.0, label="μ (mean)" if n == 0 else None)
+        right.plot(*_series(metrics, "cumulative_reward"), color=color("oua"), lw=1.0, label="OUA" if n == 0 else None)
+    right.plot(*_series(next(iter(runs.values())), "cumulative_reward_untrained"), color="black", ls="--", lw=1.0,
+               label="untrained θ0")
+    left.axhline(theta_target, color="black", ls="--", lw=0.8, label="θ*")
+    left.set_xlabel("time (s)")
+    left.set_ylabel("parameter")
+    right.set_xlabel("time (s)")
+    right.set_ylabel("cumulative reward")
+    left.set_title(f"{len(runs)} run{'s' if len(runs) > 1 else ''}", fontsize="small")
+    for ax in axes:
+        ax.legend(frameon=False, fontsize="small")
+    return axes
+
+
 def plot_stdp_window(window, ax=None):
     """Δw against Δt = t_post - t_pre, measured (dots) and the closed form (line) where given."""
     ax = _axes(ax)
@@ -286,6 +312,9 @@ def _draw_experiment(folder, kind):
     elif kind == "spike_pattern":
         written.append(_save(plot_spike_pattern({_run_name(folder): metrics}, pd.read_csv(folder / "spikes.csv")),
                              figures / "spike_pattern.png"))
+    elif kind == "oua_regression":
+        target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
+        written.append(_save(plot_oua({_run_name(folder): metrics}, target), figures / "oua.png"))
     elif kind == "stdp_pairing":
         written.append(_save(plot_stdp_window(pd.read_csv(folder / "window.csv")), figures / "stdp_window.png"))
         names = [n for n in ("eligibility", "dopamine", "weight") if (metrics.metric == n).any()]
@@ -320,6 +349,11 @@ def draw_folder(folder):
             by_variant = {r.variant: read_metrics(folder / r.path) for r in first.itertuples()}
             spikes = pd.read_csv(folder / first.path.iloc[0] / "spikes.csv")
             written.append(_save(plot_spike_pattern(by_variant, spikes), figures / "spike_pattern.png"))
+            return written
+        if kind == "oua_regression":
+            runs_metrics = {r.path: read_metrics(folder / r.path) for r in runs.itertuples()}
+            target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
+            written.append(_save(plot_oua(runs_metrics, target), figures / "oua.png"))
             return written
         losses, alignment = sweep_tables(folder)
         if len(losses):

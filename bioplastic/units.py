@@ -16,7 +16,7 @@ _UNITS = {
                             Gohm="Gohm", S="siemens", siemens="siemens", nS="nsiemens",
                             uS="usiemens", F="farad", farad="farad", pF="pfarad", nF="nfarad").items()
 }
-_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]+)\s*$")
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]+)(?:\s*\^\s*([-+]?(?:\d+\.?\d*|\.\d+)))?\s*$")
 
 
 def parse_quantity(value, unit, key="value"):
@@ -33,10 +33,10 @@ def parse_quantity(value, unit, key="value"):
         match = _QUANTITY.match(value)
         if not match:
             raise SpecError(key, f"must be a number with a unit, like '10 {unit!s}'", value)
-        number, name = match.groups()
+        number, name, power = match.groups()
         if name not in _UNITS:
             raise SpecError(key, f"unknown unit {name!r}; known units: {', '.join(sorted(_UNITS))}", value)
-        quantity = float(number) * _UNITS[name]
+        quantity = float(number) * (_UNITS[name] ** float(power) if power else _UNITS[name])  # "0.3 Hz^0.5"
     else:
         raise SpecError(key, f"must be a quantity with a unit, like '10 {unit!s}'", value)
     if get_dimensions(quantity) != get_dimensions(unit):
@@ -59,4 +59,6 @@ def format_quantity(quantity):
     for name in ("ms", "mV", "Hz", "nA", "nS", "pF", "Mohm"):
         if get_dimensions(quantity) == get_dimensions(_UNITS[name]):
             return f"{float(quantity / _UNITS[name])!r} {name}"
+    if get_dimensions(quantity) == get_dimensions(_UNITS["Hz"] ** 0.5):
+        return f"{float(quantity / _UNITS['Hz'] ** 0.5)!r} Hz^0.5"
     return str(quantity)

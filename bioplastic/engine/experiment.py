@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import rng as rng_streams
 from ..errors import RunawayError
+from ..networks.recurrent_rate import RecurrentRateBlueprint
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext
 from ..rules.builders import contributor
@@ -28,8 +29,12 @@ class Experiment:
         self.task = TASKS[protocol.task_kind](protocol.task, model, protocol.seed)
         self.steps = int(round(float(self.task.duration / model.dt)))
         contributors = [self.task.contribute, contributor(self.rule, model), self.task.contribute_after_rule]
-        self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
-                                          seed=protocol.seed, contributors=contributors)
+        if model.family == "recurrent_rate":
+            self.blueprint = RecurrentRateBlueprint(model, self.task.copies, self.steps, seed=protocol.seed,
+                                                    contributors=contributors)
+        else:
+            self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
+                                              seed=protocol.seed, contributors=contributors)
         self.backend = get_backend(protocol.training.backend, self.blueprint)
 
     def run(self):
@@ -49,7 +54,9 @@ class Experiment:
                    for w, p in zip(weights, layout.projections)]
         context = RunContext(layout.copies, np.zeros(layout.copies, int), dry_run=False, continuous=True, layout=layout)
         inputs, values = self.task.run_values(layout, rng_streams.stream(seed, "inputs"))
-        values = {**values, **self.rule.run_values(context), ("guard", "max_rate"): float(protocol.training.max_rate)}
+        values = {**values, **self.rule.run_values(context)}
+        if protocol.model.family == "spiking":
+            values[("guard", "max_rate")] = float(protocol.training.max_rate)
         observed = self.backend.run(weights=weights, inputs=inputs, values=values,
                                     seed=int(rng_streams.stream(seed, "run_seeds").integers(2 ** 31)))
         metrics = self.task.metrics(observed, layout)

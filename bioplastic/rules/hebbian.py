@@ -142,6 +142,9 @@ class RewardModulatedHebbian(InNetworkRule):
         return f"e_{self.kind}"
 
     def check(self, model, task_class):
+        if task_class.mode == "continuous":
+            raise SpecError("task.kind", f"the rule {self.kind!r} changes the weights at the end of each trial: it needs "
+                            "a trial task, not a continuous one", task_class.kind)
         p = float(self.spec.perturbation_rate * model.dt)
         if p > 1:
             raise SpecError("rule.perturbation_rate", f"must be <= 1 / model.dt ({float(1 / model.dt):g} Hz): at most "

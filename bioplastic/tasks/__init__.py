@@ -2,13 +2,14 @@
 
 from .base import Batch, ContinuousTask, Task, poisson_raster
 from .distal_reward import DistalReward, DistalRewardSpec
+from .oua_regression import OuaRegression, OuaRegressionSpec
 from .recurrent import DelayedNonMatch, DnmsSpec, PatternGeneration, PatternGenerationSpec
 from .spike_count import SpikeCount, SpikeCountSpec
 from .spike_pattern import SpikePattern, SpikePatternSpec, StdpPairing, StdpPairingSpec
 from .teacher import TeacherRegression, TeacherRegressionSpec
 
 TASKS = {task.kind: task for task in (TeacherRegression, SpikeCount, DistalReward, SpikePattern, StdpPairing,
-                                      DelayedNonMatch, PatternGeneration)}
+                                      DelayedNonMatch, PatternGeneration, OuaRegression)}
 
-__all__ = ["DelayedNonMatch", "DnmsSpec", "PatternGeneration", "PatternGenerationSpec", "SpikePattern", "SpikePatternSpec", "StdpPairing", "StdpPairingSpec", "TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
+__all__ = ["OuaRegression", "OuaRegressionSpec", "DelayedNonMatch", "DnmsSpec", "PatternGeneration", "PatternGenerationSpec", "SpikePattern", "SpikePatternSpec", "StdpPairing", "StdpPairingSpec", "TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
            "SpikeCountSpec"]
