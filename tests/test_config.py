@@ -164,7 +164,7 @@ def test_spiking_bad_input_is_one_line(file, override, key, fragment, capsys, tm
     ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "teacher_regression"\n[rule]\nkind = "node_perturbation"',
      "task.kind", "works on rate models"),
     ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "backprop"',
-     "rule.kind", "trains rate models"),
+     "rule.kind", "trains rate or recurrent_rate models"),
     ('[model]\nfile = "rate_mlp.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "node_perturbation"',
      "task.kind", "works on spiking models"),
     ('[model]\nfile = "izhikevich2007_network.toml"\n[task]\nkind = "distal_reward"\n[rule]\nkind = "node_perturbation"',

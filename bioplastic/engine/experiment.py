@@ -57,7 +57,8 @@ class Experiment:
         values = {**values, **self.rule.run_values(context)}
         if protocol.model.family == "spiking":
             values[("guard", "max_rate")] = float(protocol.training.max_rate)
-        observed = self.backend.run(weights=weights, inputs=inputs, values=values,
+        fixed = dict(fixed=protocol.model.all_weights(seed)) if protocol.model.family == "recurrent_rate" else {}
+        observed = self.backend.run(weights=weights, inputs=inputs, values=values, **fixed,
                                     seed=int(rng_streams.stream(seed, "run_seeds").integers(2 ** 31)))
         metrics = self.task.metrics(observed, layout)
         if observed.stopped_at is not None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..gradients import Gradient, bptt
 from ..networks.rate_math import flatten, unflatten
+from ..tasks.base import Batch
 from ..networks.recurrent_rate_math import bptt as recurrent_bptt
 
 REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "spiking": "finite_difference"}
@@ -124,8 +125,7 @@ def finite_difference_gradient(trainer, inputs, targets, eps=1e-6, max_copies=40
     gradient = np.empty_like(flat)
     for index in _chunks(flat.size, chunk):
         copy_weights = [np.repeat(part, batch, axis=0) for part in unflatten(_nudged(flat, index, eps, chunk), shapes)]
-        inputs = np.asarray(inputs)
-        observed = backend.run(weights=copy_weights, inputs=np.tile(inputs, (2 * chunk,) + (1,) * (inputs.ndim - 1)))
+        observed = trainer.run(backend, Batch(inputs, targets, np.zeros(len(inputs), int)), copy_weights)
         losses = trainer.task.losses(observed.final[-1].reshape(2 * chunk, batch, -1), targets).mean(axis=1)
         gradient[index] = _central(losses, len(index), eps)
     return unflatten(gradient, shapes)

@@ -12,6 +12,9 @@ branched on in the rule: the network's blueprint, the input of the copies, and t
 gradient (:mod:`bioplastic.engine.reference`).
 """
 
+import copy
+import dataclasses
+
 import numpy as np
 import pandas as pd
 from brian2 import Quantity, mV
@@ -52,6 +55,8 @@ class Trainer:
         self.noise_rng = rng_streams.stream(seed, "noise")
         self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
         self.batch = protocol.task.batch
+        # A recurrent network's fixed weights (of this seed), written into every run.
+        self.fixed_weights = model.all_weights(seed) if self.family == "recurrent_rate" else None
         self.backend = self.backend_for(samples=1)
         self._reference = None  # (weights it was computed at, gradient)
 
@@ -100,7 +105,7 @@ class Trainer:
                 with rule_code(self.rule, "run_values"):
                     values = self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run, layout=layout))
             return backend.run(weights=weights, inputs=_tiled(inputs, layout.copies), perts=perts, values=values,
-                               seed=seed)
+                               fixed=self.fixed_weights, seed=seed)
         context = RunContext(layout.copies, np.asarray(batch.conditions)[layout.input_block], dry_run=dry_run,
                              continuous=False, layout=layout)
         values = {**self.task.run_values(batch, layout), ("guard", "max_rate"): float(self.protocol.training.max_rate)}
@@ -249,7 +254,17 @@ class Trainer:
         per_sample = self.rule.variants * self.batch
         chunk = max(1, min(samples, max_copies // per_sample))
         backend = self.backend_for(chunk)
-        if hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
+        if getattr(self.rule, "calibrate_on_samples", False):
+            # The baseline of the very samples drawn below (their reward's mean): a first pass
+            # keeps only the rewards, then the random streams are rewound and the same samples
+            # drawn again. A baseline from other samples would be off by its standard error,
+            # and a rule whose eligibility has a nonzero mean turns that error into a bias that
+            # no number of samples averages away.
+            streams = copy.deepcopy((self.seed_rng, self.noise_rng, self.input_rng))
+            self.rule.calibrate([dataclasses.replace(trial, deltas=None, final=[], gradient=None)
+                                 for trial, _ in self._draw(first, samples, backend, chunk)])
+            self.seed_rng, self.noise_rng, self.input_rng = streams
+        elif hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
             self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk)])
         records, total = [], None
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,

@@ -47,10 +47,11 @@ CONNECTIONS = {"input": ("input_weights", "input", "neurons", "I_in"),
                "readout": ("readout_weights", "neurons", "readout", "z_syn"),
                "feedback": ("feedback_weights", "readout", "neurons", "I_fb")}
 STIMULUS = "stimulus"
-# Order within Brian2's 'groups' slot in every step: the read-out and synaptic currents from the
-# rates at the step's start, then the feedback (it reads the read-out), then what in-network rules
-# accumulate from this step's values, then their traces, then the Euler state update (order 0).
-SUMMED_ORDER, FEEDBACK_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER = -5, -4, -3, -2
+# Order within Brian2's 'groups' slot in every step: every unit's rate from its state at the step's
+# start (once per neuron, not per synapse), the read-out and synaptic currents from those rates,
+# then the feedback (it reads the read-out), then the per-unit factors of in-network rules, then
+# what they accumulate per synapse, then their traces, then the Euler state update (order 0).
+RATE_ORDER, SUMMED_ORDER, FEEDBACK_ORDER, FACTOR_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER = -7, -6, -5, -4, -3, -2
 
 
 @dataclass(frozen=True)
@@ -159,13 +160,15 @@ def base_recipe(layout, record=0):
     recipe.timed_array(STIMULUS, layout.steps, copies * spec.n_inputs)
     recipe.run_value(STIMULUS, "values", 0.0)
     source = recipe.group("input", layout.size("input"), method="exact")
-    source.add(f"r = {STIMULUS}(t, i) : 1")
+    source.add("r : 1")
+    source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=RATE_ORDER)
     neurons = recipe.group("neurons", layout.size("neurons"), method="euler")
     f = _BRIAN_ACTIVATION[spec.activation].format(u="x")
-    neurons.add("dx/dt = (-x + I_rec + I_in + I_fb + pert + kick + I_noise) / tau : 1", f"r = {f} : 1",
+    neurons.add("dx/dt = (-x + I_rec + I_in + I_fb + pert + kick + I_noise) / tau : 1", "r : 1",
                 "I_rec : 1", "I_in : 1", "I_fb : 1", "pert : 1", "kick : 1", "I_noise : 1",
                 "noise_std : 1 (shared, constant)", "x_init : 1 (shared, constant)")
     neurons.namespace["tau"] = spec.tau
+    neurons.regular["rate"] = Regular([f"r = {f}"], when="groups", order=RATE_ORDER)
     neurons.regular["noise"] = Regular(["I_noise = noise_std * randn()"], when="start")
     # Code on a clock of the run's length runs once, at t = 0: the trial's initial state.
     neurons.regular["initial"] = Regular(["x = x_init * (2 * rand() - 1)"], dt=layout.duration, when="start",
@@ -232,12 +235,19 @@ class RecurrentRateNetwork(BuiltNetwork):
         super().__init__(layout, recipe, objects, network)
         self.record = record
 
-    def assignments(self, weights=None, inputs=None, perts=None, values=None):
+    def assignments(self, weights=None, inputs=None, perts=None, values=None, fixed=None):
         """``weights``: per plastic projection (copies, n_post, n_pre); ``inputs``: (copies,
         steps, n_inputs); ``perts``: per plastic projection, its target's constant current
-        (copies, n_post); ``values``: ``{(owner, variable): value}`` for declared run values."""
+        (copies, n_post); ``values``: ``{(owner, variable): value}`` for declared run values;
+        ``fixed``: every weight matrix by name (:meth:`RecurrentRateModelSpec.all_weights` of the
+        protocol's seed), whose fixed ones are written (one build serves every seed, so they
+        must be given; without them the build's seed's are used)."""
         layout, spec = self.layout, self.layout.spec
         given = dict(values or {})
+        for name, matrix in (fixed or {}).items():
+            if matrix is not None and name not in spec.plastic_layers and (CONNECTIONS[name][0], "w") in \
+                    self.recipe.run_values:
+                given[(CONNECTIONS[name][0], "w")] = np.tile(np.asarray(matrix, float).ravel(), layout.copies)
         if inputs is not None:
             stimulus = _checked("inputs", inputs, (layout.copies, layout.steps, spec.n_inputs))
             given[(STIMULUS, "values")] = stimulus.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..analysis.alignment import layer_subsets
 from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
+from ..errors import SpecError
 from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
 from .base import Perturbation, Rule, register_rule
@@ -150,6 +151,12 @@ class NodePerturbation(_PerturbationRule):
     kind = "node_perturbation"
     spec_class = NodePerturbationSpec
     description = "perturb neuron inputs by Gaussian noise; credit each synapse by its presynaptic rate"
+
+    def check(self, model, task_class):
+        if model.family == "recurrent_rate" and {"input", "recurrent"} <= set(model.plastic_layers):
+            raise SpecError("model.plastic", "node perturbation perturbs each plastic projection's target units once: "
+                            "the input and recurrent weights share theirs; train one of them, or use "
+                            "node_perturbation_time", model.plastic)
 
     def perturb(self, weights, batch, rng):
         k, sigma = self.spec.samples, self.spec.sigma
