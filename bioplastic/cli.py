@@ -225,12 +225,17 @@ def cmd_align(args):
     out = Path(args.out) if args.out else _default_out(protocol.name, prefix="align-")
     if out.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(out)!r})")
-    table = pd.concat([Trainer(p).align(samples, progress=True).assign(variant=label) for label, p in runs],
-                      ignore_index=True)
+    tables, synapses = [], []
+    for label, p in runs:
+        trainer = Trainer(p)
+        tables.append(trainer.align(samples, progress=True).assign(variant=label))
+        synapses.append(trainer.synapse_table().assign(variant=label))
+    table = pd.concat(tables, ignore_index=True)
     table = table[["variant"] + [c for c in table.columns if c != "variant"]]
     stats = summarise(table, "cosine", by=("variant", "rule", "reference", "layer"))
     with atomic_folder(out) as folder:
         write_table(table, folder / "alignment.csv")
+        write_table(pd.concat(synapses, ignore_index=True), folder / "synapses.csv")
         write_protocol(protocol.to_table(), folder / "protocol.toml")
         draw_folder(folder)
     print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights (reference: "

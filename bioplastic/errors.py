@@ -40,7 +40,13 @@ class BuildError(BioplasticError):
 
 
 class DivergenceError(SpecError):
-    """Training left the finite range: a protocol error, blamed on the key that controls it."""
+    """Training left the finite range: a protocol error, blamed on the key that controls it.
+
+    ``metrics`` (set by the training loop) holds the tidy rows logged up to and including the
+    trial that diverged, which the caller keeps in a folder marked as failed."""
+
+    metrics = None
+    trial = None
 
 
 class RunawayError(SpecError):

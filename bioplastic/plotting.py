@@ -252,6 +252,44 @@ def plot_oua(runs, theta_target, axes=None):
     return axes
 
 
+def plot_cosine_over_training(cosines, ax=None):
+    """The whole-network cosine of each variant's update with -∇L at every analysed trial (mean
+    over seeds, smoothed over a few analyses), against the trial."""
+    ax = _axes(ax)
+    variants = list(dict.fromkeys(cosines.variant))
+    for variant in variants:
+        rows = cosines[cosines.variant == variant].groupby("trial").cosine.mean()
+        window = max(1, len(rows) // 20)
+        ax.plot(rows.index, rows.rolling(window, min_periods=1).mean(), color=color(variant, variants), label=variant)
+    ax.axhline(0, color="0.8", lw=0.5)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("cosine(update, -∇L)")
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def plot_synapse_scatter(synapses, alignment=None):
+    """Per synapse, each rule's mean dry-run update against the descent direction -∇L, one panel
+    per variant (Miconi 2017's comparison), all on the same weights and trials."""
+    variants = list(dict.fromkeys(synapses.variant))
+    fig = Figure(figsize=(3.2 * len(variants), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(variants)))
+    for ax, variant in zip(axes, variants):
+        rows = synapses[synapses.variant == variant]
+        ax.scatter(rows.descent, rows.mean_update, s=3, alpha=0.4, color=color(variant, variants), linewidths=0)
+        title = variant
+        if alignment is not None and "mean_update_cosine" in alignment:
+            cos = alignment[(alignment.variant == variant) & (alignment.layer == "all")].mean_update_cosine
+            if len(cos):
+                title += f"\ncos = {float(cos.iloc[0]):.2f}"
+        ax.set_title(title, fontsize="small")
+        ax.axhline(0, color="0.8", lw=0.5)
+        ax.axvline(0, color="0.8", lw=0.5)
+        ax.set_xlabel("-dL/dw (BPTT)")
+    axes[0].set_ylabel("mean update of the rule")
+    return axes
+
+
 def plot_stdp_window(window, ax=None):
     """Δw against Δt = t_post - t_pre, measured (dots) and the closed form (line) where given."""
     ax = _axes(ax)
@@ -361,11 +399,15 @@ def draw_folder(folder):
         if "cosine" in alignment and alignment.cosine.notna().any():
             written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(alignment)),
                                  figures / "cosine_distribution.png"))
+            written.append(_save(plot_cosine_over_training(alignment), figures / "cosine_over_training.png"))
     elif (folder / "alignment.csv").exists():
         table = alignment_table(folder)
         reference = ", ".join(table.reference.unique()) if "reference" in table else "bptt"
         title = f"fixed weights, {table.groupby('variant').size().max()} dry-run samples each; reference: {reference}"
         written.append(_save(plot_cosine_distribution(table, title=title), figures / "align_cosines.png"))
+        if (folder / "synapses.csv").exists():
+            synapses = pd.read_csv(folder / "synapses.csv")
+            written.append(_save(plot_synapse_scatter(synapses, table), figures / "synapse_scatter.png"))
     elif (folder / "metrics.csv").exists():
         metrics = read_metrics(folder)
         if "loss" not in set(metrics.metric):

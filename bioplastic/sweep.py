@@ -13,7 +13,7 @@ import pandas as pd
 
 from .engine.experiment import Experiment
 from .engine.trainer import Trainer
-from .errors import RunawayError
+from .errors import DivergenceError, RunawayError
 from .plotting import draw_folder
 from .results import (atomic_folder, claim_folder, final_value, loss_warning, remove_folders, versions, write_json,
                       write_protocol, write_table)
@@ -40,7 +40,7 @@ def _run_one(protocol, out, progress):
         with atomic_folder(out) as folder:
             summary = _run_single(protocol, folder, progress)
             draw_folder(folder)
-    except RunawayError as exc:
+    except (RunawayError, DivergenceError) as exc:
         _keep_failed(protocol, out, exc)
         raise
     return summary
@@ -56,8 +56,12 @@ def _keep_failed(protocol, out, exc):
                 pd.DataFrame(exc.metrics, columns=["trial", "layer", "metric", "value"])
             write_table(metrics, folder / "metrics.csv")
         write_protocol(protocol.to_table(), folder / "protocol.toml")
-        write_json(dict(name=protocol.name, status="failed", error=str(exc), seed=protocol.seed,
-                        stopped_at_s=float(exc.simulated), versions=versions()), folder / "summary.json")
+        summary = dict(name=protocol.name, status="failed", error=str(exc), seed=protocol.seed)
+        if getattr(exc, "trial", None) is not None:
+            summary["failed_at_trial"] = int(exc.trial)
+        if getattr(exc, "simulated", None) is not None:
+            summary["stopped_at_s"] = float(exc.simulated)
+        write_json(dict(**summary, versions=versions()), folder / "summary.json")
     exc.failed_folder = failed
 
 

@@ -375,3 +375,35 @@ def test_blueprint_key_is_stable_and_covers_the_rule():
     rule = RULES["miconi"](RULES["miconi"].spec_class())
     c = RecurrentRateBlueprint(spec, 2, 10, seed=0, contributors=[contributor(rule, spec)])
     assert c.key != a.key
+
+
+def test_a_diverging_recurrent_run_keeps_its_metrics_in_a_failed_folder(tmp_path, capsys):
+    import json
+    from bioplastic.cli import main
+    from bioplastic.spec import toml_literal
+    table = small_table("backprop", task="pattern_generation")
+    table["rule"]["lr"] = 1e4
+    table["training"]["trials"] = 20
+
+    def write(t):
+        lines = []
+        for key, value in t.items():
+            if isinstance(value, dict):
+                lines.append(f"[{key}]")
+                lines += [f"{k} = {toml_literal(v)}" for k, v in value.items()]
+            else:
+                lines.insert(0, f"{key} = {toml_literal(value)}")
+        return "\n".join(lines)
+
+    path = tmp_path / "p.toml"
+    path.write_text(write(table))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert "training diverged at trial" in capsys.readouterr().err
+    assert not out.exists()
+    failed = tmp_path / "run.failed"
+    summary = json.loads((failed / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["failed_at_trial"] >= 1
+    metrics = pd.read_csv(failed / "metrics.csv")
+    losses = metrics[metrics.metric == "loss"]
+    assert losses.trial.max() == summary["failed_at_trial"] and len(losses) == summary["failed_at_trial"] + 1

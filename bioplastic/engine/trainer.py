@@ -100,10 +100,11 @@ class Trainer:
         layout = backend.blueprint.layout
         if self.family == "recurrent_rate":  # every copy reads its own stimulus; one batch for all samples
             conditions = _tiled(np.asarray(batch.conditions), layout.copies)
-            values = {}
+            values = self.task.run_values(batch, layout)
             if backend.blueprint.with_rule:
                 with rule_code(self.rule, "run_values"):
-                    values = self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run, layout=layout))
+                    values.update(self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
+                                                                  layout=layout)))
             return backend.run(weights=weights, inputs=_tiled(inputs, layout.copies), perts=perts, values=values,
                                fixed=self.fixed_weights, seed=seed)
         context = RunContext(layout.copies, np.asarray(batch.conditions)[layout.input_block], dry_run=dry_run,
@@ -224,7 +225,11 @@ class Trainer:
             except RunawayError as exc:
                 raise exc.at_trial(t, self.task.duration, rows) from None
             loss = float(trial.losses[0].mean())
-            self._check_finite(t, loss, update)
+            try:
+                self._check_finite(t, loss, update)
+            except DivergenceError as exc:  # keep what was logged, and the loss that diverged
+                exc.metrics, exc.trial = rows + [(t, "", "loss", loss)], t
+                raise
             if t % training.eval_every == 0 or t == training.trials - 1:
                 rows.append((t, "", "loss", loss))
                 if trial.rewards is not None:
@@ -282,7 +287,23 @@ class Trainer:
         table["mean_update_cosine"] = table.layer.map(mean)
         if trial.gradient.split_cosine is not None:  # how reproducible a Monte Carlo reference is
             table["reference_split_cosine"] = trial.gradient.split_cosine
+        self.mean_update = [t / samples for t in total]  # what synapse_table compares per synapse
+        self.gradient = trial.gradient.weights
         return table
+
+    def synapse_table(self, most=2000, seed=0):
+        """After :meth:`align`: per synapse, the mean dry-run update beside the descent direction
+        -∇L (columns ``layer``, ``synapse``, ``mean_update``, ``descent``), at most ``most`` synapses
+        per layer (a fixed random subset, the same for every rule of a protocol)."""
+        from ..analysis.alignment import layer_names
+        rows = []
+        for name, update, gradient in zip(layer_names(len(self.gradient)), self.mean_update, self.gradient):
+            index = np.arange(update.size)
+            if update.size > most:
+                index = np.sort(np.random.default_rng(seed).choice(update.size, most, replace=False))
+            rows.append(pd.DataFrame(dict(layer=name, synapse=index, mean_update=update.ravel()[index],
+                                          descent=-gradient.ravel()[index])))
+        return pd.concat(rows, ignore_index=True)
 
     def _draw(self, first, samples, backend, chunk, bar=None):
         """Yield ``samples`` dry-run (trial, update) pairs, ``chunk`` per simulation."""

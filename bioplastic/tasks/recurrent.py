@@ -45,12 +45,36 @@ def _steps(duration, dt):
     return int(round(float(duration / dt)))
 
 
+TARGET, SCORED = "readout_target", "readout_scored"
+
+
 class _ReadoutTarget(Task):
     """A target for the read-out at every scored step (NaN elsewhere); ``error`` is ``absolute``
-    or ``squared``."""
+    or ``squared``. The target also reaches the network: the read-out units hold ``y_target`` and
+    ``scored`` (1 on scored steps) at every step, for rules that learn from the error online."""
 
     families = ("recurrent_rate",)
     error = "absolute"
+    target_in_network = True
+
+    def contribute(self, recipe, layout):
+        from ..networks.recipe import Regular
+        from ..networks.recurrent_rate import RATE_ORDER
+        columns = layout.size("readout")
+        for name in (TARGET, SCORED):
+            recipe.timed_array(name, layout.steps, columns)
+            recipe.run_value(name, "values", 0.0)
+        readout = recipe.group("readout")
+        readout.add("y_target : 1", "scored : 1")
+        readout.regular["target"] = Regular([f"y_target = {TARGET}(t, i)", f"scored = {SCORED}(t, i)"],
+                                            when="groups", order=RATE_ORDER)
+
+    def run_values(self, batch, layout):
+        targets = np.asarray(batch.targets, float)
+        targets = np.tile(targets, (layout.copies // len(targets), 1))  # (copies, steps * n_out)
+        per_step = targets.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2).reshape(layout.steps, -1)
+        scored = np.isfinite(per_step)
+        return {(TARGET, "values"): np.where(scored, per_step, 0.0), (SCORED, "values"): scored.astype(float)}
 
     def losses(self, outputs, targets):
         """Per-example loss: the mean error over scored steps and outputs, shape ``outputs.shape[:-1]``."""
