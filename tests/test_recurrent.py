@@ -236,9 +236,9 @@ def test_node_perturbation_in_time_is_unbiased_against_bptt(seed):
 
     Theory: E[update] = -η Var(k) ∇L to first order in the kicks (module docstring), so the
     cosine of the sample mean tends to 1 as 1 - O(D/S) with D ~ 7 units x 60 steps. Measured
-    on seeds 1-8 of the 30 ms version of this network: 0.946-1.000, median 0.998 (whole
-    network); the bound 0.9 leaves room for the Monte Carlo spread, while a mis-timed
-    eligibility (kick paired with the rate one step off) or a wrong sign gives far less."""
+    on seeds 1-8 of this network: 0.985-1.000, median 0.999 (whole network); the bound 0.9
+    leaves room for the Monte Carlo spread, while a mis-timed eligibility (kick paired with the
+    rate one step off) or a wrong sign gives far less."""
     cosines = _mean_update_cosines("node_perturbation_time", seed, 3000, perturbation_amplitude=0.01)
     assert cosines["all"] > 0.9
 
@@ -246,19 +246,21 @@ def test_node_perturbation_in_time_is_unbiased_against_bptt(seed):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_miconi_expected_update_follows_the_gradient_of_the_recurrent_weights(seed):
     """Miconi's rule is not an unbiased estimator, but with sparse large kicks and the cube its
-    mean update on the recurrent weights aligns with -∇L: measured 0.83-0.91 over seeds 1-6
-    (4000 samples, kicks at 300 Hz of amplitude 2). We assert > 0.6: the Monte Carlo spread at
-    4000 samples is a few hundredths; the rule without its cube measures below 0.1."""
+    mean update on the recurrent weights aligns with -∇L: measured 0.62-0.92 (median 0.84) over
+    seeds 1-8 (4000 samples, kicks at 300 Hz of amplitude 2); seeds 1-3 gave 0.865, 0.826,
+    0.843. We assert > 0.6. Without its cube the same estimator measured -0.82 to 0.81
+    (median 0.02): the cube is what makes it follow the gradient."""
     cosines = _mean_update_cosines("miconi", seed, 4000, plastic="recurrent", perturbation_rate="300 Hz",
                                    perturbation_amplitude=2.0, warmup=0, max_change=0.0)
     assert cosines["W1"] > 0.6
 
 
 def test_exploratory_hebbian_needs_a_trace_slower_than_the_units():
-    """EH's expected update on the recurrent weights, private noise 0.3: with the default slow trace
-    (α = 0.95) measured 0.69, 0.70, -0.06, 0.71, -0.52, 0.86 over seeds 1-6 (4000 samples; the
-    rule is biased and its bias depends on the instance); with a fast trace (α = 0.5) it points
-    uphill (NumPy: -0.95). On seeds 1 and 2 we assert the slow trace > 0.4 and the fast < 0."""
+    """EH's expected update on the recurrent weights, private noise 0.3, 4000 samples: with the
+    default slow trace (α = 0.95) measured 0.58-0.95 (median 0.76) over seeds 1-8; with a fast
+    trace (α = 0.5) -0.97 to 0.97 (median -0.13): a fluctuation measured against a fast trace
+    is mostly the leak's decay of earlier noise, whose sign is opposite. On seeds 1 and 2
+    (slow 0.69 and 0.62, fast -0.87 and -0.83) we assert slow > 0.4 and fast < 0."""
     for seed in (1, 2):
         slow = _mean_update_cosines("exploratory_hebbian", seed, 4000, noise=0.3)["W1"]
         fast = _mean_update_cosines("exploratory_hebbian", seed, 4000, noise=0.3, trace_decay=0.5)["W1"]
