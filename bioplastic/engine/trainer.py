@@ -57,7 +57,10 @@ class Trainer:
         self.batch = protocol.task.batch
         # A recurrent network's fixed weights (of this seed), written into every run.
         self.fixed_weights = model.all_weights(seed) if self.family == "recurrent_rate" else None
-        self.backend = self.backend_for(samples=1)
+        # An in-network rule on a recurrent network gets its reference from a run of its own, so its
+        # trials record no trajectory.
+        in_network = self.rule.realisation == "in_network"
+        self.backend = self.backend_for(samples=1, record=not (self.family == "recurrent_rate" and in_network))
         self._reference = None  # (weights it was computed at, gradient)
 
     # -- the network ----------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class DnmsSpec:
                           check=positive)
     response: object = param(200 * ms, "the scored window at the end of the trial", unit=ms, check=positive)
     target: float = param(0.98, "the read-out should give +target for non-match, -target for match", check=positive)
+    bias: float = param(1.0, "value of the constant input channel 2")
     error: str = param("absolute", "per-step error: absolute (Miconi) or squared", kind=str,
                        choices=("absolute", "squared"))
     criterion_error: float = param(1.0, "a trial is correct when its error is below this", check=positive)
@@ -149,7 +150,7 @@ class DelayedNonMatch(_ReadoutTarget):
         inputs = np.zeros((self.steps, 3))
         inputs[self.windows[0], first] = 1.0
         inputs[self.windows[1], second] = 1.0
-        inputs[:, 2] = 1.0
+        inputs[:, 2] = self.spec.bias
         targets = np.full((self.steps, self.n_outputs), np.nan)
         targets[self.scored] = self.spec.target if first != second else -self.spec.target
         return inputs, targets.ravel()

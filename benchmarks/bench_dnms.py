@@ -1,0 +1,126 @@
+"""Trials per second of Miconi's DNMS protocol: bioplastic's standalone trainer against a naive
+Brian2 runtime loop (one ``Network.run`` per trial), in the same process.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_dnms.py [--trials N] [--naive-trials N] [--out FILE.json]
+
+What is timed:
+
+a. ``Trainer(p).train()`` on ``protocols/miconi2017_dnms.toml`` (200 units, 1000 steps a trial,
+   Miconi's rule inside the network) with the standalone backend, for ``--trials`` trials after a
+   warm-up trainer of one trial that builds the C++ project (reported, not timed);
+b. the naive loop: the same network and rule equations built in Brian2's runtime mode with its
+   default Cython target, and per trial ``restore``, writing the weights, stimulus and run
+   values onto the objects, one ``net.run``, reading the eligibility and the read-out, and
+   Miconi's update in NumPy (the same rule object), for ``--naive-trials`` trials after one
+   untimed warm-up trial. No ``gc.freeze()``: a user's script does not have it.
+
+The analysis (``analysis.every``) is switched off in both, so both do the same work per trial.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = ROOT / "protocols" / "miconi2017_dnms.toml"
+
+
+def protocol(trials, backend):
+    from bioplastic.config import load_protocol
+    p = load_protocol(PROTOCOL)
+    return dataclasses.replace(p, training=dataclasses.replace(p.training, trials=trials, backend=backend),
+                               analysis=dataclasses.replace(p.analysis, every=0))
+
+
+def standalone(trials):
+    from bioplastic.engine.trainer import Trainer
+    start = time.perf_counter()
+    Trainer(protocol(1, "standalone")).train()
+    build = time.perf_counter() - start
+    trainer = Trainer(protocol(trials, "standalone"))
+    start = time.perf_counter()
+    trainer.train()
+    return build, (time.perf_counter() - start) / trials
+
+
+def naive(trials):
+    """One runtime ``run()`` per trial, with the loop written out as a Brian2 user would."""
+    import brian2
+    from brian2 import prefs, set_device
+    from bioplastic import rng as streams
+    from bioplastic.rules import RULES, TrialData
+    from bioplastic.rules.builders import contributor
+    from bioplastic.networks.recurrent_rate import RecurrentRateBlueprint, STIMULUS, CONNECTIONS
+    from bioplastic.tasks import TASKS
+    from bioplastic.rules.base import RunContext
+    p = protocol(trials, "runtime")
+    model = p.model
+    rule = RULES[p.rule_kind](p.rule)
+    task = TASKS[p.task_kind](p.task, model, p.seed)
+    steps = int(round(float(task.duration / model.dt)))
+    set_device("runtime")
+    prefs.codegen.target = "cython"
+    blueprint = RecurrentRateBlueprint(model, 1, steps, seed=p.seed, contributors=[task.contribute,
+                                                                                   contributor(rule, model)])
+    net = blueprint.build()
+    network, objects = net.network, net.objects
+    network.store("start")
+    weights = model.all_weights(p.seed)
+    inputs_rng = streams.stream(p.seed, "inputs")
+    context = RunContext(1, np.zeros(1, int), layout=blueprint.layout)
+    fixed = {CONNECTIONS[name][0]: w for name, w in weights.items() if w is not None and name != "recurrent"}
+    times = []
+    for trial in range(trials + 1):
+        start = time.perf_counter()
+        batch = task.sample(inputs_rng)
+        network.restore("start")
+        objects[STIMULUS].values[...] = batch.inputs[0]
+        for (owner, variable), value in {**rule.run_values(context), **task.run_values(batch, blueprint.layout)}.items():
+            target = objects[owner]
+            if variable == "values":
+                target.values[...] = np.reshape(value, target.values.shape)
+            else:
+                setattr(target, variable, value)
+        for synapses, w in fixed.items():
+            objects[synapses].w = w.ravel()
+        objects["recurrent_weights"].w = weights["recurrent"].ravel()
+        brian2.seed(trial)
+        network.run(net.duration, namespace={})
+        z = np.asarray(objects["trace_z"].z).T.reshape(1, -1)
+        eligibility = np.asarray(objects["recurrent_weights"].e_miconi).reshape(1, model.n_neurons, model.n_neurons)
+        data = TrialData([weights["recurrent"]], task.losses(z[None], batch.targets), [z[None]],
+                         deltas=[eligibility], conditions=batch.conditions)
+        weights["recurrent"] = weights["recurrent"] + rule.update(data, None)[0]
+        rule.observe(data)
+        if trial:  # the first trial compiles the Cython code
+            times.append(time.perf_counter() - start)
+    return float(np.mean(times))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--naive-trials", type=int, default=5)
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    build, per_trial = standalone(args.trials)
+    naive_per_trial = naive(args.naive_trials)
+    result = dict(standalone_trials_per_s=1 / per_trial, naive_cython_trials_per_s=1 / naive_per_trial,
+                  speedup=naive_per_trial / per_trial, standalone_build_s=build, trials=args.trials,
+                  naive_trials=args.naive_trials)
+    print(f"Miconi DNMS (200 units, 1000 steps a trial, the rule inside the network):")
+    print(f"  standalone trainer   {1 / per_trial:8.2f} trials/s  ({per_trial * 1e3:.1f} ms/trial; build {build:.1f} s)")
+    print(f"  naive runtime loop   {1 / naive_per_trial:8.2f} trials/s  ({naive_per_trial * 1e3:.1f} ms/trial, cython)")
+    print(f"  speedup              {naive_per_trial / per_trial:8.1f}x")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
