@@ -24,6 +24,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trial_loop.py
 	$(BIN)/python benchmarks/bench_distal_reward.py
+	$(BIN)/python benchmarks/bench_dnms.py
 
 clean:
 	rm -rf $(VENV) .bioplastic_cache results *.egg-info

@@ -31,35 +31,36 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "protocols" / "miconi2017_dnms.toml"
 
 
-def protocol(trials, backend):
+def protocol(trials, backend, threads=1, neurons=200):
     from bioplastic.config import load_protocol
-    p = load_protocol(PROTOCOL)
-    return dataclasses.replace(p, training=dataclasses.replace(p.training, trials=trials, backend=backend),
+    p = load_protocol(PROTOCOL, [f"model.n_neurons={neurons}"])
+    return dataclasses.replace(p, training=dataclasses.replace(p.training, trials=trials, backend=backend, threads=threads),
                                analysis=dataclasses.replace(p.analysis, every=0))
 
 
-def standalone(trials):
+def standalone(trials, threads=1, neurons=200):
     from bioplastic.engine.trainer import Trainer
     start = time.perf_counter()
-    Trainer(protocol(1, "standalone")).train()
+    Trainer(protocol(1, "standalone", threads, neurons)).train()
     build = time.perf_counter() - start
-    trainer = Trainer(protocol(trials, "standalone"))
+    trainer = Trainer(protocol(trials, "standalone", threads, neurons))
     start = time.perf_counter()
     trainer.train()
     return build, (time.perf_counter() - start) / trials
 
 
-def naive(trials):
+def naive(trials, neurons=200):
     """One runtime ``run()`` per trial, with the loop written out as a Brian2 user would."""
     import brian2
     from brian2 import prefs, set_device
     from bioplastic import rng as streams
     from bioplastic.rules import RULES, TrialData
     from bioplastic.rules.builders import contributor
-    from bioplastic.networks.recurrent_rate import RecurrentRateBlueprint, STIMULUS, CONNECTIONS
+    from bioplastic.networks.recurrent_rate import (CONNECTIONS, STIMULUS, RecurrentRateBlueprint, matrix_order,
+                                                    synapse_order)
     from bioplastic.tasks import TASKS
     from bioplastic.rules.base import RunContext
-    p = protocol(trials, "runtime")
+    p = protocol(trials, "runtime", neurons=neurons)
     model = p.model
     rule = RULES[p.rule_kind](p.rule)
     task = TASKS[p.task_kind](p.task, model, p.seed)
@@ -88,12 +89,12 @@ def naive(trials):
             else:
                 setattr(target, variable, value)
         for synapses, w in fixed.items():
-            objects[synapses].w = w.ravel()
-        objects["recurrent_weights"].w = weights["recurrent"].ravel()
+            objects[synapses].w = synapse_order(w)
+        objects["recurrent_weights"].w = synapse_order(weights["recurrent"])
         brian2.seed(trial)
         network.run(net.duration, namespace={})
         z = np.asarray(objects["trace_z"].z).T.reshape(1, -1)
-        eligibility = np.asarray(objects["recurrent_weights"].e_miconi).reshape(1, model.n_neurons, model.n_neurons)
+        eligibility = matrix_order(objects["recurrent_weights"].e_miconi[:], 1, (model.n_neurons, model.n_neurons))
         data = TrialData([weights["recurrent"]], task.losses(z[None], batch.targets), [z[None]],
                          deltas=[eligibility], conditions=batch.conditions)
         weights["recurrent"] = weights["recurrent"] + rule.update(data, None)[0]
@@ -107,17 +108,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--naive-trials", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 50], help="network sizes N (200 50)")
+    parser.add_argument("--threads", type=int, default=1, help="also time the standalone trainer on this many "
+                        "OpenMP threads (N = 200)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    build, per_trial = standalone(args.trials)
-    naive_per_trial = naive(args.naive_trials)
-    result = dict(standalone_trials_per_s=1 / per_trial, naive_cython_trials_per_s=1 / naive_per_trial,
-                  speedup=naive_per_trial / per_trial, standalone_build_s=build, trials=args.trials,
-                  naive_trials=args.naive_trials)
-    print(f"Miconi DNMS (200 units, 1000 steps a trial, the rule inside the network):")
-    print(f"  standalone trainer   {1 / per_trial:8.2f} trials/s  ({per_trial * 1e3:.1f} ms/trial; build {build:.1f} s)")
-    print(f"  naive runtime loop   {1 / naive_per_trial:8.2f} trials/s  ({naive_per_trial * 1e3:.1f} ms/trial, cython)")
-    print(f"  speedup              {naive_per_trial / per_trial:8.1f}x")
+    result = {}
+    print("Miconi's DNMS protocol (1000 steps a trial, Miconi's rule inside the network), by network size:")
+    for neurons in args.sizes:
+        build, per_trial = standalone(args.trials, neurons=neurons)
+        naive_per_trial = naive(args.naive_trials, neurons=neurons)
+        result[neurons] = dict(standalone_trials_per_s=1 / per_trial, naive_cython_trials_per_s=1 / naive_per_trial,
+                               speedup=naive_per_trial / per_trial, standalone_build_s=build)
+        print(f"  N = {neurons:4d}: standalone {1 / per_trial:7.2f} trials/s ({per_trial * 1e3:6.1f} ms; build "
+              f"{build:4.1f} s), naive Cython loop {1 / naive_per_trial:6.2f} trials/s ({naive_per_trial * 1e3:6.1f} ms): "
+              f"{naive_per_trial / per_trial:5.1f}x")
+    if args.threads > 1:
+        _, per_trial = standalone(args.trials, threads=args.threads)
+        result["threads"] = {args.threads: 1 / per_trial}
+        print(f"  N =  200 with {args.threads} OpenMP threads: {1 / per_trial:7.2f} trials/s")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -41,6 +41,8 @@ class TrainingSpec:
     eval_every: int = param(1, "log the loss every n trials", kind=int, check=at_least(1))
     backend: str = param("standalone", "standalone (C++, fast) or runtime (numpy, for tests)", kind=str,
                          choices=BACKENDS)
+    threads: int = param(1, "standalone: OpenMP threads of the simulation (a build of its own when > 1)", kind=int,
+                         check=at_least(1))
     max_loss: float = param(1e6, "a loss above this counts as divergence", check=positive)
     max_rate: object = param(200 * Hz, "spiking: a population rate above this (over 100 ms) stops the run as runaway "
                              "activity", unit=Hz, check=positive)

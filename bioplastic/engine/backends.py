@@ -129,9 +129,10 @@ class StandaloneBackend(_Backend):
     one: on a disk, creating and deleting those ~60 files costs more than the simulation itself.
     """
 
-    def __init__(self, blueprint):
+    def __init__(self, blueprint, threads=1):
         super().__init__(blueprint)
-        self._key = blueprint.key
+        self.threads = int(threads)
+        self._key = blueprint.key if self.threads == 1 else f"{blueprint.key}-t{self.threads}"
         self.directory, self._lock = _claim_directory(self._key)
         self._scratch = None
         self._files = {}
@@ -146,6 +147,7 @@ class StandaloneBackend(_Backend):
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
         prefs.core.stop_on_keyboard_interrupt = False  # the binary dies with the command on Ctrl-C
+        prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
         device.insert_code("after_start", _RESEED)
         net = self.blueprint.build()
         net.network.run(net.duration, namespace={})
@@ -254,13 +256,16 @@ def close_all():
         backend.close()
 
 
-def get_backend(name, blueprint):
-    """A backend for this blueprint, reused if one with the same key is open already in this process."""
-    key = (name, blueprint.key)
+def get_backend(name, blueprint, threads=1):
+    """A backend for this blueprint, reused if one with the same key is open already in this process.
+
+    ``threads`` > 1 builds the standalone binary with OpenMP on that many threads (a build of its
+    own); the runtime backend ignores it."""
+    key = (name, blueprint.key, threads if name == "standalone" else 1)
     if key in _open:
         return _open[key]
     if name == "standalone":
-        backend = StandaloneBackend(blueprint)
+        backend = StandaloneBackend(blueprint, threads)
     elif name == "runtime":
         backend = RuntimeBackend(blueprint)
     else:

@@ -35,7 +35,7 @@ class Experiment:
         else:
             self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
                                               seed=protocol.seed, contributors=contributors)
-        self.backend = get_backend(protocol.training.backend, self.blueprint)
+        self.backend = get_backend(protocol.training.backend, self.blueprint, protocol.training.threads)
 
     def run(self):
         """Simulate; return ``(metrics, tables, summary)``.

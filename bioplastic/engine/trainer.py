@@ -92,7 +92,8 @@ class Trainer:
 
     def backend_for(self, samples, variants=None, record=True, with_rule=True):
         variants = self.rule.variants if variants is None else variants
-        return get_backend(self.protocol.training.backend, self.blueprint(variants, samples, record, with_rule))
+        return get_backend(self.protocol.training.backend, self.blueprint(variants, samples, record, with_rule),
+                           self.protocol.training.threads)
 
     def run(self, backend, batch, weights, perts=None, dry_run=False):
         """One simulation of ``backend``'s copies with per-copy ``weights`` (and ``perts``)."""

@@ -182,12 +182,15 @@ def base_recipe(layout, record=0):
         if name == "feedback" and not spec.feedback:
             continue
         n_post, n_pre = spec.shape(name)
-        c, o, k = np.meshgrid(np.arange(copies), np.arange(n_post), np.arange(n_pre), indexing="ij")
+        # Synapses are stored presynaptic-major (see synapse_order): consecutive synapses then add
+        # into different targets, and the summed variable's loop has no chain of dependent adds
+        # (4x faster than postsynaptic-major for a dense 200 x 200 matrix).
+        c, k, o = np.meshgrid(np.arange(copies), np.arange(n_pre), np.arange(n_post), indexing="ij")
         syn = recipe.connect(synapses, pre, post, (c * n_pre + k).ravel(), (c * n_post + o).ravel())
         syn.add("w : 1", f"{target}_post = w * {'z' if name == 'feedback' else 'r'}_pre : 1 (summed)")
         syn.summed_order[f"{target}_post"] = FEEDBACK_ORDER if name == "feedback" else SUMMED_ORDER
         if name not in spec.plastic_layers:  # fixed weights: a run value that defaults to the model's
-            recipe.run_value(synapses, "w", np.tile(fixed[name].ravel(), copies))
+            recipe.run_value(synapses, "w", np.tile(synapse_order(fixed[name]), copies))
     if record:
         recipe.monitor("trace_x", "neurons", variables=("x",), record=np.arange(record * spec.n_neurons),
                        when="start", order=1)
@@ -247,14 +250,15 @@ class RecurrentRateNetwork(BuiltNetwork):
         for name, matrix in (fixed or {}).items():
             if matrix is not None and name not in spec.plastic_layers and (CONNECTIONS[name][0], "w") in \
                     self.recipe.run_values:
-                given[(CONNECTIONS[name][0], "w")] = np.tile(np.asarray(matrix, float).ravel(), layout.copies)
+                given[(CONNECTIONS[name][0], "w")] = np.tile(synapse_order(np.asarray(matrix, float)), layout.copies)
         if inputs is not None:
             stimulus = _checked("inputs", inputs, (layout.copies, layout.steps, spec.n_inputs))
             given[(STIMULUS, "values")] = stimulus.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2)
         out = self.run_value_assignments(given)
         for projection, w in zip(layout.projections, weights or []):
-            out[self.objects[projection.synapses].w] = _checked(f"weights[{projection.synapses}]", w,
-                                                                (layout.copies,) + projection.shape)
+            w = np.asarray(w, float)
+            _checked(f"weights[{projection.synapses}]", w, (layout.copies,) + projection.shape)
+            out[self.objects[projection.synapses].w] = synapse_order(w)
         if perts is not None:
             for group in layout.layers:
                 out[self.objects[group].pert] = np.zeros(layout.size(group))
@@ -275,11 +279,22 @@ class RecurrentRateNetwork(BuiltNetwork):
         trajectory = None
         if self.record:
             trajectory = get("trace_x", "x").reshape(layout.steps, self.record, spec.n_neurons)
-        deltas = {rule: [get(p.synapses, variable).reshape((layout.copies,) + p.shape) for p in layout.projections]
+        deltas = {rule: [matrix_order(get(p.synapses, variable), layout.copies, p.shape) for p in layout.projections]
                   for rule, variable in self.recipe.notes.get("deltas", {}).items()}
         monitors = {name: {f: get(name, f) for f in ("t",) + tuple(m.variables)}
                     for name, m in self.recipe.monitors.items() if name not in ("trace_x", "trace_z")}
         return RecurrentObservation(final=final, trajectory=trajectory, deltas=deltas, monitors=monitors)
+
+
+def synapse_order(weights):
+    """Weights (..., n_post, n_pre) as the flat synapse order of the recipe (presynaptic-major)."""
+    return np.ascontiguousarray(np.swapaxes(np.asarray(weights, float), -1, -2)).ravel()
+
+
+def matrix_order(values, copies, shape):
+    """A synaptic variable in synapse order back to (copies, n_post, n_pre)."""
+    n_post, n_pre = shape
+    return np.swapaxes(np.asarray(values).reshape(copies, n_pre, n_post), -1, -2)
 
 
 def _checked(name, array, shape):
