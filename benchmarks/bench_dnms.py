@@ -56,7 +56,7 @@ def naive(trials, neurons=200):
     from bioplastic import rng as streams
     from bioplastic.rules import RULES, TrialData
     from bioplastic.rules.builders import contributor
-    from bioplastic.networks.recurrent_rate import (CONNECTIONS, STIMULUS, RecurrentRateBlueprint, matrix_order,
+    from bioplastic.networks.recurrent_rate import (STIMULUS, RecurrentRateBlueprint, matrix_order, model_values,
                                                     synapse_order)
     from bioplastic.tasks import TASKS
     from bioplastic.rules.base import RunContext
@@ -75,21 +75,19 @@ def naive(trials, neurons=200):
     weights = model.all_weights(p.seed)
     inputs_rng = streams.stream(p.seed, "inputs")
     context = RunContext(1, np.zeros(1, int), layout=blueprint.layout)
-    fixed = {CONNECTIONS[name][0]: w for name, w in weights.items() if w is not None and name != "recurrent"}
     times = []
     for trial in range(trials + 1):
         start = time.perf_counter()
         batch = task.sample(inputs_rng)
         network.restore("start")
         objects[STIMULUS].values[...] = batch.inputs[0]
-        for (owner, variable), value in {**rule.run_values(context), **task.run_values(batch, blueprint.layout)}.items():
+        values = {**model_values(model, p.seed, 1), **rule.run_values(context), **task.run_values(batch, blueprint.layout)}
+        for (owner, variable), value in values.items():
             target = objects[owner]
             if variable == "values":
                 target.values[...] = np.reshape(value, target.values.shape)
             else:
                 setattr(target, variable, value)
-        for synapses, w in fixed.items():
-            objects[synapses].w = synapse_order(w)
         objects["recurrent_weights"].w = synapse_order(weights["recurrent"])
         brian2.seed(trial)
         network.run(net.duration, namespace={})

@@ -409,3 +409,22 @@ def test_a_diverging_recurrent_run_keeps_its_metrics_in_a_failed_folder(tmp_path
     metrics = pd.read_csv(failed / "metrics.csv")
     losses = metrics[metrics.metric == "loss"]
     assert losses.trial.max() == summary["failed_at_trial"] and len(losses) == summary["failed_at_trial"] + 1
+
+
+def test_one_build_serves_protocols_that_differ_only_in_run_values():
+    """The build key ignores the seed's fixed weights, the noise and the initial spread (they are
+    written every run), so a second protocol reuses the first one's build and must still get its
+    own: its noiseless read-out equals the NumPy restatement with its own weights."""
+    outputs = {}
+    for seed, noise in ((1, 0.0), (2, 0.0), (2, 0.3)):
+        table = small_table("weight_perturbation", noise=noise, plastic="recurrent")
+        table["seed"] = seed
+        trainer = trainer_for(table)
+        batch = trainer.task.sample(trainer.input_rng)
+        observed = trainer.run(trainer.backend, batch, [np.broadcast_to(w, (trainer.backend.copies,) + w.shape)
+                                                        for w in trainer.weights])
+        model = trainer.protocol.model
+        _, z = forward(model.full_weights(trainer.weights, seed), batch.inputs, model.activation, model.a)
+        outputs[(seed, noise)] = np.abs(observed.final[-1][:4] - z[:, :, 0].T).max()
+    assert outputs[(1, 0.0)] < 1e-12 and outputs[(2, 0.0)] < 1e-12
+    assert outputs[(2, 0.3)] > 1e-3  # the noise of this protocol, not the build's first

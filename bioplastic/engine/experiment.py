@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import rng as rng_streams
 from ..errors import RunawayError
-from ..networks.recurrent_rate import RecurrentRateBlueprint
+from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext
 from ..rules.builders import contributor
@@ -57,8 +57,9 @@ class Experiment:
         values = {**values, **self.rule.run_values(context)}
         if protocol.model.family == "spiking":
             values[("guard", "max_rate")] = float(protocol.training.max_rate)
-        fixed = dict(fixed=protocol.model.all_weights(seed)) if protocol.model.family == "recurrent_rate" else {}
-        observed = self.backend.run(weights=weights, inputs=inputs, values=values, **fixed,
+        if protocol.model.family == "recurrent_rate":
+            values.update(model_values(protocol.model, seed, layout.copies))
+        observed = self.backend.run(weights=weights, inputs=inputs, values=values,
                                     seed=int(rng_streams.stream(seed, "run_seeds").integers(2 ** 31)))
         metrics = self.task.metrics(observed, layout)
         if observed.stopped_at is not None:

@@ -24,7 +24,7 @@ from .. import rng as rng_streams
 from ..analysis import compare
 from ..errors import DivergenceError, RunawayError
 from ..networks.rate import RateBlueprint
-from ..networks.recurrent_rate import RecurrentRateBlueprint
+from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext, TrialData, checked_update, rule_code
 from ..rules.builders import contributor
@@ -55,8 +55,6 @@ class Trainer:
         self.noise_rng = rng_streams.stream(seed, "noise")
         self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
         self.batch = protocol.task.batch
-        # A recurrent network's fixed weights (of this seed), written into every run.
-        self.fixed_weights = model.all_weights(seed) if self.family == "recurrent_rate" else None
         # An in-network rule on a recurrent network gets its reference from a run of its own, so its
         # trials record no trajectory.
         in_network = self.rule.realisation == "in_network"
@@ -104,13 +102,14 @@ class Trainer:
         layout = backend.blueprint.layout
         if self.family == "recurrent_rate":  # every copy reads its own stimulus; one batch for all samples
             conditions = _tiled(np.asarray(batch.conditions), layout.copies)
-            values = self.task.run_values(batch, layout)
+            values = {**model_values(self.protocol.model, self.protocol.seed, layout.copies),
+                      **self.task.run_values(batch, layout)}
             if backend.blueprint.with_rule:
                 with rule_code(self.rule, "run_values"):
                     values.update(self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
                                                                   layout=layout)))
             return backend.run(weights=weights, inputs=_tiled(inputs, layout.copies), perts=perts, values=values,
-                               fixed=self.fixed_weights, seed=seed)
+                               seed=seed)
         context = RunContext(layout.copies, np.asarray(batch.conditions)[layout.input_block], dry_run=dry_run,
                              continuous=False, layout=layout)
         values = {**self.task.run_values(batch, layout), ("guard", "max_rate"): float(self.protocol.training.max_rate)}

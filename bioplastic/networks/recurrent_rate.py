@@ -173,11 +173,12 @@ def base_recipe(layout, record=0):
     # Code on a clock of the run's length runs once, at t = 0: the trial's initial state.
     neurons.regular["initial"] = Regular(["x = x_init * (2 * rand() - 1)"], dt=layout.duration, when="start",
                                          order=-1)
-    recipe.run_value("neurons", "noise_std", spec.noise)
-    recipe.run_value("neurons", "x_init", spec.x_init)
+    # Values of the model spec and seed, not of the build (one build serves many): no default, so
+    # that a run without model_values() fails loudly instead of using another protocol's.
+    recipe.run_value("neurons", "noise_std", np.nan)
+    recipe.run_value("neurons", "x_init", np.nan)
     readout = recipe.group("readout", layout.size("readout"), method="exact")
     readout.add("z = z_syn + pert + kick : 1", "z_syn : 1", "pert : 1", "kick : 1")
-    fixed = spec.all_weights(layout.seed)
     for name, (synapses, pre, post, target) in CONNECTIONS.items():
         if name == "feedback" and not spec.feedback:
             continue
@@ -189,8 +190,8 @@ def base_recipe(layout, record=0):
         syn = recipe.connect(synapses, pre, post, (c * n_pre + k).ravel(), (c * n_post + o).ravel())
         syn.add("w : 1", f"{target}_post = w * {'z' if name == 'feedback' else 'r'}_pre : 1 (summed)")
         syn.summed_order[f"{target}_post"] = FEEDBACK_ORDER if name == "feedback" else SUMMED_ORDER
-        if name not in spec.plastic_layers:  # fixed weights: a run value that defaults to the model's
-            recipe.run_value(synapses, "w", np.tile(synapse_order(fixed[name]), copies))
+        if name not in spec.plastic_layers:  # fixed weights: written every run (model_values)
+            recipe.run_value(synapses, "w", np.nan)
     if record:
         recipe.monitor("trace_x", "neurons", variables=("x",), record=np.arange(record * spec.n_neurons),
                        when="start", order=1)
@@ -238,19 +239,13 @@ class RecurrentRateNetwork(BuiltNetwork):
         super().__init__(layout, recipe, objects, network)
         self.record = record
 
-    def assignments(self, weights=None, inputs=None, perts=None, values=None, fixed=None):
+    def assignments(self, weights=None, inputs=None, perts=None, values=None):
         """``weights``: per plastic projection (copies, n_post, n_pre); ``inputs``: (copies,
         steps, n_inputs); ``perts``: per plastic projection, its target's constant current
-        (copies, n_post); ``values``: ``{(owner, variable): value}`` for declared run values;
-        ``fixed``: every weight matrix by name (:meth:`RecurrentRateModelSpec.all_weights` of the
-        protocol's seed), whose fixed ones are written (one build serves every seed, so they
-        must be given; without them the build's seed's are used)."""
+        (copies, n_post); ``values``: ``{(owner, variable): value}`` for declared run values,
+        which must include :func:`model_values`."""
         layout, spec = self.layout, self.layout.spec
         given = dict(values or {})
-        for name, matrix in (fixed or {}).items():
-            if matrix is not None and name not in spec.plastic_layers and (CONNECTIONS[name][0], "w") in \
-                    self.recipe.run_values:
-                given[(CONNECTIONS[name][0], "w")] = np.tile(synapse_order(np.asarray(matrix, float)), layout.copies)
         if inputs is not None:
             stimulus = _checked("inputs", inputs, (layout.copies, layout.steps, spec.n_inputs))
             given[(STIMULUS, "values")] = stimulus.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2)
@@ -284,6 +279,18 @@ class RecurrentRateNetwork(BuiltNetwork):
         monitors = {name: {f: get(name, f) for f in ("t",) + tuple(m.variables)}
                     for name, m in self.recipe.monitors.items() if name not in ("trace_x", "trace_z")}
         return RecurrentObservation(final=final, trajectory=trajectory, deltas=deltas, monitors=monitors)
+
+
+def model_values(spec, seed, copies):
+    """The run values that come from the protocol's model and seed rather than from the build: the
+    private noise, the initial-state spread and the fixed (non-plastic) weights. One build serves
+    every protocol with the same structure (the build key ignores them), so every run writes them."""
+    values = {("neurons", "noise_std"): spec.noise, ("neurons", "x_init"): spec.x_init}
+    weights = spec.all_weights(seed)
+    for name, (synapses, *_) in CONNECTIONS.items():
+        if name not in spec.plastic_layers and weights[name] is not None:
+            values[(synapses, "w")] = np.tile(synapse_order(weights[name]), copies)
+    return values
 
 
 def synapse_order(weights):
