@@ -142,7 +142,10 @@ class DelayedNonMatch(_ReadoutTarget):
 
     @classmethod
     def quick(cls, table):
-        table["criterion_trials"] = min(int(table.get("criterion_trials", 100)), 4)
+        """A 200 ms trial with the same structure (stimulus, delay, stimulus, response)."""
+        table.update(duration="200 ms", stimulus="40 ms", delay="40 ms", response="40 ms")
+        if isinstance(table.get("criterion_trials", 100), int):
+            table["criterion_trials"] = min(table.get("criterion_trials", 100), 4)
 
     def example(self, condition):
         """Input (steps, 3) and target (steps * n_out) of one trial type (0..3: AA, AB, BA, BB)."""
@@ -209,6 +212,10 @@ class PatternGeneration(_ReadoutTarget):
     spec_class = PatternGenerationSpec
     description = "generate a periodic pattern (a sum of sines) at the read-out of an autonomous network"
     error = "squared"
+
+    @classmethod
+    def quick(cls, table):
+        table.update(duration="300 ms", washout="50 ms")
 
     def __init__(self, spec, model, seed):
         super().__init__(spec, model, seed)
