@@ -15,6 +15,7 @@ RUNTIME = ["--set", 'training.backend="runtime"']
 @pytest.mark.parametrize("path", PROTOCOLS, ids=lambda p: p.stem)
 def test_every_protocol_runs_quick(path, tmp_path, capsys):
     import tomllib
+    from bioplastic.networks.recurrent_rate import PLASTIC
     out = tmp_path / "run"
     assert main(["run", str(path), "--quick", "--out", str(out)] + RUNTIME) == 0
     assert f"results: {out}" in capsys.readouterr().out
@@ -31,7 +32,8 @@ def test_every_protocol_runs_quick(path, tmp_path, capsys):
         else:
             assert list(metrics.columns) == ["trial", "layer", "metric", "value"]
             assert {"loss", "cosine", "angle_deg", "norm_ratio"} <= set(metrics.metric)
-            layers = len(resolved["model"]["sizes"]) - 1
+            model = resolved["model"]
+            layers = len(model["sizes"]) - 1 if "sizes" in model else len(PLASTIC[model["plastic"]])
             assert set(metrics[metrics.metric == "cosine"].layer) == {f"W{l}" for l in range(1, layers + 1)} | {"all"}
             assert "final_loss" in summary
         assert any((folder / "figures").glob("*.png"))

@@ -428,3 +428,18 @@ def test_one_build_serves_protocols_that_differ_only_in_run_values():
         outputs[(seed, noise)] = np.abs(observed.final[-1][:4] - z[:, :, 0].T).max()
     assert outputs[(1, 0.0)] < 1e-12 and outputs[(2, 0.0)] < 1e-12
     assert outputs[(2, 0.3)] > 1e-3  # the noise of this protocol, not the build's first
+
+
+@pytest.mark.parametrize("rule", ["weight_perturbation", "node_perturbation", "backprop", "hoerzer"])
+def test_between_trial_rules_and_hoerzer_align_on_a_recurrent_network(rule):
+    """K-copy replication serves WP and NP on recurrent networks unchanged; backprop's dry-run
+    update is -lr ∇L itself (cosine 1); Hoerzer's accumulated read-out change is measured too."""
+    plastic = "readout" if rule == "hoerzer" else "recurrent+readout"
+    table = small_table(rule, task="pattern_generation", noise=0.05, plastic=plastic)
+    alignment = trainer_for(table).align(8)
+    cosines = alignment[alignment.layer == "all"].cosine
+    assert len(cosines) == 8 and np.all(np.isfinite(cosines))
+    if rule == "backprop":
+        np.testing.assert_allclose(cosines, 1.0, atol=1e-12)
+    if rule == "weight_perturbation":  # the exact theory of WP's cosine is computed beside it
+        assert np.all(np.isfinite(alignment[alignment.layer == "all"].cosine_theory))

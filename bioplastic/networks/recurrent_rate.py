@@ -254,15 +254,12 @@ class RecurrentRateNetwork(BuiltNetwork):
             w = np.asarray(w, float)
             _checked(f"weights[{projection.synapses}]", w, (layout.copies,) + projection.shape)
             out[self.objects[projection.synapses].w] = synapse_order(w)
-        if perts is not None:
-            for group in layout.layers:
-                out[self.objects[group].pert] = np.zeros(layout.size(group))
-            for projection, p in zip(layout.projections, perts):
-                out[self.objects[projection.post].pert] = _checked(f"perts[{projection.post}]", p,
-                                                                   (layout.copies, layout.groups[projection.post]))
-        else:
-            for group in layout.layers:
-                out[self.objects[group].pert] = np.zeros(layout.size(group))
+        currents = {group: np.zeros(layout.size(group)) for group in layout.layers}
+        for projection, p in zip(layout.projections, perts or []):
+            currents[projection.post] = _checked(f"perts[{projection.post}]", p,
+                                                 (layout.copies, layout.groups[projection.post]))
+        for group, current in currents.items():  # every run writes them: nothing leaks from the last
+            out[self.objects[group].pert] = current
         return out
 
     def read(self, get):
