@@ -45,16 +45,8 @@ def test_restated_dynamics_match_brian2_to_rounding(feedback):
     table = small_table("node_perturbation_time", plastic="all" if not feedback else "recurrent+readout",
                         feedback=feedback)
     trainer = trainer_for(table)
-    blueprint = trainer.blueprint(1, record=True)
-    for group in ("neurons", "readout"):
-        blueprint.recipe.monitor(f"kicks_{group}", group, variables=("kick",), record=True, when="end")
-    blueprint.key = blueprint.recipe.key()
-    backend = get_backend("runtime", blueprint)
-    batch = trainer.task.sample(trainer.input_rng)
     weights = [w + 0.3 * np.random.default_rng(0).normal(size=(4,) + w.shape) for w in trainer.weights]
-    observed = trainer.run(backend, batch, weights)
-    steps = observed.trajectory.shape[0]
-    kicks = {g: observed.monitors[f"kicks_{g}"]["kick"].reshape(steps, 4, -1) for g in ("neurons", "readout")}
+    batch, observed, kicks = _kicked_run(trainer, weights)
     assert np.abs(kicks["neurons"]).max() > 0
     model = trainer.protocol.model
     for copy in range(4):
@@ -124,20 +116,26 @@ backend = "runtime"
 
 
 # -- the reward-modulated Hebbian rules ----------------------------------------------------------
+def _kicked_run(trainer, weights):
+    """One trial of ``trainer``'s rule built into its network, with every kick monitored; returns
+    the batch, the observation and the kicks per group, (steps, copies, n)."""
+    blueprint = trainer.blueprint(1, record=True)
+    for group in ("neurons", "readout"):
+        blueprint.recipe.monitor(f"kicks_{group}", group, variables=("kick",), record=True, when="end")
+    blueprint.key = blueprint.recipe.key()
+    batch = trainer.task.sample(trainer.input_rng)
+    observed = trainer.run(get_backend("runtime", blueprint), batch, weights)
+    steps = observed.trajectory.shape[0]
+    kicks = {g: observed.monitors[f"kicks_{g}"]["kick"].reshape(steps, 4, -1) for g in ("neurons", "readout")}
+    return batch, observed, kicks
+
+
 def _recorded_run(rule, **rule_keys):
     """One trial with the rule built in; returns the trainer, batch, observation and the kicks."""
     table = small_table(rule, noise=0.2)
     table["rule"].update(rule_keys)
     trainer = trainer_for(table)
-    blueprint = trainer.blueprint(1, record=True)
-    for group in ("neurons", "readout"):
-        blueprint.recipe.monitor(f"kicks_{group}", group, variables=("kick",), record=True, when="end")
-    blueprint.key = blueprint.recipe.key()
-    backend = get_backend("runtime", blueprint)
-    batch = trainer.task.sample(trainer.input_rng)
-    observed = trainer.run(backend, batch, [np.broadcast_to(w, (4,) + w.shape) for w in trainer.weights])
-    steps = observed.trajectory.shape[0]
-    kicks = {g: observed.monitors[f"kicks_{g}"]["kick"].reshape(steps, 4, -1) for g in ("neurons", "readout")}
+    batch, observed, kicks = _kicked_run(trainer, [np.broadcast_to(w, (4,) + w.shape) for w in trainer.weights])
     return trainer, batch, observed, kicks
 
 

@@ -58,3 +58,11 @@ class Layout:
 
     def size(self, group):
         return (self.blocks if group == self.input else self.copies) * self.groups[group]
+
+
+def checked_array(name, array, shape):
+    """``array`` as a flat float array, after checking its shape (an error names ``name``)."""
+    array = np.asarray(array, float)
+    if array.shape != shape:
+        raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
+    return np.ascontiguousarray(array).ravel()

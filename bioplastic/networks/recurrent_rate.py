@@ -33,7 +33,7 @@ from brian2 import ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
-from .layout import Layout, Projection
+from .layout import Layout, Projection, checked_array as _checked
 from .rate_math import ACTIVATIONS
 from .rate import _BRIAN_ACTIVATION
 from .recipe import BuiltNetwork, Recipe, Regular
@@ -299,13 +299,6 @@ def matrix_order(values, copies, shape):
     """A synaptic variable in synapse order back to (copies, n_post, n_pre)."""
     n_post, n_pre = shape
     return np.swapaxes(np.asarray(values).reshape(copies, n_pre, n_post), -1, -2)
-
-
-def _checked(name, array, shape):
-    array = np.asarray(array, float)
-    if array.shape != shape:
-        raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
-    return np.ascontiguousarray(array).ravel()
 
 
 class RecurrentRateBlueprint:

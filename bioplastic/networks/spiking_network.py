@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Function, Network, mV, ms, second
 
-from .layout import Layout, Projection
+from .layout import Layout, Projection, checked_array as _checked
 from .recipe import BuiltNetwork, Recipe, Regular
 from .spiking import IZHIKEVICH_PRESETS, WEIGHT_UNIT, connectivity
 
@@ -295,13 +295,6 @@ class SpikingNetwork(BuiltNetwork):
                                   weights=[get(p.synapses, "w").reshape((layout.copies,) + p.shape) / float(WEIGHT_UNIT)
                                            for p in layout.projections],
                                   stopped_at=stopped * second if stopped >= 0 else None)
-
-
-def _checked(name, array, shape):
-    array = np.asarray(array, float)
-    if array.shape != shape:
-        raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
-    return np.ascontiguousarray(array).ravel()
 
 
 class SpikingBlueprint:

@@ -72,6 +72,7 @@ class Hoerzer(InNetworkRule):
     spec_class = HoerzerSpec
     description = "Hoerzer 2014: read-out noise, Hebbian update gated by performance beating its running average"
     model_families = ("recurrent_rate",)
+    duration = 0.0  # seconds per trial; the builder records it from the network's layout
 
     def __init__(self, spec):
         super().__init__(spec)
