@@ -35,7 +35,10 @@ supralinear amplification: large, rare fluctuations caused by a perturbation dom
 The registered rules differ only in their defaults:
 
 * ``exploratory_hebbian`` (Legenstein, Chase, Schwartz & Maass 2010): the exploration is the
-  neurons' own private noise (``model.noise``), no perturbations, S = identity, a running baseline:
+  neurons' own private noise (``model.noise``), no perturbations, S = identity, a running average
+  of the reward as baseline (one per trial type: with one condition that is Legenstein's;
+  with several, one average for all lets the types' different rewards bias the update, measured
+  on DNMS as a cosine of -0.07 of the mean update with -∇L against +0.26 per type):
   :math:`\Delta w_{ij} = \eta (R - \bar R)(a_i - \bar a_i) x_j`. The trace must be slower than
   the units: with a fast one, :math:`a - \bar a` is mostly the leak's decay of earlier
   fluctuations, which enters with the opposite sign. Measured (NumPy, τ = 5 ms, dt = 1 ms, 4000
@@ -117,7 +120,7 @@ def _spec(defaults):
 
 
 EH_DEFAULTS = dict(lr=1e-3, signal="fluctuation", nonlinearity="none", trace_decay=0.95, perturbation_rate=0 * Hz,
-                   perturbation_amplitude=0.0, baseline="running", baseline_decay=0.75, scale_by_error=False,
+                   perturbation_amplitude=0.0, baseline="per_condition", baseline_decay=0.75, scale_by_error=False,
                    max_change=0.0, warmup=0)
 MICONI_DEFAULTS = dict(lr=0.1, signal="fluctuation", nonlinearity="cube", trace_decay=0.05, perturbation_rate=3 * Hz,
                        perturbation_amplitude=16.0, baseline="per_condition", baseline_decay=0.75,
