@@ -5,11 +5,12 @@ batch of B examples, runs V * B copies of the network in one Brian2 run; copy ``
 variant ``v`` on example ``b``. Independent samples of a dry run (``align``) run side by side as
 further blocks of V * B copies.
 
-The same loop trains rate and spiking networks, with between-trials rules (WP, NP, backprop)
-and in-network rules (R-STDP, ...): for an in-network rule the run itself accumulates the change
-(``dw_<rule>``) and the rule reads it back. What differs by model family is looked up, not
-branched on in the rule: the network's blueprint, the input of the copies, and the reference
-gradient (:mod:`bioplastic.engine.reference`).
+The same loop trains feed-forward rate, recurrent rate and spiking networks, with between-trials
+rules (WP, NP, backprop) and in-network rules (R-STDP, EH, Miconi, Hoerzer, ...): for an
+in-network rule the run itself accumulates the change or the eligibility (``dw_<rule>``,
+``e_<rule>``) and the rule reads it back. What differs by model family is looked up, not
+branched on in the rule: the network's blueprint, the input of the copies and the run values,
+and the reference gradient (:mod:`bioplastic.engine.reference`).
 """
 
 import copy
