@@ -441,3 +441,28 @@ def test_between_trial_rules_and_hoerzer_align_on_a_recurrent_network(rule):
         np.testing.assert_allclose(cosines, 1.0, atol=1e-12)
     if rule == "weight_perturbation":  # the exact theory of WP's cosine is computed beside it
         assert np.all(np.isfinite(alignment[alignment.layer == "all"].cosine_theory))
+
+
+def test_hoerzer_accumulated_change_is_the_hand_computed_sum():
+    """Dry run: Δw = Σ_n η (z[n] - z̄[n]) [P[n] > P̄[n]] scored[n] r[n], with P = -(z - f)² and both
+    traces before their update at step n, from the recorded read-out (noise included) and states."""
+    table = small_table("hoerzer", task="pattern_generation", noise=0.1, plastic="readout")
+    table["rule"].update(lr=0.01, exploration=0.3, trace_decay=0.6)
+    trainer = trainer_for(table)
+    blueprint = trainer.blueprint(1, record=True)
+    backend = get_backend("runtime", blueprint)
+    batch = trainer.task.sample(trainer.input_rng)
+    copies = backend.copies
+    observed = trainer.run(backend, batch, [np.broadcast_to(w, (copies,) + w.shape) for w in trainer.weights],
+                           dry_run=True)
+    r = np.tanh(observed.trajectory)  # (steps, copies, N)
+    steps = r.shape[0]
+    z = observed.final[-1].reshape(copies, steps).T  # (steps, copies)
+    target = np.tile(batch.targets, (copies // len(batch.targets), 1)).T  # (steps, copies)
+    scored = np.isfinite(target)
+    p = -(z - np.where(scored, target, 0.0)) ** 2
+    p_bar, z_bar = _trace(p, 0.6), _trace(z, 0.6)
+    factor = 0.01 * (z - z_bar) * (p > p_bar) * scored
+    expected = np.einsum("nc,ncj->cj", factor, r)[:, None, :]
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(observed.deltas["hoerzer"][0], expected, rtol=1e-9, atol=1e-15)
