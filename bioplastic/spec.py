@@ -58,6 +58,11 @@ def layer_sizes(sizes):
     return None
 
 
+def fraction(value):
+    """The check of a per-step or per-trial decay factor: in [0, 1)."""
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
 def at_least(bound):
     return lambda value: None if value >= bound else f"must be >= {bound}"
 
@@ -180,5 +185,5 @@ def describe(spec_class):
     return rows
 
 
-__all__ = ["dataclass", "param", "positive", "non_negative", "at_least", "layer_sizes", "params", "validate",
+__all__ = ["dataclass", "param", "positive", "non_negative", "fraction", "at_least", "layer_sizes", "params", "validate",
            "from_table", "to_table", "describe", "toml_literal"]

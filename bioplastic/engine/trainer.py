@@ -102,22 +102,17 @@ class Trainer:
             return backend.run(weights=weights, inputs=_tiled(inputs, backend.copies), perts=perts, seed=seed)
         layout = backend.blueprint.layout
         if self.family == "recurrent_rate":  # every copy reads its own stimulus; one batch for all samples
-            conditions = _tiled(np.asarray(batch.conditions), layout.copies)
-            values = {**model_values(self.protocol.model, self.protocol.seed, layout.copies),
-                      **self.task.run_values(batch, layout)}
-            if backend.blueprint.with_rule:
-                with rule_code(self.rule, "run_values"):
-                    values.update(self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
-                                                                  layout=layout)))
-            return backend.run(weights=weights, inputs=_tiled(inputs, layout.copies), perts=perts, values=values,
-                               seed=seed)
-        context = RunContext(layout.copies, np.asarray(batch.conditions)[layout.input_block], dry_run=dry_run,
-                             continuous=False, layout=layout)
-        values = {**self.task.run_values(batch, layout), ("guard", "max_rate"): float(self.protocol.training.max_rate)}
+            conditions, inputs = _tiled(np.asarray(batch.conditions), layout.copies), _tiled(inputs, layout.copies)
+            values = model_values(self.protocol.model, self.protocol.seed, layout.copies)
+        else:  # spiking: copies read input blocks
+            conditions = np.asarray(batch.conditions)[layout.input_block]
+            values = {("guard", "max_rate"): float(self.protocol.training.max_rate)}
+        values.update(self.task.run_values(batch, layout))
         if backend.blueprint.with_rule:
             with rule_code(self.rule, "run_values"):
-                values.update(self.rule.run_values(context))
-        observed = backend.run(weights=weights, inputs=batch.inputs, perts=perts, values=values, seed=seed)
+                values.update(self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
+                                                              continuous=False, layout=layout)))
+        observed = backend.run(weights=weights, inputs=inputs, perts=perts, values=values, seed=seed)
         if observed.stopped_at is not None:
             raise RunawayError(observed.stopped_at, self.protocol.training.max_rate, file=self.protocol.file)
         return observed

@@ -200,6 +200,18 @@ def base_recipe(layout, record=0):
     return recipe
 
 
+def draw_kicks(recipe, group_name):
+    """Let a rule perturb the units of ``group_name`` (neurons or read-out): in every step each unit
+    receives, with the run value ``kick_probability``, an input current ``kick`` ~ U(-A, A) with
+    A the run value ``kick_amplitude`` (both 0 unless the rule writes them)."""
+    group = recipe.group(group_name)
+    group.add("kick_probability : 1 (shared, constant)", "kick_amplitude : 1 (shared, constant)")
+    group.regular["kick"] = Regular(["kick = kick_amplitude * (2 * rand() - 1)",
+                                     "kick = kick * int(rand() < kick_probability)"], when="start")
+    for variable in ("kick_probability", "kick_amplitude"):
+        recipe.run_value(group_name, variable, 0.0)
+
+
 def _credit_traces(recipe, layout):
     """Every presynaptic group of a plastic projection sums its rates over the run, so that
     :meth:`RecurrentRateNetwork.read` reports the time-averaged presynaptic rate (what node
@@ -228,8 +240,7 @@ class RecurrentObservation:
     trajectory: object = None
     deltas: dict = field(default_factory=dict)
     monitors: dict = field(default_factory=dict)
-    rewards: object = None
-    stopped_at: object = None
+    stopped_at: object = None  # a rate network never runs away; read by the continuous experiment
 
 
 class RecurrentRateNetwork(BuiltNetwork):

@@ -74,16 +74,12 @@ from brian2 import Hz
 
 from ..errors import SpecError
 from ..networks.recipe import Regular
-from ..networks.recurrent_rate import ELIGIBILITY_ORDER, FACTOR_ORDER, TRACE_ORDER
-from ..spec import non_negative, param, positive, validate
+from ..networks.recurrent_rate import ELIGIBILITY_ORDER, FACTOR_ORDER, TRACE_ORDER, draw_kicks
+from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
 from .builders import register_builder
 
 ACTIVATION_OF = {"neurons": "x", "readout": "z"}  # the activation whose fluctuation is the signal
-
-
-def _fraction(value):
-    return None if 0 <= value < 1 else "must be in [0, 1)"
 
 
 def _spec(defaults):
@@ -98,7 +94,7 @@ def _spec(defaults):
         nonlinearity: str = param(d["nonlinearity"], "S applied to signal x presynaptic rate every step", kind=str,
                                   choices=("none", "cube"))
         trace_decay: float = param(d["trace_decay"], "α of the activation trace ā <- α ā + (1 - α) a, per step",
-                                   check=_fraction)
+                                   check=fraction)
         perturbation_rate: object = param(d["perturbation_rate"], "rate of the perturbation kicks per unit",
                                           unit=Hz, check=non_negative)
         perturbation_amplitude: float = param(d["perturbation_amplitude"], "kicks ~ U(-A, A), an input current",
@@ -106,7 +102,7 @@ def _spec(defaults):
         baseline: str = param(d["baseline"], "reward baseline: one per trial type, or one running average", kind=str,
                               choices=("per_condition", "running"))
         baseline_decay: float = param(d["baseline_decay"], "β of the baseline R̄ <- β R̄ + (1 - β) R, per trial",
-                                      check=_fraction)
+                                      check=fraction)
         scale_by_error: bool = param(d["scale_by_error"], "multiply the change by |R̄| (Miconi's code)", kind=bool)
         max_change: float = param(d["max_change"], "clip every weight's change per trial to ±this (0: no clip)",
                                   check=non_negative)
@@ -257,19 +253,16 @@ def build_reward_modulated_hebbian(rule, recipe, layout):
     spec = rule.spec
     cube = spec.nonlinearity == "cube"
     for group_name in layout.layers:
+        draw_kicks(recipe, group_name)
         group = recipe.group(group_name)
-        group.add("kick_probability : 1 (shared, constant)", "kick_amplitude : 1 (shared, constant)",
-                  "trace_decay : 1 (shared, constant)", "abar : 1", "post_factor : 1")
-        group.regular["kick"] = Regular(["kick = kick_amplitude * (2 * rand() - 1)",
-                                         "kick = kick * int(rand() < kick_probability)"], when="start")
+        group.add("trace_decay : 1 (shared, constant)", "abar : 1", "post_factor : 1")
         activation = ACTIVATION_OF[group_name]
         signal = "kick" if spec.signal == "perturbation" else f"({activation} - abar)"
         group.regular["post_factor"] = Regular([f"post_factor = {signal}**3" if cube else f"post_factor = {signal}"],
                                                when="groups", order=FACTOR_ORDER)
         group.regular["trace"] = Regular([f"abar = trace_decay * abar + (1 - trace_decay) * {activation}"],
                                          when="groups", order=TRACE_ORDER)
-        for variable in ("kick_probability", "kick_amplitude", "trace_decay"):
-            recipe.run_value(group_name, variable, 0.0)
+        recipe.run_value(group_name, "trace_decay", 0.0)
     variable = rule.delta_variable
     for projection in layout.projections:
         # A fluctuation of a neuron's state was caused by the rates of the step before; the

@@ -38,14 +38,10 @@ from brian2 import second
 
 from ..errors import SpecError
 from ..networks.recipe import Regular
-from ..networks.recurrent_rate import ELIGIBILITY_ORDER, FACTOR_ORDER, TRACE_ORDER
-from ..spec import non_negative, param, positive, validate
+from ..networks.recurrent_rate import ELIGIBILITY_ORDER, FACTOR_ORDER, TRACE_ORDER, draw_kicks
+from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
 from .builders import register_builder
-
-
-def _fraction(value):
-    return None if 0 <= value < 1 else "must be in [0, 1)"
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ class HoerzerSpec:
     lr_decay_time: object = param(20 * second, "τ_η: η(t) = η0 / (1 + t / τ_η) over training time (0: constant)",
                                   unit=second, check=non_negative)
     exploration: float = param(0.5, "A: read-out noise ~ U(-A, A) every step", check=non_negative)
-    trace_decay: float = param(0.8, "α of the traces of P and z, per step", check=_fraction)
+    trace_decay: float = param(0.8, "α of the traces of P and z, per step", check=fraction)
     apply: str = param("online", "online: the weights move at every step of training; trial_end: once per trial",
                        kind=str, choices=("online", "trial_end"))
 
@@ -105,12 +101,10 @@ class Hoerzer(InNetworkRule):
 @register_builder(Hoerzer, "recurrent_rate")
 def build_hoerzer(rule, recipe, layout):
     rule.duration = float(layout.duration)
+    draw_kicks(recipe, "readout")  # the read-out's exploration noise
     readout = recipe.group("readout")
     readout.add("P : 1", "P_bar : 1", "z_bar : 1", "hoerzer_factor : 1", "hoerzer_lr : 1 (shared, constant)",
-                "hoerzer_online : 1 (shared, constant)", "kick_probability : 1 (shared, constant)",
-                "kick_amplitude : 1 (shared, constant)")
-    readout.regular["kick"] = Regular(["kick = kick_amplitude * (2 * rand() - 1)",
-                                       "kick = kick * int(rand() < kick_probability)"], when="start")
+                "hoerzer_online : 1 (shared, constant)")
     readout.namespace["hoerzer_decay"] = rule.spec.trace_decay
     readout.regular["hoerzer_factor"] = Regular([
         "P = -(z - y_target)**2",
@@ -118,7 +112,7 @@ def build_hoerzer(rule, recipe, layout):
     readout.regular["hoerzer_trace"] = Regular([
         "P_bar = hoerzer_decay * P_bar + (1 - hoerzer_decay) * P",
         "z_bar = hoerzer_decay * z_bar + (1 - hoerzer_decay) * z"], when="groups", order=TRACE_ORDER)
-    for variable in ("hoerzer_lr", "hoerzer_online", "kick_probability", "kick_amplitude"):
+    for variable in ("hoerzer_lr", "hoerzer_online"):
         recipe.run_value("readout", variable, 0.0)
     variable = rule.delta_variable
     for projection in layout.projections:

@@ -35,6 +35,8 @@ import numpy as np
 from brian2 import Hz, ms
 
 from ..errors import SpecError
+from ..networks.recipe import Regular
+from ..networks.recurrent_rate import RATE_ORDER
 from ..spec import at_least, param, positive, validate
 from .base import Batch, Task
 
@@ -58,8 +60,6 @@ class _ReadoutTarget(Task):
     target_in_network = True
 
     def contribute(self, recipe, layout):
-        from ..networks.recipe import Regular
-        from ..networks.recurrent_rate import RATE_ORDER
         columns = layout.size("readout")
         for name in (TARGET, SCORED):
             recipe.timed_array(name, layout.steps, columns)
