@@ -36,6 +36,8 @@ QUICKSTART = "protocols/quickstart.toml"
     ('sweep.grid={"rule.lr"=[0.1,0.1]}', "sweep.grid.rule.lr", "lists a value twice"),
     ("sweep.seeds=0", "sweep.seeds", ">= 1"),
     ("training=3", "training", "must be a table"),
+    ("training.threads=0", "training.threads", ">= 1"),
+    ("training.threads=1.5", "training.threads", "must be an integer"),
 ])
 def test_bad_input_is_one_line_with_file_and_key_path(override, key, fragment, capsys, tmp_path):
     out = tmp_path / "never"
@@ -150,6 +152,9 @@ def test_quantities_round_trip_through_their_text(value):
     ("oua_single_parameter.toml", 'task.record_every="75 ms"', "task.record_every", "whole number"),
     ("hoerzer2014_pattern.toml", 'model.plastic="recurrent"', "model.plastic", "trains the read-out only"),
     ("hoerzer2014_pattern.toml", "task.amplitudes=[1.0]", "task.amplitudes", "one amplitude per frequency"),
+    ("hoerzer2014_pattern.toml", 'task.washout="3 s"', "task.washout", "must lie in [0, duration)"),
+    ("hoerzer2014_pattern.toml", 'rule.lr_decay_time="20 mV"', "rule.lr_decay_time", "dimensions"),
+    ("oua_single_parameter.toml", 'task.omega="0.1 ms"', "task.omega", "dimensions"),
     ("reward_learning.toml", "task.active_fraction=0.0", "task.active_fraction", "(0, 1]"),
     ("reward_learning.toml", 'model.noise="-1 mV"', "model.noise", ">= 0"),
     ("reward_learning.toml", "sweep.cases=[]", "sweep.cases", "must be a list of tables"),
