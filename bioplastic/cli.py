@@ -154,7 +154,7 @@ def _print_params(rows):
 
 def cmd_gradcheck(args):
     from .analysis.alignment import layer_names
-    from .engine.reference import finite_difference_gradient
+    from .engine.reference import eprop_with_true_signal, finite_difference_gradient
     from .engine.trainer import Trainer
     if not (np.isfinite(args.eps) and args.eps > 0):
         raise SpecError("--eps", "must be a finite number > 0", args.eps)
@@ -166,15 +166,25 @@ def cmd_gradcheck(args):
     if protocol.sweep:
         protocol = protocol.variants()[0][2]
     if protocol.model.family == "spiking":
-        raise SpecError("model.kind", "gradcheck holds BPTT against finite differences for rate networks; for a "
+        raise SpecError("model.kind", "gradcheck holds BPTT against finite differences for rate networks, and e-prop "
+                        "against surrogate BPTT for recurrent LIF/ALIF networks (model.kind = \"alif\"); for this "
                         "spiking network, `bioplastic align` compares a rule with finite differences of the expected "
                         "loss", protocol.model_kind)
-    protocol = _deterministic(protocol)
-    trainer = Trainer(protocol)
-    batch = trainer.task.sample(trainer.input_rng)
-    trial, _ = trainer.step(batch, with_gradient=True)
-    reference = trial.gradient.weights
-    numeric = finite_difference_gradient(trainer, batch.inputs, batch.targets, eps=args.eps)
+    if protocol.model.family == "recurrent_spiking":
+        trainer = Trainer(_with_eprop(protocol))
+        batch = trainer.task.sample(trainer.input_rng)
+        numeric, gradient = eprop_with_true_signal(trainer, batch)
+        reference = gradient.weights
+        title = ("e-prop with the true learning signal, accumulated inside the Brian2 run, vs surrogate BPTT "
+                 f"through the recorded trajectory (backend={protocol.training.backend}; --eps is not used)")
+    else:
+        trainer = Trainer(_deterministic(protocol))
+        batch = trainer.task.sample(trainer.input_rng)
+        trial, _ = trainer.step(batch, with_gradient=True)
+        reference = trial.gradient.weights
+        numeric = finite_difference_gradient(trainer, batch.inputs, batch.targets, eps=args.eps)
+        title = (f"BPTT through the recorded Brian2 trajectory vs central finite differences through the "
+                 f"Brian2 simulation (eps={args.eps:g}, backend={protocol.training.backend})")
     scale = max(np.abs(g).max() for g in reference)
     # Entries far below the largest gradient are compared in absolute terms.
     floor = max(1e-6 * scale, np.finfo(float).tiny)
@@ -186,14 +196,23 @@ def cmd_gradcheck(args):
                          max_abs_error=error.max(), max_rel_error=rel.max()))
     table = pd.DataFrame(rows)
     worst = float(np.max(table.max_rel_error.to_numpy()))  # NaN anywhere makes it NaN (pandas would skip it)
-    print(f"BPTT through the recorded Brian2 trajectory vs central finite differences through the "
-          f"Brian2 simulation (eps={args.eps:g}, backend={protocol.training.backend})")
+    print(title)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3e}"))
     print(f"max_rel_error={worst:.3e}")
     if not worst <= args.tolerance:  # NaN fails too
         print(f"FAILED: max_rel_error above tolerance {args.tolerance:g}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _with_eprop(protocol):
+    """The protocol with e-prop as its rule (its own spec when it has one): the identity checks
+    e-prop's traces against surrogate BPTT whatever rule the protocol trains with."""
+    import dataclasses
+    from .rules.eprop import EpropSpec
+    if protocol.rule_kind == "eprop":
+        return protocol
+    return dataclasses.replace(protocol, rule_kind="eprop", rule=EpropSpec())
 
 
 def _deterministic(protocol):

@@ -56,8 +56,9 @@ class AnalysisSpec:
     """How the rule's updates are compared with the reference gradient."""
 
     reference: str = param("auto", "reference gradient: auto is the model family's own (bptt for rate networks, "
-                           "finite_difference of the expected loss for spiking ones)", kind=str,
-                           choices=("auto", "bptt", "finite_difference"))
+                           "surrogate for recurrent LIF/ALIF networks, finite_difference of the expected loss for "
+                           "feed-forward and E/I spiking ones)", kind=str,
+                           choices=("auto", "bptt", "surrogate", "finite_difference"))
     every: int = param(10, "compare the update with the gradient every n trials (0: never)", kind=int,
                        check=non_negative)
     samples: int = param(200, "dry-run samples drawn by `bioplastic align`", kind=int, check=at_least(1))
@@ -345,12 +346,22 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
                             f"(one per layer)", str(task.duration))
     own = REFERENCES[family]
     if analysis.reference not in ("auto", own):
-        raise SpecError("analysis.reference", f"must be {own} (or auto) for {family} networks (finite differences "
-                        "of a rate network are checked by `bioplastic gradcheck`; surrogate gradients are not built "
-                        "yet)", analysis.reference)
+        raise SpecError("analysis.reference", f"must be {own} (or auto) for {_model_words(family, model_kind)}: "
+                        f"{REFERENCE_REASONS[analysis.reference]}", analysis.reference)
     declared.check(model, task_class)
     resources.check(model, task_class, task, declared)  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
+
+
+REFERENCE_REASONS = {
+    "bptt": "BPTT differentiates smooth rate dynamics; a spike has no derivative (the surrogate reference replaces it "
+            "by the model's pseudo-derivative)",
+    "surrogate": "the surrogate gradient replaces the derivative of a spike by the pseudo-derivative of a recurrent "
+                 "LIF/ALIF network (model.kind = \"alif\"); a rate network has the exact gradient (bptt)",
+    "finite_difference": "finite differences of the expected loss serve spiking networks without a per-trial gradient; "
+                         "a rate network's are checked by `bioplastic gradcheck`, a recurrent LIF/ALIF network's "
+                         "reference is the surrogate gradient",
+}
 
 
 def _model_words(family, kind):

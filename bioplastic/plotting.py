@@ -252,9 +252,9 @@ def plot_oua(runs, theta_target, axes=None):
     return axes
 
 
-def plot_cosine_over_training(cosines, ax=None):
-    """The whole-network cosine of each variant's update with -∇L at every analysed trial (mean
-    over seeds, smoothed over a few analyses), against the trial."""
+def plot_cosine_over_training(cosines, ax=None, reference=None, title=None):
+    """The cosine of each variant's update with -∇L at every analysed trial (mean over seeds,
+    smoothed over a few analyses), against the trial; ``reference`` names the gradient."""
     ax = _axes(ax)
     variants = list(dict.fromkeys(cosines.variant))
     for variant in variants:
@@ -263,9 +263,20 @@ def plot_cosine_over_training(cosines, ax=None):
         ax.plot(rows.index, rows.rolling(window, min_periods=1).mean(), color=color(variant, variants), label=variant)
     ax.axhline(0, color="0.8", lw=0.5)
     ax.set_xlabel("trial")
-    ax.set_ylabel("cosine(update, -∇L)")
+    ax.set_ylabel("cosine(update, -∇L)" + (f", reference: {reference}" if reference else ""))
     ax.legend(frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title, fontsize="small")
     return ax
+
+
+def plot_cosine_over_training_by_layer(by_layer, reference=None):
+    """One panel of :func:`plot_cosine_over_training` per weight layer (``{layer: cosines}``):
+    e-prop's read-out update is exact, its recurrent one is where the feedback kinds differ."""
+    fig = Figure(figsize=(4.2 * len(by_layer), 3.4), layout="constrained")
+    for ax, (layer, cosines) in zip(np.atleast_1d(fig.subplots(1, len(by_layer))), by_layer.items()):
+        plot_cosine_over_training(cosines, ax=ax, reference=reference, title=f"layer {layer}")
+    return fig
 
 
 def plot_synapse_scatter(synapses, alignment=None):
@@ -363,10 +374,25 @@ def _draw_experiment(folder, kind):
     return written
 
 
-def _training_cosines_title(alignment):
+def _training_cosines_title(alignment, reference=None):
     counts = alignment.groupby("variant").cosine.count()
     return (f"updates during training, whole network (all layers): {int(counts.max())} per variant"
-            + (f" ({int(counts.min())}-{int(counts.max())})" if counts.min() != counts.max() else ""))
+            + (f" ({int(counts.min())}-{int(counts.max())})" if counts.min() != counts.max() else "")
+            + (f"; reference: {reference}" if reference else ""))
+
+
+def reference_name(folder):
+    """The reference gradient a result folder's cosines were measured against (from its protocol)."""
+    from .engine.reference import REFERENCES
+    from .networks import MODEL_KINDS, model_spec_class
+    table = _protocol(folder)
+    chosen = table.get("analysis", {}).get("reference", "auto")
+    if chosen != "auto":
+        return chosen
+    model = table.get("model", {})
+    if model.get("kind") not in MODEL_KINDS:
+        return None
+    return REFERENCES[model_spec_class(model["kind"], model).family]
 
 
 def draw_folder(folder):
@@ -394,12 +420,20 @@ def draw_folder(folder):
             written.append(_save(plot_oua(runs_metrics, target), figures / "oua.png"))
             return written
         losses, alignment = sweep_tables(folder)
+        reference = reference_name(folder)
         if len(losses):
             written.append(_save(plot_learning_curves(losses), figures / "learning_curves.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
-            written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(alignment)),
+            written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(alignment, reference)),
                                  figures / "cosine_distribution.png"))
-            written.append(_save(plot_cosine_over_training(alignment), figures / "cosine_over_training.png"))
+            written.append(_save(plot_cosine_over_training(alignment, reference=reference),
+                                 figures / "cosine_over_training.png"))
+            layers = sorted({layer for run in pd.read_csv(folder / "runs.csv").path[:1]
+                             for layer in read_metrics(folder / run).layer if layer.startswith("W")})
+            if len(layers) > 1:
+                by_layer = {layer: sweep_tables(folder, layer)[1] for layer in layers}
+                written.append(_save(plot_cosine_over_training_by_layer(by_layer, reference),
+                                     figures / "cosine_over_training_by_layer.png"))
     elif (folder / "alignment.csv").exists():
         table = alignment_table(folder)
         reference = ", ".join(table.reference.unique()) if "reference" in table else "bptt"
@@ -415,7 +449,8 @@ def draw_folder(folder):
         loss, alignment = labelled_run_tables(metrics, _run_name(folder), 0)
         written.append(_save(plot_learning_curves(loss), figures / "learning_curve.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
-            written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(alignment)),
+            written.append(_save(plot_cosine_distribution(alignment, title=_training_cosines_title(
+                alignment, reference_name(folder))),
                                  figures / "cosine_distribution.png"))
     else:
         raise FileNotFoundError(f"{folder}: not a result folder (no runs.csv, alignment.csv or metrics.csv)")

@@ -48,7 +48,7 @@ def estimate(model, task_class, task, rule):
         neurons = model.n_exc + model.n_inh
         synapses = neurons * model.out_degree
         size_key = "model.n_exc"
-    elif model.family == "recurrent_rate":
+    elif model.family in ("recurrent_rate", "recurrent_spiking"):
         n = model.n_neurons
         neurons = n + model.n_inputs + model.n_outputs
         synapses = n * (n + model.n_inputs + 2 * model.n_outputs)
@@ -57,8 +57,10 @@ def estimate(model, task_class, task, rule):
         sizes = list(model.sizes)
         neurons, synapses = sum(sizes), sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         size_key = "model.sizes"
-    if model.family == "recurrent_rate":  # the clean copies' states, every copy's stimulus (x3) and read-out (x2)
-        per_step = 8 * (batch * model.n_neurons + variants * batch * (3 * model.n_inputs + 2 * model.n_outputs))
+    if model.family in ("recurrent_rate", "recurrent_spiking"):
+        # the clean copies' states (two per ALIF neuron), every copy's stimulus (x3) and read-out (x2)
+        states = 2 if model.family == "recurrent_spiking" else 1
+        per_step = 8 * (states * batch * model.n_neurons + variants * batch * (3 * model.n_inputs + 2 * model.n_outputs))
         task_bytes = 0
     elif model.family == "rate":
         per_step = batch * sum(model.sizes[1:]) * 8  # the clean copies' recorded rates

@@ -144,21 +144,22 @@ def loss_warning(metrics, factor=2.0):
     return None
 
 
-def labelled_run_tables(metrics, variant, seed):
-    """One run's loss rows, and its whole-network ``cosine``/``cosine_theory`` per trial (wide),
-    both labelled with ``variant`` and ``seed`` for figures that compare runs."""
+def labelled_run_tables(metrics, variant, seed, layer="all"):
+    """One run's loss rows, and its ``cosine``/``cosine_theory`` per trial (wide) of ``layer``
+    (default the whole network), both labelled with ``variant`` and ``seed`` for figures that
+    compare runs."""
     metrics = metrics.assign(variant=variant, seed=seed)
     losses = metrics[(metrics.metric == "loss") & metrics.layer.isin(["", "all"])]
-    rows = metrics[(metrics.layer == "all") & metrics.metric.isin(["cosine", "cosine_theory"])]
+    rows = metrics[(metrics.layer == layer) & metrics.metric.isin(["cosine", "cosine_theory"])]
     cosines = rows.pivot_table(index=["variant", "seed", "trial"], columns="metric", values="value").reset_index()
     cosines.columns.name = None
     return losses, cosines
 
 
-def sweep_tables(folder):
-    """Losses and whole-network cosines (see :func:`labelled_run_tables`) of every run in ``runs.csv``."""
+def sweep_tables(folder, layer="all"):
+    """Losses and the cosines of ``layer`` (see :func:`labelled_run_tables`) of every run in ``runs.csv``."""
     folder = Path(folder)
-    pairs = [labelled_run_tables(read_metrics(folder / run.path), run.variant, run.seed)
+    pairs = [labelled_run_tables(read_metrics(folder / run.path), run.variant, run.seed, layer)
              for run in pd.read_csv(folder / "runs.csv").itertuples()]
     return pd.concat([p[0] for p in pairs]), pd.concat([p[1] for p in pairs])
 

@@ -172,6 +172,19 @@ def test_quantities_round_trip_through_their_text(value):
     ("florian2007_fig1.toml", "task.reward_values=[1.0]", "task.reward_values", "one value per reward time"),
     ("florian2007_fig1.toml", "model.sizes=[2, 1]", "model.sizes", "sizes = [1, 1]"),
     ("florian2007_fig1.toml", 'task.post=["250 ms"]', "task.post", "[0, duration)"),
+    ("eprop_pattern.toml", 'model.tau_m="20 mV"', "model.tau_m", "dimensions"),
+    ("eprop_pattern.toml", 'model.tau_adapt="-5 ms"', "model.tau_adapt", "> 0"),
+    ("eprop_pattern.toml", "model.n_adaptive=500", "model.n_adaptive", "<= n_neurons"),
+    ("eprop_pattern.toml", 'model.surrogate="relu"', "model.surrogate", "must be one of triangle, fast_sigmoid"),
+    ("eprop_pattern.toml", "model.gamma=0.0", "model.gamma", "> 0"),
+    ("eprop_pattern.toml", "model.beta=-1.0", "model.beta", ">= 0"),
+    ("eprop_pattern.toml", 'rule.feedback="transpose"', "rule.feedback", "must be one of symmetric, random"),
+    ("eprop_pattern.toml", 'task.input_rate="2 kHz"', "task.input_rate", "at most one spike"),
+    ("eprop_pattern.toml", 'task.input_rate="50 ms"', "task.input_rate", "dimensions"),
+    ("eprop_pattern.toml", 'task.input="noise"', "task.input", "must be one of bias, frozen_poisson"),
+    ("eprop_pattern.toml", 'analysis.reference="bptt"', "analysis.reference", "a spike has no derivative"),
+    ("eprop_pattern.toml", 'analysis.reference="finite_difference"', "analysis.reference", "surrogate gradient"),
+    ("miconi2017_dnms.toml", 'analysis.reference="surrogate"', "analysis.reference", "exact gradient"),
 ])
 def test_spiking_bad_input_is_one_line(file, override, key, fragment, capsys, tmp_path):
     out = tmp_path / "never"
@@ -186,13 +199,21 @@ def test_spiking_bad_input_is_one_line(file, override, key, fragment, capsys, tm
     ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "teacher_regression"\n[rule]\nkind = "node_perturbation"',
      "task.kind", "works on rate models"),
     ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "backprop"',
-     "rule.kind", "trains rate or recurrent_rate models"),
+     "rule.kind", "trains rate or recurrent_rate or recurrent_spiking models"),
     ('[model]\nfile = "rate_mlp.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "node_perturbation"',
      "task.kind", "works on spiking models"),
     ('[model]\nfile = "izhikevich2007_network.toml"\n[task]\nkind = "distal_reward"\n[rule]\nkind = "node_perturbation"',
      "rule.kind", "continuous run"),
     ('[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "spike_count"\n[rule]\nkind = "rstdp"\n'
      '[analysis]\nreference = "bptt"', "analysis.reference", "finite_difference"),
+    ('[model]\nkind = "alif"\nn_inputs = 3\n[task]\nkind = "dnms"\n[rule]\nkind = "eprop"',
+     "task.kind", "squared error"),
+    ('[model]\nfile = "miconi2017_network.toml"\n[task]\nkind = "dnms"\n[rule]\nkind = "eprop"',
+     "rule.kind", "trains recurrent_spiking models"),
+    ('[model]\nkind = "alif"\nn_inputs = 3\n[task]\nkind = "dnms"\n[rule]\nkind = "miconi"',
+     "rule.kind", "trains recurrent_rate models"),
+    ('[model]\nkind = "alif"\n[task]\nkind = "spike_count"\n[rule]\nkind = "eprop"',
+     "task.kind", "works on spiking models"),
 ])
 def test_models_tasks_and_rules_that_do_not_fit_together(body, key, fragment, tmp_path, capsys):
     path = tmp_path / "p.toml"

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import rng as rng_streams
 from ..errors import RunawayError
-from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values
+from ..networks import RECURRENT_FAMILIES
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext
 from ..rules.builders import contributor
@@ -29,9 +29,9 @@ class Experiment:
         self.task = TASKS[protocol.task_kind](protocol.task, model, protocol.seed)
         self.steps = int(round(float(self.task.duration / model.dt)))
         contributors = [self.task.contribute, contributor(self.rule, model), self.task.contribute_after_rule]
-        if model.family == "recurrent_rate":
-            self.blueprint = RecurrentRateBlueprint(model, self.task.copies, self.steps, seed=protocol.seed,
-                                                    contributors=contributors)
+        if model.family in RECURRENT_FAMILIES:
+            self.blueprint = RECURRENT_FAMILIES[model.family][0](model, self.task.copies, self.steps,
+                                                                 seed=protocol.seed, contributors=contributors)
         else:
             self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
                                               seed=protocol.seed, contributors=contributors)
@@ -57,8 +57,8 @@ class Experiment:
         values = {**values, **self.rule.run_values(context)}
         if protocol.model.family == "spiking":
             values[("guard", "max_rate")] = float(protocol.training.max_rate)
-        if protocol.model.family == "recurrent_rate":
-            values.update(model_values(protocol.model, seed, layout.copies))
+        if protocol.model.family in RECURRENT_FAMILIES:
+            values.update(RECURRENT_FAMILIES[protocol.model.family][1](protocol.model, seed, layout.copies))
         observed = self.backend.run(weights=weights, inputs=inputs, values=values,
                                     seed=int(rng_streams.stream(seed, "run_seeds").integers(2 ** 31)))
         metrics = self.task.metrics(observed, layout)

@@ -2,7 +2,11 @@ r"""Reference gradients of the objective the rules follow, looked up by model fa
 
 * ``bptt`` (rate networks): exact, backwards through the trajectory Brian2 recorded for the
   trial's clean copies (:mod:`bioplastic.gradients.bptt`).
-* ``finite_difference`` (spiking networks): the gradient of the **expected** loss over the
+* ``surrogate`` (recurrent LIF/ALIF networks): BPTT backwards through the recorded trajectory
+  with every spike's derivative replaced by the model's pseudo-derivative
+  (:mod:`bioplastic.gradients.surrogate`). Not the gradient of the loss, which is piecewise
+  constant in the weights, so the cosine theories of WP and NP do not apply to it.
+* ``finite_difference`` (feed-forward and E/I spiking networks): the gradient of the **expected** loss over the
   task's input noise, by central differences through the Brian2 simulation,
 
   .. math:: \hat g_j = \frac{1}{M} \sum_{m=1}^{M}
@@ -28,7 +32,7 @@ from ..networks.rate_math import flatten, unflatten
 from ..tasks.base import Batch
 from ..networks.recurrent_rate_math import bptt as recurrent_bptt
 
-REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "spiking": "finite_difference"}
+REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "recurrent_spiking": "surrogate", "spiking": "finite_difference"}
 
 
 def reference_gradient(trainer, batch, observed):
@@ -36,6 +40,8 @@ def reference_gradient(trainer, batch, observed):
     name = REFERENCES[trainer.family]
     if trainer.family == "recurrent_rate":
         return recurrent_bptt_gradient(trainer, batch, observed)
+    if trainer.family == "recurrent_spiking":
+        return surrogate_gradient(trainer, batch, observed)
     if name == "bptt":
         model, size = trainer.protocol.model, trainer.batch
         outputs = observed.final[-1][:size]
@@ -50,16 +56,21 @@ def reference_gradient(trainer, batch, observed):
         raise ValueError(f"reference: must be one of {', '.join(REFERENCES.values())} (got {name!r})")
 
 
+def clean_run(trainer, batch, observed):
+    """The trial's observation with a recorded trajectory of clean copies. An in-network rule's
+    trials record none (and may perturb every copy), so for one the network runs once more
+    without the rule (with the model's own noise, if it has any, drawn afresh)."""
+    if trainer.rule.realisation != "in_network":
+        return observed
+    backend = trainer.backend_for(1, variants=1, with_rule=False)
+    return trainer.run(backend, batch, [np.broadcast_to(w, (backend.copies,) + w.shape) for w in trainer.weights])
+
+
 def recurrent_bptt_gradient(trainer, batch, observed):
     """BPTT through the recorded trajectory of the trial's clean copies of a recurrent rate network:
-    dL/dW of the plastic weights, and dL/dp of each plastic projection's target (per example).
-
-    An in-network rule perturbs every copy of the trial, so for one the reference runs the
-    network once more without the rule (with the model's own noise, if it has any, drawn afresh)."""
+    dL/dW of the plastic weights, and dL/dp of each plastic projection's target (per example)."""
     model, size = trainer.protocol.model, trainer.batch
-    if trainer.rule.realisation == "in_network":  # the trial's copies carry the rule's kicks: run one without
-        backend = trainer.backend_for(1, variants=1, with_rule=False)
-        observed = trainer.run(backend, batch, [np.broadcast_to(w, (backend.copies,) + w.shape) for w in trainer.weights])
+    observed = clean_run(trainer, batch, observed)
     outputs = observed.final[-1][:size]
     steps = observed.trajectory.shape[0]
     z_grad = trainer.task.output_gradient(outputs, batch.targets).reshape(size, steps, -1).transpose(1, 0, 2)
@@ -68,6 +79,76 @@ def recurrent_bptt_gradient(trainer, batch, observed):
     targets = {"input": "neurons", "recurrent": "neurons", "readout": "readout"}
     return Gradient([grads[name] for name in model.plastic_layers],
                     [nodes[targets[name]] for name in model.plastic_layers], "bptt", True)
+
+
+def surrogate_gradient(trainer, batch, observed):
+    """Surrogate-gradient BPTT through the recorded trajectory of the trial's clean copies of a
+    recurrent LIF/ALIF network: dL/dW of the plastic weights, and dL/dp of each plastic
+    projection's target (per example)."""
+    from ..gradients.surrogate import bptt as surrogate_bptt
+    model, size = trainer.protocol.model, trainer.batch
+    observed = clean_run(trainer, batch, observed)
+    weights = model.full_weights(trainer.weights, trainer.protocol.seed)
+    params = model.surrogate_params()
+    grads = {name: np.zeros_like(weights[name]) for name in ("input", "recurrent", "readout")}
+    nodes = {"neurons": np.zeros((size, model.n_neurons)), "readout": np.zeros((size, model.n_outputs))}
+    for b, (trajectory, y_grad) in enumerate(_recorded_examples(trainer, batch, observed)):
+        g_in, g_rec, g_out, nodes["neurons"][b], nodes["readout"][b] = surrogate_bptt(
+            params, weights["input"], weights["recurrent"], weights["readout"], np.asarray(batch.inputs[b], float),
+            y_grad, trajectory)
+        for name, g in zip(("input", "recurrent", "readout"), (g_in, g_rec, g_out)):
+            grads[name] += g
+    targets = {"input": "neurons", "recurrent": "neurons", "readout": "readout"}
+    return Gradient([grads[name] for name in model.plastic_layers],
+                    [nodes[targets[name]] for name in model.plastic_layers], "surrogate", False)
+
+
+def _recorded_examples(trainer, batch, observed):
+    """Per example of the batch: its recorded :class:`~bioplastic.gradients.surrogate.Trajectory`
+    and dL/dy[t] of the batch loss (steps, n_out)."""
+    from ..gradients.surrogate import recorded
+    size = trainer.batch
+    outputs = observed.final[-1][:size]
+    v, a = observed.trajectory
+    steps = v.shape[0]
+    y_grad = trainer.task.output_gradient(outputs, batch.targets).reshape(size, steps, -1)
+    y = outputs.reshape(size, steps, -1)
+    params = trainer.protocol.model.surrogate_params()
+    for b in range(size):
+        yield recorded(params, v[:, b], a[:, b], y[b]), y_grad[b]
+
+
+def eprop_with_true_signal(trainer, batch):
+    """e-prop's gradient with the true learning signal, accumulated inside the Brian2 run, and
+    the surrogate BPTT gradient of the same trajectory: ``(e-prop per layer, Gradient)``.
+
+    A first run records the trajectory; NumPy computes the true learning signal from it
+    (:func:`~bioplastic.gradients.surrogate.true_learning_signal`); a second run of the same
+    (deterministic) network, whose e-prop reads that signal instead of its feedback, accumulates
+    Σ_t L_j[t] e_ji[t] in its synapses."""
+    from ..gradients.surrogate import true_learning_signal
+    from ..networks import RECURRENT_FAMILIES
+    from ..rules.builders import contributor
+    from ..rules.eprop import GIVEN_SIGNAL
+    from .backends import get_backend
+    protocol, model, size = trainer.protocol, trainer.protocol.model, trainer.batch
+    observed = clean_run(trainer, batch, None)
+    gradient = surrogate_gradient(trainer, batch, observed)
+    weights = model.full_weights(trainer.weights, protocol.seed)
+    params = model.surrogate_params()
+    # Each copy accumulates its own example's gradient (the run's error weights are per example),
+    # and the rule averages over copies: the signal of example b is that of b's loss alone.
+    signals = np.stack([true_learning_signal(params, weights["recurrent"], weights["readout"], size * y_grad, tr)
+                        for tr, y_grad in _recorded_examples(trainer, batch, observed)], axis=1)
+    rule = trainer.rule.with_given_signal()
+    blueprint = RECURRENT_FAMILIES[trainer.family][0](
+        model, size, trainer.steps, seed=protocol.seed,
+        contributors=[trainer.task.contribute, contributor(rule, model), trainer.task.contribute_after_rule])
+    blueprint.with_rule = True
+    backend = get_backend(protocol.training.backend, blueprint, protocol.training.threads)
+    run = trainer.run(backend, batch, [np.broadcast_to(w, (size,) + w.shape) for w in trainer.weights], rule=rule,
+                      values={(GIVEN_SIGNAL, "values"): signals.reshape(trainer.steps, -1)}, dry_run=True)
+    return rule.update_gradient(run.deltas[rule.kind]), gradient
 
 
 def expected_loss_gradient(trainer, conditions, samples, eps, max_copies=4096):

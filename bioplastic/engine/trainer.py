@@ -24,8 +24,8 @@ from tqdm import tqdm
 from .. import rng as rng_streams
 from ..analysis import compare
 from ..errors import DivergenceError, RunawayError
+from ..networks import RECURRENT_FAMILIES
 from ..networks.rate import RateBlueprint
-from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values
 from ..networks.spiking_network import SpikingBlueprint
 from ..rules import RULES, RunContext, TrialData, checked_update, rule_code
 from ..rules.builders import contributor
@@ -59,7 +59,7 @@ class Trainer:
         # An in-network rule on a recurrent network gets its reference from a run of its own, so its
         # trials record no trajectory.
         in_network = self.rule.realisation == "in_network"
-        self.backend = self.backend_for(samples=1, record=not (self.family == "recurrent_rate" and in_network))
+        self.backend = self.backend_for(samples=1, record=not (self.family in RECURRENT_FAMILIES and in_network))
         self._reference = None  # (weights it was computed at, gradient)
 
     # -- the network ----------------------------------------------------------------------------
@@ -75,9 +75,10 @@ class Trainer:
         if with_rule:
             contributors.append(contributor(self.rule, model))
         contributors.append(self.task.contribute_after_rule)
-        if self.family == "recurrent_rate":
-            blueprint = RecurrentRateBlueprint(model, copies, self.steps, record=batch if record else 0,
-                                               seed=self.protocol.seed, contributors=contributors)
+        if self.family in RECURRENT_FAMILIES:
+            blueprint_class = RECURRENT_FAMILIES[self.family][0]
+            blueprint = blueprint_class(model, copies, self.steps, record=batch if record else 0,
+                                        seed=self.protocol.seed, contributors=contributors)
             blueprint.with_rule = with_rule
             return blueprint
         # Sample s, variant v, example b reads input block s * B + b: the variants of one example
@@ -94,24 +95,29 @@ class Trainer:
         return get_backend(self.protocol.training.backend, self.blueprint(variants, samples, record, with_rule),
                            self.protocol.training.threads)
 
-    def run(self, backend, batch, weights, perts=None, dry_run=False):
-        """One simulation of ``backend``'s copies with per-copy ``weights`` (and ``perts``)."""
+    def run(self, backend, batch, weights, perts=None, dry_run=False, rule=None, values=None):
+        """One simulation of ``backend``'s copies with per-copy ``weights`` (and ``perts``); the
+        run values of ``rule`` (default: the protocol's) and ``values`` are written too."""
+        rule = self.rule if rule is None else rule
+        extra = values or {}
         seed = int(self.seed_rng.integers(2 ** 31))
         inputs = np.asarray(batch.inputs)
         if self.family == "rate":
             return backend.run(weights=weights, inputs=_tiled(inputs, backend.copies), perts=perts, seed=seed)
         layout = backend.blueprint.layout
-        if self.family == "recurrent_rate":  # every copy reads its own stimulus; one batch for all samples
+        if self.family in RECURRENT_FAMILIES:  # every copy reads its own stimulus; one batch for all samples
             conditions, inputs = _tiled(np.asarray(batch.conditions), layout.copies), _tiled(inputs, layout.copies)
-            values = model_values(self.protocol.model, self.protocol.seed, layout.copies)
+            values = RECURRENT_FAMILIES[self.family][1](self.protocol.model, self.protocol.seed, layout.copies)
         else:  # spiking: copies read input blocks
             conditions = np.asarray(batch.conditions)[layout.input_block]
             values = {("guard", "max_rate"): float(self.protocol.training.max_rate)}
         values.update(self.task.run_values(batch, layout))
         if backend.blueprint.with_rule:
-            with rule_code(self.rule, "run_values"):
-                values.update(self.rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
-                                                              continuous=False, layout=layout)))
+            with rule_code(rule, "run_values"):
+                values.update(rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
+                                                              continuous=False, layout=layout,
+                                                              weights=self.weights)))
+        values.update(extra)
         observed = backend.run(weights=weights, inputs=inputs, perts=perts, values=values, seed=seed)
         if observed.stopped_at is not None:
             raise RunawayError(observed.stopped_at, self.protocol.training.max_rate, file=self.protocol.file)
@@ -177,7 +183,7 @@ class Trainer:
         if self._reference is not None and all(np.array_equal(a, b) for a, b in zip(self._reference[0], self.weights)):
             return self._reference[1]
         gradient = reference_gradient(self, batch, observed)
-        if self.family == "spiking" or (self.family == "recurrent_rate" and self.rule.realisation == "in_network"):
+        if self.family == "spiking" or (self.family in RECURRENT_FAMILIES and self.rule.realisation == "in_network"):
             # computed in runs of its own, independent of the trial's noise: keep it at these weights
             self._reference = ([w.copy() for w in self.weights], gradient)
         return gradient

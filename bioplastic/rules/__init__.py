@@ -5,7 +5,7 @@ network, with a builder registered by :func:`register_builder`) and decorating i
 :func:`register_rule`.
 """
 
-from . import backprop, hebbian, hoerzer, oua, perturbation, rstdp  # noqa: F401  (registers the built-in rules)
+from . import backprop, eprop, hebbian, hoerzer, oua, perturbation, rstdp  # noqa: F401  (registers the built-in rules)
 from .base import (RULES, InNetworkRule, Perturbation, Rule, RunContext, TrialData, checked_update, register_rule,
                    rule_code)
 from .builders import BUILDERS, find_builder, register_builder

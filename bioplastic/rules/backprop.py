@@ -3,7 +3,8 @@ r"""Backprop (BPTT): the exact-gradient reference learner.
 .. math:: \Delta W = -\eta\, \nabla_W L
 
 with :math:`\nabla_W L` from BPTT through the recorded Brian2 trajectory
-(:mod:`bioplastic.gradients.bptt`). Not biologically plausible: it is the yardstick.
+(:mod:`bioplastic.gradients.bptt`; for recurrent LIF/ALIF networks the surrogate gradient,
+:mod:`bioplastic.gradients.surrogate`). Not biologically plausible: it is the yardstick.
 
 References
 ----------
@@ -40,7 +41,8 @@ class Backprop(Rule):
     spec_class = BackpropSpec
     description = "exact gradient descent through BPTT (the reference learner)"
     needs_gradient = True
-    model_families = ("rate", "recurrent_rate")  # spiking networks have no exact per-trial gradient yet (surrogate: not built)
+    # recurrent LIF/ALIF networks: the surrogate gradient; feed-forward spiking ones have no per-trial gradient
+    model_families = ("rate", "recurrent_rate", "recurrent_spiking")
 
     def update(self, trial, perturbation):
         return [-self.spec.lr * g for g in trial.gradient.weights]

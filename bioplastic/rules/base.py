@@ -121,6 +121,9 @@ class RunContext:
     layout : object
         The network's layout (:class:`~bioplastic.networks.layout.Layout`): its groups
         and plastic projections.
+    weights : list of ndarray or None
+        The plastic weights the trial starts from (layer order), for rules whose run values
+        depend on them (e-prop's symmetric feedback); None in a continuous run.
     """
 
     copies: int
@@ -128,6 +131,7 @@ class RunContext:
     dry_run: bool = False
     continuous: bool = False
     layout: object = None
+    weights: list | None = None
 
 
 class Rule:
@@ -138,7 +142,7 @@ class Rule:
     description = ""
     realisation = "between_trials"
     needs_gradient = False  # True for rules that apply the reference gradient (backprop)
-    model_families = ("rate", "recurrent_rate", "spiking")  # which model families the rule can train
+    model_families = ("rate", "recurrent_rate", "spiking", "recurrent_spiking")  # which model families it can train
 
     def __init__(self, spec):
         if not isinstance(spec, self.spec_class):

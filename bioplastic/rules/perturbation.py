@@ -153,7 +153,7 @@ class NodePerturbation(_PerturbationRule):
     description = "perturb neuron inputs by Gaussian noise; credit each synapse by its presynaptic rate"
 
     def check(self, model, task_class):
-        if model.family == "recurrent_rate" and {"input", "recurrent"} <= set(model.plastic_layers):
+        if model.family in ("recurrent_rate", "recurrent_spiking") and {"input", "recurrent"} <= set(model.plastic_layers):
             raise SpecError("model.plastic", "node perturbation perturbs each plastic projection's target units once: "
                             "the input and recurrent weights share theirs; train one of them, or use "
                             "node_perturbation_time", model.plastic)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import Hz, ms
 
+from .. import rng as rng_streams
 from ..errors import SpecError
 from ..networks.recipe import Regular
 from ..networks.recurrent_rate import RATE_ORDER
@@ -47,34 +48,41 @@ def _steps(duration, dt):
     return int(round(float(duration / dt)))
 
 
-TARGET, SCORED = "readout_target", "readout_scored"
+TARGET, SCORED, ERROR_WEIGHT = "readout_target", "readout_scored", "readout_error_weight"
 
 
 class _ReadoutTarget(Task):
     """A target for the read-out at every scored step (NaN elsewhere); ``error`` is ``absolute``
-    or ``squared``. The target also reaches the network: the read-out units hold ``y_target`` and
-    ``scored`` (1 on scored steps) at every step, for rules that learn from the error online."""
+    or ``squared``. The target also reaches the network: the read-out units hold ``y_target``,
+    ``scored`` (1 on scored steps) and ``error_weight`` at every step, for rules that learn from
+    the error online. ``error_weight`` makes the loss's derivative local in time: an example's
+    dL/dy[t] is ``error_weight * 2 (y - y_target)`` for the squared error,
+    ``error_weight * sign(y - y_target)`` for the absolute one (1 / the number of scored values,
+    0 on unscored steps)."""
 
-    families = ("recurrent_rate",)
+    families = ("recurrent_rate", "recurrent_spiking")
     error = "absolute"
     target_in_network = True
 
     def contribute(self, recipe, layout):
         columns = layout.size("readout")
-        for name in (TARGET, SCORED):
+        for name in (TARGET, SCORED, ERROR_WEIGHT):
             recipe.timed_array(name, layout.steps, columns)
             recipe.run_value(name, "values", 0.0)
         readout = recipe.group("readout")
-        readout.add("y_target : 1", "scored : 1")
-        readout.regular["target"] = Regular([f"y_target = {TARGET}(t, i)", f"scored = {SCORED}(t, i)"],
-                                            when="groups", order=RATE_ORDER)
+        readout.add("y_target : 1", "scored : 1", "error_weight : 1")
+        readout.regular["target"] = Regular([f"y_target = {TARGET}(t, i)", f"scored = {SCORED}(t, i)",
+                                             f"error_weight = {ERROR_WEIGHT}(t, i)"], when="groups", order=RATE_ORDER)
 
     def run_values(self, batch, layout):
         targets = np.asarray(batch.targets, float)
         targets = np.tile(targets, (layout.copies // len(targets), 1))  # (copies, steps * n_out)
+        count = np.isfinite(targets).sum(axis=1)  # scored values per example
         per_step = targets.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2).reshape(layout.steps, -1)
         scored = np.isfinite(per_step)
-        return {(TARGET, "values"): np.where(scored, per_step, 0.0), (SCORED, "values"): scored.astype(float)}
+        per_column = np.repeat(1.0 / np.maximum(count, 1), per_step.shape[1] // layout.copies)
+        return {(TARGET, "values"): np.where(scored, per_step, 0.0), (SCORED, "values"): scored.astype(float),
+                (ERROR_WEIGHT, "values"): scored * per_column[None, :]}
 
     def losses(self, outputs, targets):
         """Per-example loss: the mean error over scored steps and outputs, shape ``outputs.shape[:-1]``."""
@@ -190,6 +198,10 @@ class PatternGenerationSpec:
     """Parameters of periodic pattern generation (a sum of sines)."""
 
     batch: int = param(1, "trials run side by side per update", kind=int, check=at_least(1))
+    input: str = param("bias", "the network's input: bias (one constant channel of 1) or frozen_poisson (every "
+                       "channel a Poisson spike train at input_rate, drawn once per seed and repeated every trial, as "
+                       "in Bellec et al. 2020)", kind=str, choices=("bias", "frozen_poisson"))
+    input_rate: object = param(50 * Hz, "frozen_poisson: rate of every input channel", unit=Hz, check=positive)
     duration: object = param(1000 * ms, "trial length", unit=ms, check=positive)
     washout: object = param(200 * ms, "unscored start of the trial", unit=ms)
     frequencies: list = param([1 * Hz, 2 * Hz, 3 * Hz, 4 * Hz], "frequencies of the target's sines", kind=list,
@@ -219,14 +231,21 @@ class PatternGeneration(_ReadoutTarget):
 
     def __init__(self, spec, model, seed):
         super().__init__(spec, model, seed)
-        self._check_inputs(model, 1)
         steps = _steps(spec.duration, model.dt)
+        if spec.input == "bias":
+            self._check_inputs(model, 1)
+            self.inputs = np.ones((steps, 1))
+        else:
+            p = float(spec.input_rate * model.dt)
+            if p > 1:
+                raise SpecError("task.input_rate", f"must be <= 1 / model.dt ({float(1 / model.dt):g} Hz): at most one "
+                                "spike per channel and step", str(spec.input_rate))
+            self.inputs = (rng_streams.stream(seed, "frozen_input").random((steps, model.n_inputs)) < p).astype(float)
         t = np.arange(steps) * float(model.dt)
         wave = sum(a * np.sin(2 * np.pi * float(f) * t) for f, a in zip(spec.frequencies, spec.amplitudes))
         target = np.repeat(wave[:, None], model.n_outputs, axis=1)
         target[:_steps(spec.washout, model.dt)] = np.nan
         self.target = target.ravel()
-        self.inputs = np.ones((steps, 1))
 
     def sample(self, rng, batch=None):
         size = batch or self.spec.batch

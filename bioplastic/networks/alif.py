@@ -1,0 +1,279 @@
+r"""Recurrent networks of LIF and adaptive LIF (ALIF) neurons with a leaky read-out (``model.kind = "alif"``).
+
+The discrete-time model of Bellec et al. (2020), stepped in Brian2 exactly as written (every
+update is generated code that runs once per step; :mod:`bioplastic.gradients.surrogate` restates
+it in NumPy, and a test holds the two to rounding). Per neuron j and step t, with input x:
+
+.. math::
+    A_j[t] &= v_\mathrm{th} + \beta_j a_j[t], \qquad z_j[t] = H(v_j[t] - A_j[t]), \\
+    v_j[t+1] &= \alpha v_j[t] + \sum_i W^\mathrm{rec}_{ji} z_i[t] + \sum_i W^\mathrm{in}_{ji} x_i[t+1]
+               + p_j - v_\mathrm{th} z_j[t], \\
+    a_j[t+1] &= \rho a_j[t] + z_j[t], \\
+    y_k[t] &= \kappa y_k[t-1] + \sum_j W^\mathrm{out}_{kj} z_j[t] + p_k,
+
+from zero states, with :math:`\alpha = e^{-dt/\tau_m}`, :math:`\rho = e^{-dt/\tau_a}`,
+:math:`\kappa = e^{-dt/\tau_\mathrm{out}}`; the reset subtracts the threshold; there is no
+refractory period. The last ``n_adaptive`` neurons are ALIF (:math:`\beta_j` = ``beta``), the
+others LIF (:math:`\beta_j = 0`). ``p`` is node perturbation's constant current. The read-out y
+of every step is what the task scores.
+
+The pseudo-derivative (the surrogate of :math:`dz/dv`) is part of the model:
+``triangle`` (Bellec et al.) :math:`\psi = \frac{\gamma}{v_\mathrm{th}}\max(0, 1 - |v - A|/v_\mathrm{th})`,
+or ``fast_sigmoid`` (Zenke & Ganguli 2018) :math:`\psi = \frac{\gamma}{v_\mathrm{th}}(1 + |v - A|/v_\mathrm{th})^{-2}`.
+Every neuron computes ψ every step, for the rules that use it (e-prop's eligibility).
+
+Initialisation (stream ``init``): :math:`W^\mathrm{in} \sim N(0, \mathrm{input\_gain}^2/n_\mathrm{in})`,
+:math:`W^\mathrm{rec} \sim N(0, g^2/N)` without self-connections,
+:math:`W^\mathrm{out} \sim N(0, \mathrm{readout\_gain}^2/N)`, and random feedback weights for
+e-prop, :math:`B \sim N(0, \mathrm{readout\_gain}^2/N)` (the distribution of :math:`W^{\mathrm{out}\top}`).
+
+References
+----------
+Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass (2020), A solution to the learning
+dilemma for recurrent networks of spiking neurons. Nat. Commun. 11:3625.
+Zenke & Ganguli (2018), SuperSpike: supervised learning in multilayer spiking neural networks.
+Neural Comput. 30(6).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import ms
+
+from .. import rng as rng_streams
+from ..errors import SpecError
+from ..spec import at_least, non_negative, param, positive, validate
+from .layout import Layout, Projection
+from .recipe import Recipe, Regular
+from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS, RecurrentRateNetwork, matrix_order,
+                             synapse_order)
+
+# Step order within Brian2's 'groups' slot (the task sets the read-out's target at -7): spikes and
+# pseudo-derivatives from the state at the step's start; the synaptic sums; the read-out; a rule's
+# error, then its learning signal through the feedback synapses; what it accumulates per synapse;
+# the presynaptic traces; last, the neurons' state update.
+SPIKE_ORDER, SUMMED_ORDER, READOUT_ORDER, ERROR_ORDER, SIGNAL_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER, STATE_ORDER = \
+    -9, -8, -6, -5, -4, -3, -2, -1
+CONNECTIONS = {name: (syn, pre, post, {"I_in": "I_in", "I_rec": "I_rec", "z_syn": "y_syn"}[target])
+               for name, (syn, pre, post, target) in _RATE_CONNECTIONS.items() if name != "feedback"}
+SURROGATES = {
+    "triangle": ("clip(1 - abs(v - A) / v_th, 0, 1)", lambda u: np.maximum(0.0, 1.0 - np.abs(u))),
+    "fast_sigmoid": ("1 / (1 + abs(v - A) / v_th)**2", lambda u: 1.0 / (1.0 + np.abs(u)) ** 2),
+}
+
+
+@dataclass(frozen=True)
+class AlifModelSpec:
+    """A recurrent network of LIF and ALIF neurons with a leaky linear read-out (module docstring)."""
+
+    n_inputs: int = param(20, "input channels (the task's stimulus)", kind=int, check=at_least(1))
+    n_neurons: int = param(100, "recurrent neurons N", kind=int, check=at_least(1))
+    n_adaptive: int = param(50, "how many of them are ALIF (the last ones); the others are LIF", kind=int,
+                            check=non_negative)
+    n_outputs: int = param(1, "read-out units", kind=int, check=at_least(1))
+    dt: object = param(1 * ms, "time step", unit=ms, check=positive)
+    tau_m: object = param(20 * ms, "membrane time constant (α = exp(-dt/τ_m))", unit=ms, check=positive)
+    tau_adapt: object = param(200 * ms, "threshold adaptation time constant (ρ = exp(-dt/τ_a))", unit=ms,
+                              check=positive)
+    tau_out: object = param(20 * ms, "read-out time constant (κ = exp(-dt/τ_out))", unit=ms, check=positive)
+    v_th: float = param(0.6, "threshold (dimensionless membrane potential)", check=positive)
+    beta: float = param(1.8, "threshold adaptation strength of the ALIF neurons", check=non_negative)
+    surrogate: str = param("triangle", "pseudo-derivative dz/dv: triangle (Bellec 2020) or fast_sigmoid (Zenke 2018)",
+                           kind=str, choices=tuple(SURROGATES))
+    gamma: float = param(0.3, "the pseudo-derivative's dampening γ (its peak is γ / v_th)", check=positive)
+    input_gain: float = param(1.0, "input weights ~ N(0, input_gain^2 / n_inputs)", check=non_negative)
+    g: float = param(1.0, "recurrent weights ~ N(0, g^2 / N), no self-connections", check=non_negative)
+    readout_gain: float = param(1.0, "read-out (and random feedback) weights ~ N(0, readout_gain^2 / N)",
+                                check=non_negative)
+    plastic: str = param("all", "which weights the rule trains", kind=str, choices=tuple(PLASTIC))
+
+    family = "recurrent_spiking"
+    kind = "alif"
+
+    def __post_init__(self):
+        validate(self)
+        if self.n_adaptive > self.n_neurons:
+            raise SpecError("AlifModelSpec.n_adaptive", f"must be <= n_neurons ({self.n_neurons})", self.n_adaptive)
+
+    def decay(self, tau):
+        return float(np.exp(-float(self.dt / tau)))
+
+    @property
+    def alpha(self):
+        return self.decay(self.tau_m)
+
+    @property
+    def rho(self):
+        return self.decay(self.tau_adapt)
+
+    @property
+    def kappa(self):
+        return self.decay(self.tau_out)
+
+    @property
+    def betas(self):
+        """β per neuron: 0 for the LIF neurons, ``beta`` for the last ``n_adaptive``."""
+        out = np.zeros(self.n_neurons)
+        out[self.n_neurons - self.n_adaptive:] = self.beta
+        return out
+
+    @property
+    def plastic_layers(self):
+        return PLASTIC[self.plastic]
+
+    @property
+    def shapes(self):
+        return [self.shape(name) for name in self.plastic_layers]
+
+    def shape(self, name):
+        n, n_in, n_out = self.n_neurons, self.n_inputs, self.n_outputs
+        return {"input": (n, n_in), "recurrent": (n, n), "readout": (n_out, n), "feedback": (n, n_out)}[name]
+
+    def all_weights(self, seed):
+        """Every weight matrix by name, ``feedback`` being e-prop's random feedback B (stream ``init``)."""
+        rng = rng_streams.stream(seed, "init")
+        n, n_in, n_out = self.n_neurons, self.n_inputs, self.n_outputs
+        recurrent = rng.normal(0.0, self.g / np.sqrt(n), (n, n))
+        np.fill_diagonal(recurrent, 0.0)
+        return {"input": rng.normal(0.0, self.input_gain / np.sqrt(n_in), (n, n_in)), "recurrent": recurrent,
+                "readout": rng.normal(0.0, self.readout_gain / np.sqrt(n), (n_out, n)),
+                "feedback": rng.normal(0.0, self.readout_gain / np.sqrt(n), (n, n_out))}
+
+    def init_weights(self, rng, seed=None):
+        """The plastic weights (``plastic_layers`` order), from :meth:`all_weights` (``rng`` unused)."""
+        weights = self.all_weights(seed)
+        return [weights[name] for name in self.plastic_layers]
+
+    def full_weights(self, plastic, seed):
+        weights = self.all_weights(seed)
+        weights.update(zip(self.plastic_layers, plastic))
+        return weights
+
+    def surrogate_params(self):
+        """The constants of :mod:`bioplastic.gradients.surrogate`."""
+        from ..gradients.surrogate import AlifParams
+        return AlifParams(self.alpha, self.rho, self.kappa, self.v_th, self.betas, self.gamma, self.surrogate)
+
+
+def make_layout(spec, copies, steps, seed=0):
+    layout = Layout(spec, int(copies), int(steps), blocks=int(copies), seed=int(seed))
+    layout.input = "input"
+    layout.groups.update(input=spec.n_inputs, neurons=spec.n_neurons, readout=spec.n_outputs)
+    layout.layers = ["neurons", "readout"]
+    for name in spec.plastic_layers:
+        synapses, pre, post, _ = CONNECTIONS[name]
+        layout.projections.append(Projection(synapses, pre, post, spec.shape(name)))
+    layout.output = "readout"
+    return layout
+
+
+def base_recipe(layout, record=0):
+    """The network as a recipe; ``record`` copies have v and a recorded at the start of every step."""
+    spec, copies = layout.spec, layout.copies
+    recipe = Recipe(spec.dt)
+    recipe.timed_array(STIMULUS, layout.steps, copies * spec.n_inputs)  # row t holds x[t + 1]
+    recipe.run_value(STIMULUS, "values", 0.0)
+    source = recipe.group("input", layout.size("input"), method="exact")
+    source.add("r : 1")  # 'r' as in the rate networks: what the input synapses carry
+    source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=SPIKE_ORDER)
+    neurons = recipe.group("neurons", layout.size("neurons"), method="exact")
+    neurons.add("v : 1", "a : 1", "A : 1", "z : 1", "psi : 1", "I_rec : 1", "I_in : 1", "pert : 1",
+                "beta : 1 (constant)")
+    neurons.namespace.update(alpha=spec.alpha, rho=spec.rho, v_th=spec.v_th, gamma=spec.gamma)
+    neurons.initial["beta"] = np.tile(spec.betas, copies)
+    psi = SURROGATES[spec.surrogate][0]
+    neurons.regular["spike"] = Regular(["A = v_th + beta * a", "z = int(v >= A)", f"psi = gamma / v_th * {psi}"],
+                                       when="groups", order=SPIKE_ORDER)
+    neurons.regular["state"] = Regular(["v = alpha * v + I_rec + I_in + pert - v_th * z", "a = rho * a + z"],
+                                       when="groups", order=STATE_ORDER)
+    readout = recipe.group("readout", layout.size("readout"), method="exact")
+    readout.add("y : 1", "y_syn : 1", "pert : 1")
+    readout.namespace["kappa"] = spec.kappa
+    readout.regular["readout"] = Regular(["y = kappa * y + y_syn + pert"], when="groups", order=READOUT_ORDER)
+    for name, (synapses, pre, post, target) in CONNECTIONS.items():
+        n_post, n_pre = spec.shape(name)
+        c, k, o = np.meshgrid(np.arange(copies), np.arange(n_pre), np.arange(n_post), indexing="ij")
+        syn = recipe.connect(synapses, pre, post, (c * n_pre + k).ravel(), (c * n_post + o).ravel())
+        syn.add("w : 1", f"{target}_post = w * {'r' if name == 'input' else 'z'}_pre : 1 (summed)")
+        syn.summed_order[f"{target}_post"] = SUMMED_ORDER
+        if name not in spec.plastic_layers:  # fixed weights: written every run (model_values)
+            recipe.run_value(synapses, "w", np.nan)
+    if record:
+        recipe.monitor("trace_v", "neurons", variables=("v", "a"), record=np.arange(record * spec.n_neurons),
+                       when="start", order=1)
+    recipe.monitor("trace_y", "readout", variables=("y",), record=True, when="end")
+    # The presynaptic activity averaged over the trial (what constant-current node perturbation credits).
+    for projection in layout.projections:
+        group = recipe.group(projection.pre)
+        variable = "r" if projection.pre == "input" else "z"
+        group.add("r_sum : 1")
+        group.regular["r_sum"] = Regular([f"r_sum += {variable}"], when="groups", order=TRACE_ORDER)
+    return recipe
+
+
+@dataclass
+class AlifObservation:
+    """What one run produced: ``final`` as for recurrent rate networks (every plastic projection's
+    time-averaged presynaptic activity, then the read-out y of every step, (copies, steps * n_out));
+    ``trajectory`` ``(v, a)``, each (steps, record, N), at the start of every step, or None."""
+
+    final: list
+    trajectory: object = None
+    deltas: dict = field(default_factory=dict)
+    monitors: dict = field(default_factory=dict)
+    stopped_at: object = None
+
+
+class AlifNetwork(RecurrentRateNetwork):
+    """Built Brian2 objects of an ALIF recipe. Inputs are given as x[t] per step; the stimulus
+    TimedArray holds them one step ahead (x[t + 1] at row t), as the membrane update reads them."""
+
+    def assignments(self, weights=None, inputs=None, perts=None, values=None):
+        if inputs is not None:
+            inputs = np.asarray(inputs, float)
+            inputs = np.concatenate([inputs[:, 1:], np.zeros_like(inputs[:, :1])], axis=1)
+        return super().assignments(weights, inputs, perts, values)
+
+    def read(self, get):
+        layout, spec = self.layout, self.layout.spec
+        final = [get(p.pre, "r_sum").reshape(layout.copies, -1) / layout.steps for p in layout.projections]
+        y = get("trace_y", "y")  # (steps, copies * n_out)
+        final.append(y.reshape(layout.steps, layout.copies, spec.n_outputs).transpose(1, 0, 2)
+                     .reshape(layout.copies, -1))
+        trajectory = None
+        if self.record:
+            trajectory = tuple(get("trace_v", name).reshape(layout.steps, self.record, spec.n_neurons)
+                               for name in ("v", "a"))
+        deltas = {rule: [matrix_order(get(p.synapses, variable), layout.copies, p.shape) for p in layout.projections]
+                  for rule, variable in self.recipe.notes.get("deltas", {}).items()}
+        monitors = {name: {f: get(name, f) for f in ("t",) + tuple(m.variables)}
+                    for name, m in self.recipe.monitors.items() if name not in ("trace_v", "trace_y")}
+        return AlifObservation(final=final, trajectory=trajectory, deltas=deltas, monitors=monitors)
+
+
+def model_values(spec, seed, copies):
+    """The fixed (non-plastic) weights, written every run (one build serves every seed)."""
+    weights = spec.all_weights(seed)
+    return {(synapses, "w"): np.tile(synapse_order(weights[name]), copies)
+            for name, (synapses, *_) in CONNECTIONS.items() if name not in spec.plastic_layers}
+
+
+class AlifBlueprint:
+    """``copies`` ALIF networks for trials of ``steps`` steps, with the task's and the rule's
+    contributions folded in."""
+
+    def __init__(self, spec, copies, steps, record=0, seed=0, contributors=()):
+        if copies < 1:
+            raise ValueError(f"copies: must be >= 1 (got {copies})")
+        self.layout = make_layout(spec, copies, steps, seed)
+        self.recipe = base_recipe(self.layout, record)
+        for contribute in contributors:
+            contribute(self.recipe, self.layout)
+        self.copies, self.record = copies, record
+        self.with_rule = False
+        self.key = self.recipe.key()
+
+    def build(self):
+        from brian2 import Clock
+        objects, network = self.recipe.build(Clock(self.layout.dt, name="clock"))
+        return AlifNetwork(self.layout, self.recipe, objects, network, self.record)
