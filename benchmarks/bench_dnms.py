@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from naive_loop import write_values
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "protocols" / "miconi2017_dnms.toml"
 
@@ -82,12 +84,7 @@ def naive(trials, neurons=200):
         network.restore("start")
         objects[STIMULUS].values[...] = batch.inputs[0]
         values = {**model_values(model, p.seed, 1), **rule.run_values(context), **task.run_values(batch, blueprint.layout)}
-        for (owner, variable), value in values.items():
-            target = objects[owner]
-            if variable == "values":
-                target.values[...] = np.reshape(value, target.values.shape)
-            else:
-                setattr(target, variable, value)
+        write_values(objects, values)
         objects["recurrent_weights"].w = synapse_order(weights["recurrent"])
         brian2.seed(trial)
         network.run(net.duration, namespace={})

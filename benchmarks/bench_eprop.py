@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from naive_loop import write_values
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "protocols" / "eprop_pattern.toml"
 MEMORY_NEURONS = 200
@@ -97,12 +99,7 @@ def naive(trials):
         objects[STIMULUS].values[...] = shifted
         context = RunContext(1, np.zeros(1, int), layout=blueprint.layout, weights=weights)
         values = {**model_values(model, p.seed, 1), **rule.run_values(context), **task.run_values(batch, blueprint.layout)}
-        for (owner, variable), value in values.items():
-            target = objects[owner]
-            if variable == "values":
-                target.values[...] = np.reshape(value, target.values.shape)
-            else:
-                setattr(target, variable, value)
+        write_values(objects, values)
         for projection, w in zip(blueprint.layout.projections, weights):
             objects[projection.synapses].w = synapse_order(w)
         network.run(net.duration, namespace={})

@@ -43,10 +43,9 @@ from brian2 import ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
-from .layout import Layout, Projection
 from .recipe import Recipe, Regular
-from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS, RecurrentRateNetwork, matrix_order,
-                             synapse_order)
+from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS, ReadoutNetworkSpec,
+                             RecurrentRateBlueprint, RecurrentRateNetwork, matrix_order, synapse_order)
 
 # Step order within Brian2's 'groups' slot (the task sets the read-out's target at -7): spikes and
 # pseudo-derivatives from the state at the step's start; the synaptic sums; the read-out; a rule's
@@ -63,7 +62,7 @@ SURROGATES = {
 
 
 @dataclass(frozen=True)
-class AlifModelSpec:
+class AlifModelSpec(ReadoutNetworkSpec):
     """A recurrent network of LIF and ALIF neurons with a leaky linear read-out (module docstring)."""
 
     n_inputs: int = param(20, "input channels (the task's stimulus)", kind=int, check=at_least(1))
@@ -117,18 +116,6 @@ class AlifModelSpec:
         out[self.n_neurons - self.n_adaptive:] = self.beta
         return out
 
-    @property
-    def plastic_layers(self):
-        return PLASTIC[self.plastic]
-
-    @property
-    def shapes(self):
-        return [self.shape(name) for name in self.plastic_layers]
-
-    def shape(self, name):
-        n, n_in, n_out = self.n_neurons, self.n_inputs, self.n_outputs
-        return {"input": (n, n_in), "recurrent": (n, n), "readout": (n_out, n), "feedback": (n, n_out)}[name]
-
     def all_weights(self, seed):
         """Every weight matrix by name, ``feedback`` being e-prop's random feedback B (stream ``init``)."""
         rng = rng_streams.stream(seed, "init")
@@ -139,32 +126,10 @@ class AlifModelSpec:
                 "readout": rng.normal(0.0, self.readout_gain / np.sqrt(n), (n_out, n)),
                 "feedback": rng.normal(0.0, self.readout_gain / np.sqrt(n), (n, n_out))}
 
-    def init_weights(self, rng, seed=None):
-        """The plastic weights (``plastic_layers`` order), from :meth:`all_weights` (``rng`` unused)."""
-        weights = self.all_weights(seed)
-        return [weights[name] for name in self.plastic_layers]
-
-    def full_weights(self, plastic, seed):
-        weights = self.all_weights(seed)
-        weights.update(zip(self.plastic_layers, plastic))
-        return weights
-
     def surrogate_params(self):
         """The constants of :mod:`bioplastic.gradients.surrogate`."""
         from ..gradients.surrogate import AlifParams
         return AlifParams(self.alpha, self.rho, self.kappa, self.v_th, self.betas, self.gamma, self.surrogate)
-
-
-def make_layout(spec, copies, steps, seed=0):
-    layout = Layout(spec, int(copies), int(steps), blocks=int(copies), seed=int(seed))
-    layout.input = "input"
-    layout.groups.update(input=spec.n_inputs, neurons=spec.n_neurons, readout=spec.n_outputs)
-    layout.layers = ["neurons", "readout"]
-    for name in spec.plastic_layers:
-        synapses, pre, post, _ = CONNECTIONS[name]
-        layout.projections.append(Projection(synapses, pre, post, spec.shape(name)))
-    layout.output = "readout"
-    return layout
 
 
 def base_recipe(layout, record=0):
@@ -258,22 +223,12 @@ def model_values(spec, seed, copies):
             for name, (synapses, *_) in CONNECTIONS.items() if name not in spec.plastic_layers}
 
 
-class AlifBlueprint:
+class AlifBlueprint(RecurrentRateBlueprint):
     """``copies`` ALIF networks for trials of ``steps`` steps, with the task's and the rule's
-    contributions folded in."""
+    contributions folded in (the layout is the recurrent rate network's: same groups and synapses)."""
 
-    def __init__(self, spec, copies, steps, record=0, seed=0, contributors=()):
-        if copies < 1:
-            raise ValueError(f"copies: must be >= 1 (got {copies})")
-        self.layout = make_layout(spec, copies, steps, seed)
-        self.recipe = base_recipe(self.layout, record)
-        for contribute in contributors:
-            contribute(self.recipe, self.layout)
-        self.copies, self.record = copies, record
-        self.with_rule = False
-        self.key = self.recipe.key()
+    network_class = AlifNetwork
 
-    def build(self):
-        from brian2 import Clock
-        objects, network = self.recipe.build(Clock(self.layout.dt, name="clock"))
-        return AlifNetwork(self.layout, self.recipe, objects, network, self.record)
+    @staticmethod
+    def base_recipe(layout, record):
+        return base_recipe(layout, record)

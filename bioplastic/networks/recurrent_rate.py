@@ -54,8 +54,38 @@ STIMULUS = "stimulus"
 RATE_ORDER, SUMMED_ORDER, FEEDBACK_ORDER, FACTOR_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER = -7, -6, -5, -4, -3, -2
 
 
+class ReadoutNetworkSpec:
+    """What the recurrent families with a read-out share (the rate network and the LIF/ALIF one):
+    which weights are plastic, their shapes, and the plastic ones out of :meth:`all_weights`."""
+
+    @property
+    def plastic_layers(self):
+        return PLASTIC[self.plastic]
+
+    @property
+    def shapes(self):
+        """(n_post, n_pre) of every plastic weight matrix, in ``plastic_layers`` order."""
+        return [self.shape(name) for name in self.plastic_layers]
+
+    def shape(self, name):
+        n, n_in, n_out = self.n_neurons, self.n_inputs, self.n_outputs
+        return {"input": (n, n_in), "recurrent": (n, n), "readout": (n_out, n), "feedback": (n, n_out)}[name]
+
+    def init_weights(self, rng, seed=None):
+        """The plastic weights (``plastic_layers`` order); ``rng`` is unused: every matrix comes
+        from :meth:`all_weights` so the fixed ones agree."""
+        weights = self.all_weights(seed)
+        return [weights[name] for name in self.plastic_layers]
+
+    def full_weights(self, plastic, seed):
+        """Every weight by name, the plastic ones taken from ``plastic``."""
+        weights = self.all_weights(seed)
+        weights.update(zip(self.plastic_layers, plastic))
+        return weights
+
+
 @dataclass(frozen=True)
-class RecurrentRateModelSpec:
+class RecurrentRateModelSpec(ReadoutNetworkSpec):
     """A recurrent network of leaky rate units with a linear read-out (see the module docstring)."""
 
     n_inputs: int = param(3, "input channels (the task's stimulus)", kind=int, check=at_least(1))
@@ -100,19 +130,6 @@ class RecurrentRateModelSpec:
         """dt / tau."""
         return float(self.dt / self.tau)
 
-    @property
-    def plastic_layers(self):
-        return PLASTIC[self.plastic]
-
-    @property
-    def shapes(self):
-        """(n_post, n_pre) of every plastic weight matrix, in ``plastic_layers`` order."""
-        return [self.shape(name) for name in self.plastic_layers]
-
-    def shape(self, name):
-        n, n_in, n_out = self.n_neurons, self.n_inputs, self.n_outputs
-        return {"input": (n, n_in), "recurrent": (n, n), "readout": (n_out, n), "feedback": (n, n_out)}[name]
-
     def all_weights(self, seed):
         """Every weight matrix by name (``feedback`` None without feedback), from stream ``init``."""
         rng = rng_streams.stream(seed, "init")
@@ -126,18 +143,6 @@ class RecurrentRateModelSpec:
             weights["input"][:n_out] = 0.0  # as Miconi's output neuron: no direct input
         if not self.feedback:
             weights["feedback"] = None
-        return weights
-
-    def init_weights(self, rng, seed=None):
-        """The plastic weights (``plastic_layers`` order); ``rng`` is unused: every matrix comes
-        from :meth:`all_weights` so the fixed ones agree."""
-        weights = self.all_weights(seed)
-        return [weights[name] for name in self.plastic_layers]
-
-    def full_weights(self, plastic, seed):
-        """Every weight by name, the plastic ones taken from ``plastic``."""
-        weights = self.all_weights(seed)
-        weights.update(zip(self.plastic_layers, plastic))
         return weights
 
 
@@ -314,13 +319,20 @@ def matrix_order(values, copies, shape):
 
 class RecurrentRateBlueprint:
     """``copies`` recurrent rate networks for trials of ``steps`` steps, with every contribution
-    (``contributors``: ``f(recipe, layout)``, the task's and the rule's builders) folded in."""
+    (``contributors``: ``f(recipe, layout)``, the task's and the rule's builders) folded in.
+    Subclasses for other recurrent families name their own recipe and network class."""
+
+    network_class = RecurrentRateNetwork
+
+    @staticmethod
+    def base_recipe(layout, record):
+        return base_recipe(layout, record)
 
     def __init__(self, spec, copies, steps, record=0, seed=0, contributors=()):
         if copies < 1:
             raise ValueError(f"copies: must be >= 1 (got {copies})")
         self.layout = make_layout(spec, copies, steps, seed)
-        self.recipe = base_recipe(self.layout, record)
+        self.recipe = self.base_recipe(self.layout, record)
         for contribute in contributors:
             contribute(self.recipe, self.layout)
         self.copies, self.record = copies, record
@@ -330,4 +342,4 @@ class RecurrentRateBlueprint:
     def build(self):
         from brian2 import Clock
         objects, network = self.recipe.build(Clock(self.layout.dt, name="clock"))
-        return RecurrentRateNetwork(self.layout, self.recipe, objects, network, self.record)
+        return self.network_class(self.layout, self.recipe, objects, network, self.record)
