@@ -16,9 +16,9 @@ b. the naive loop: the same network and e-prop equations built in Brian2's runti
    in NumPy (the same rule object), for ``--naive-trials`` trials after one untimed warm-up.
 
 **Memory.** For each trial length T, a fresh process trains one trial (after the build is cached)
-and reports the peak resident memory of the simulation (the standalone binary: the largest child
-process) and the peak of Python's allocations during the trial (``tracemalloc``: reading the
-results back, and for BPTT the backward pass). e-prop keeps per-synapse traces, so nothing it
+and reports the peak resident memory of the simulation (the standalone binary's ``VmHWM``,
+polled every millisecond) and the peak of Python's allocations during the trial (``tracemalloc``: reading
+the results back, and for BPTT the backward pass). e-prop keeps per-synapse traces, so nothing it
 stores grows with T; surrogate BPTT records v and a of every neuron at every step (2 x N x 8
 bytes per step) and runs backwards through them. The network has one bias input channel here,
 so that the task's own arrays (input, target) are a few bytes per step and do not hide the
@@ -113,11 +113,38 @@ def naive(trials):
     return float(np.mean(times)), np.array(losses[:trials])
 
 
+def _measure_binary(peaks):
+    """Run the standalone binary as the backend does, polling its peak resident memory (``VmHWM``
+    of /proc/PID/status, every millisecond until it exits). ``ru_maxrss`` would not do: Linux
+    carries the forking Python process's size over into the child's."""
+    from bioplastic.engine import backends
+    original = backends.subprocess.run
+
+    def run(command, **kwargs):
+        if command[0] != "./main":
+            return original(command, **kwargs)
+        process = subprocess.Popen(command, cwd=kwargs.get("cwd"), env=kwargs.get("env"), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        peak = 0
+        while process.poll() is None:
+            try:
+                status = Path(f"/proc/{process.pid}/status").read_text()
+                peak = max(peak, int(status.split("VmHWM:")[1].split()[0]) * 1024)
+            except (OSError, IndexError):  # exiting
+                pass
+            time.sleep(0.001)
+        peaks.append(peak)
+        return subprocess.CompletedProcess(command, process.returncode, b"")
+
+    backends.subprocess.run = run
+
+
 def memory_probe(rule, steps):
     """One training trial at T = ``steps``; print the peaks as JSON (run in a fresh process)."""
-    import resource
     import tracemalloc
     from bioplastic.engine.trainer import Trainer
+    peaks = []
+    _measure_binary(peaks)
     overrides = [("model.n_inputs", 1), ("model.n_neurons", MEMORY_NEURONS), ("task.input", "bias"),
                  ("task.duration", f"{steps} ms")]
     trainer = Trainer(protocol(1, "standalone", rule, overrides))
@@ -126,7 +153,7 @@ def memory_probe(rule, steps):
     trainer.step(batch, with_gradient=False)
     python_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    binary_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    binary_peak = max(peaks)
     print(json.dumps(dict(rule=rule, steps=steps, binary_peak=binary_peak, python_peak=python_peak)))
 
 
