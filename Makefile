@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trial_loop.py
 	$(BIN)/python benchmarks/bench_distal_reward.py
 	$(BIN)/python benchmarks/bench_dnms.py
+	$(BIN)/python benchmarks/bench_eprop.py
 
 clean:
 	rm -rf $(VENV) .bioplastic_cache results *.egg-info

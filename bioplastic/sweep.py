@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .engine.experiment import Experiment
+from .engine.reference import reference_name
 from .engine.trainer import Trainer
 from .errors import DivergenceError, RunawayError
 from .plotting import draw_folder
@@ -80,6 +81,7 @@ def _run_single(protocol, folder, progress):
                    trials=protocol.training.trials, backend=protocol.training.backend,
                    initial_loss=float(loss.value.iloc[0]), final_loss=final_value(metrics, "loss"),
                    mean_cosine=_mean(metrics, "cosine"), mean_cosine_theory=_mean(metrics, "cosine_theory"),
+                   reference=reference_name(protocol),
                    wall_time_s=wall, trials_per_s=protocol.training.trials / wall, versions=versions())
     summary.update(trainer.task.training_summary(metrics))
     warning = loss_warning(metrics)

@@ -1,5 +1,7 @@
 """Recurrent LIF/ALIF networks in Brian2, surrogate-gradient BPTT and e-prop (Bellec et al. 2020)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -92,12 +94,16 @@ def test_the_identity_fails_when_the_adaptation_eligibility_is_dropped():
     assert error > 0.05, error  # measured: 0.53
 
 
+@pytest.mark.parametrize("outputs", [1, 2])
 @pytest.mark.parametrize("feedback", ["symmetric", "random"])
-def test_online_eprop_in_brian2_is_bellec_approximation(feedback):
+def test_online_eprop_in_brian2_is_bellec_approximation(feedback, outputs):
     """With its online learning signal (the read-out error of the same step through B), the
     network's accumulated gradient equals the NumPy e-prop of the recorded trajectory with the
-    local signal, and the read-out part is the exact gradient."""
-    trainer = trainer_for(small_table(feedback=feedback))
+    local signal (one read-out, as in the paper's approximation, or two), and the read-out part
+    is the exact gradient."""
+    table = small_table(feedback=feedback)
+    table["model"]["n_outputs"] = outputs
+    trainer = trainer_for(table)
     model = trainer.protocol.model
     batch = trainer.task.sample(trainer.input_rng)
     trial, update = trainer.step(batch, with_gradient=True)
@@ -115,6 +121,7 @@ def test_online_eprop_in_brian2_is_bellec_approximation(feedback):
     for u, e in zip(update, expected):
         np.testing.assert_allclose(-u / lr, e, rtol=0, atol=1e-10 * np.abs(e).max())
     np.testing.assert_allclose(-update[2] / lr, trial.gradient.weights[2], rtol=1e-9, atol=1e-12)
+    assert trial.gradient.name == "surrogate"
     assert cosine(-update[1], trial.gradient.weights[1]) < 1 - 1e-6  # an approximation, not BPTT
 
 
@@ -183,6 +190,7 @@ def test_the_same_seed_gives_identical_tables(tmp_path):
                      "--set", "training.trials=3"]) == 0
         runs = pd.read_csv(out / "runs.csv")
         tables.append(pd.concat([pd.read_csv(out / p / "metrics.csv") for p in runs.path]))
+        assert {json.loads((out / p / "summary.json").read_text())["reference"] for p in runs.path} == {"surrogate"}
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 

@@ -35,6 +35,12 @@ from ..networks.recurrent_rate_math import bptt as recurrent_bptt
 REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "recurrent_spiking": "surrogate", "spiking": "finite_difference"}
 
 
+def reference_name(protocol):
+    """The reference a protocol's cosines are measured against (``analysis.reference`` or its family's own)."""
+    chosen = protocol.analysis.reference
+    return REFERENCES[protocol.model.family] if chosen == "auto" else chosen
+
+
 def reference_gradient(trainer, batch, observed):
     """The reference of ``trainer``'s model family at its current weights."""
     name = REFERENCES[trainer.family]
