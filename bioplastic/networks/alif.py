@@ -48,9 +48,11 @@ from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS
                              RecurrentRateBlueprint, RecurrentRateNetwork, matrix_order, synapse_order)
 
 # Step order within Brian2's 'groups' slot (the task sets the read-out's target at -7): spikes and
-# pseudo-derivatives from the state at the step's start; the synaptic sums; the read-out; a rule's
-# error, then its learning signal through the feedback synapses; what it accumulates per synapse;
-# the presynaptic traces; last, the neurons' state update.
+# pseudo-derivatives from the state at the step's start; the read-out's synaptic sum; the read-out;
+# a rule's error, then its learning signal through the feedback synapses; what it accumulates per
+# synapse; the presynaptic traces. Then the 'synapses' slot delivers this step's spikes and
+# nonzero inputs to I_rec and I_in (event-driven: at 50 Hz input and 25 Hz firing, about 4% of
+# the synapses per step instead of all of them), and the neurons' state update runs at 'end'.
 SPIKE_ORDER, SUMMED_ORDER, READOUT_ORDER, ERROR_ORDER, SIGNAL_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER, STATE_ORDER = \
     -9, -8, -6, -5, -4, -3, -2, -1
 CONNECTIONS = {name: (syn, pre, post, {"I_in": "I_in", "I_rec": "I_rec", "z_syn": "y_syn"}[target])
@@ -141,6 +143,7 @@ def base_recipe(layout, record=0):
     source = recipe.group("input", layout.size("input"), method="exact")
     source.add("r : 1")  # 'r' as in the rate networks: what the input synapses carry
     source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=SPIKE_ORDER)
+    source.events["active"] = "r != 0"
     neurons = recipe.group("neurons", layout.size("neurons"), method="exact")
     neurons.add("v : 1", "a : 1", "A : 1", "z : 1", "psi : 1", "I_rec : 1", "I_in : 1", "pert : 1",
                 "beta : 1 (constant)")
@@ -149,8 +152,10 @@ def base_recipe(layout, record=0):
     psi = SURROGATES[spec.surrogate][0]
     neurons.regular["spike"] = Regular(["A = v_th + beta * a", "z = int(v >= A)", f"psi = gamma / v_th * {psi}"],
                                        when="groups", order=SPIKE_ORDER)
-    neurons.regular["state"] = Regular(["v = alpha * v + I_rec + I_in + pert - v_th * z", "a = rho * a + z"],
-                                       when="groups", order=STATE_ORDER)
+    neurons.events["active"] = "z != 0"
+    # After the 'synapses' slot, where this step's spikes and inputs delivered I_rec and I_in.
+    neurons.regular["state"] = Regular(["v = alpha * v + I_rec + I_in + pert - v_th * z", "a = rho * a + z",
+                                        "I_rec = 0", "I_in = 0"], when="end", order=STATE_ORDER)
     readout = recipe.group("readout", layout.size("readout"), method="exact")
     readout.add("y : 1", "y_syn : 1", "pert : 1")
     readout.namespace["kappa"] = spec.kappa
@@ -159,8 +164,14 @@ def base_recipe(layout, record=0):
         n_post, n_pre = spec.shape(name)
         c, k, o = np.meshgrid(np.arange(copies), np.arange(n_pre), np.arange(n_post), indexing="ij")
         syn = recipe.connect(synapses, pre, post, (c * n_pre + k).ravel(), (c * n_post + o).ravel())
-        syn.add("w : 1", f"{target}_post = w * {'r' if name == 'input' else 'z'}_pre : 1 (summed)")
-        syn.summed_order[f"{target}_post"] = SUMMED_ORDER
+        activity = "r" if name == "input" else "z"
+        if name == "readout":  # needed within the step (by a rule's error): a sum over every synapse
+            syn.add("w : 1", f"{target}_post = w * {activity}_pre : 1 (summed)")
+            syn.summed_order[f"{target}_post"] = SUMMED_ORDER
+        else:  # event-driven: only the active inputs and the neurons that spiked this step
+            syn.add("w : 1")
+            syn.on_pre["pre"] = [f"{target}_post += w * {activity}_pre"]
+            syn.on_event["pre"] = "active"
         if name not in spec.plastic_layers:  # fixed weights: written every run (model_values)
             recipe.run_value(synapses, "w", np.nan)
     if record:
