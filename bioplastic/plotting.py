@@ -264,7 +264,7 @@ def plot_cosine_over_training(cosines, ax=None, reference=None, title=None):
     ax.axhline(0, color="0.8", lw=0.5)
     ax.set_xlabel("trial")
     ax.set_ylabel("cosine(update, -∇L)" + (f", reference: {reference}" if reference else ""))
-    ax.legend(frameon=False, fontsize="small")
+    ax.legend(frameon=False, fontsize="x-small" if len(variants) > 4 else "small")
     if title:
         ax.set_title(title, fontsize="small")
     return ax
@@ -275,7 +275,7 @@ def plot_cosine_over_training_by_layer(by_layer, reference=None):
     e-prop's read-out update is exact, its recurrent one is where the feedback kinds differ."""
     fig = Figure(figsize=(4.2 * len(by_layer), 3.4), layout="constrained")
     for ax, (layer, cosines) in zip(np.atleast_1d(fig.subplots(1, len(by_layer))), by_layer.items()):
-        plot_cosine_over_training(cosines, ax=ax, reference=reference, title=f"layer {layer}")
+        plot_cosine_over_training(cosines, ax=ax, reference=reference, title=f"{layer} weights")
     return fig
 
 
@@ -428,10 +428,8 @@ def draw_folder(folder):
                                  figures / "cosine_distribution.png"))
             written.append(_save(plot_cosine_over_training(alignment, reference=reference),
                                  figures / "cosine_over_training.png"))
-            layers = sorted({layer for run in pd.read_csv(folder / "runs.csv").path[:1]
-                             for layer in read_metrics(folder / run).layer if layer.startswith("W")})
-            if len(layers) > 1:
-                by_layer = {layer: sweep_tables(folder, layer)[1] for layer in layers}
+            by_layer = _cosines_by_layer(folder)
+            if len(by_layer) > 1:
                 written.append(_save(plot_cosine_over_training_by_layer(by_layer, reference),
                                      figures / "cosine_over_training_by_layer.png"))
     elif (folder / "alignment.csv").exists():
@@ -455,6 +453,22 @@ def draw_folder(folder):
     else:
         raise FileNotFoundError(f"{folder}: not a result folder (no runs.csv, alignment.csv or metrics.csv)")
     return written
+
+
+def _cosines_by_layer(folder):
+    """Every run's cosines per weight layer, keyed by the layer's name where the model names its
+    plastic weights (recurrent networks: input, recurrent, readout; runs of one sweep may train
+    different sets), else by W1, W2, ..."""
+    from .networks.recurrent_rate import PLASTIC
+    by_layer = {}
+    for run in pd.read_csv(folder / "runs.csv").itertuples():
+        metrics = read_metrics(folder / run.path)
+        plastic = _protocol(folder / run.path).get("model", {}).get("plastic")
+        names = {f"W{i + 1}": name for i, name in enumerate(PLASTIC.get(plastic, ()))}
+        for layer in sorted(layer for layer in set(metrics.layer) if layer.startswith("W")):
+            _, cosines = labelled_run_tables(metrics, run.variant, run.seed, layer)
+            by_layer.setdefault(names.get(layer, layer), []).append(cosines)
+    return {name: pd.concat(parts) for name, parts in by_layer.items()}
 
 
 def _run_name(folder):
