@@ -71,8 +71,8 @@ def naive(trials):
     """One runtime ``run()`` per trial, with the loop written out as a Brian2 user would."""
     from brian2 import prefs, set_device
     from bioplastic import rng as streams
-    from bioplastic.networks.alif import AlifBlueprint, matrix_order, model_values, synapse_order
-    from bioplastic.networks.recurrent_rate import STIMULUS
+    from bioplastic.networks.alif import AlifBlueprint, model_values
+    from bioplastic.networks.recurrent_rate import STIMULUS, matrix_order, synapse_order
     from bioplastic.rules import RULES, TrialData
     from bioplastic.rules.base import RunContext
     from bioplastic.rules.builders import contributor

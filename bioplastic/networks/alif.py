@@ -35,7 +35,7 @@ Zenke & Ganguli (2018), SuperSpike: supervised learning in multilayer spiking ne
 Neural Comput. 30(6).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from brian2 import ms
@@ -45,7 +45,7 @@ from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
 from .recipe import Recipe, Regular
 from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS, ReadoutNetworkSpec,
-                             RecurrentRateBlueprint, RecurrentRateNetwork, matrix_order, synapse_order)
+                             RecurrentRateBlueprint, RecurrentRateNetwork, synapse_order)
 
 # Step order within Brian2's 'groups' slot (the task sets the read-out's target at -7): spikes and
 # pseudo-derivatives from the state at the step's start; the read-out's synaptic sum; the read-out;
@@ -187,44 +187,18 @@ def base_recipe(layout, record=0):
     return recipe
 
 
-@dataclass
-class AlifObservation:
-    """What one run produced: ``final`` as for recurrent rate networks (every plastic projection's
-    time-averaged presynaptic activity, then the read-out y of every step, (copies, steps * n_out));
-    ``trajectory`` ``(v, a)``, each (steps, record, N), at the start of every step, or None."""
-
-    final: list
-    trajectory: object = None
-    deltas: dict = field(default_factory=dict)
-    monitors: dict = field(default_factory=dict)
-    stopped_at: object = None
-
-
 class AlifNetwork(RecurrentRateNetwork):
     """Built Brian2 objects of an ALIF recipe. Inputs are given as x[t] per step; the stimulus
     TimedArray holds them one step ahead (x[t + 1] at row t), as the membrane update reads them."""
+
+    output = ("trace_y", "y")
+    states = ("trace_v", ("v", "a"))
 
     def assignments(self, weights=None, inputs=None, perts=None, values=None):
         if inputs is not None:
             inputs = np.asarray(inputs, float)
             inputs = np.concatenate([inputs[:, 1:], np.zeros_like(inputs[:, :1])], axis=1)
         return super().assignments(weights, inputs, perts, values)
-
-    def read(self, get):
-        layout, spec = self.layout, self.layout.spec
-        final = [get(p.pre, "r_sum").reshape(layout.copies, -1) / layout.steps for p in layout.projections]
-        y = get("trace_y", "y")  # (steps, copies * n_out)
-        final.append(y.reshape(layout.steps, layout.copies, spec.n_outputs).transpose(1, 0, 2)
-                     .reshape(layout.copies, -1))
-        trajectory = None
-        if self.record:
-            trajectory = tuple(get("trace_v", name).reshape(layout.steps, self.record, spec.n_neurons)
-                               for name in ("v", "a"))
-        deltas = {rule: [matrix_order(get(p.synapses, variable), layout.copies, p.shape) for p in layout.projections]
-                  for rule, variable in self.recipe.notes.get("deltas", {}).items()}
-        monitors = {name: {f: get(name, f) for f in ("t",) + tuple(m.variables)}
-                    for name, m in self.recipe.monitors.items() if name not in ("trace_v", "trace_y")}
-        return AlifObservation(final=final, trajectory=trajectory, deltas=deltas, monitors=monitors)
 
 
 def model_values(spec, seed, copies):

@@ -234,8 +234,9 @@ class RecurrentObservation:
     final : list of ndarray (copies, n)
         Every plastic projection's time-averaged presynaptic rate, then the read-out of every
         step, (copies, steps * n_out) (step-major), which the task scores.
-    trajectory : ndarray (steps, record, N) or None
-        The state x of the recorded clean copies at the start of every step.
+    trajectory : ndarray (steps, record, N), a tuple of them, or None
+        The state of the recorded clean copies at the start of every step: x for rate networks,
+        (v, a) for LIF/ALIF ones.
     deltas : dict rule kind -> list of ndarray (copies, *shape)
         What each in-network rule accumulated, per plastic projection.
     monitors : dict name -> dict of arrays
@@ -250,6 +251,9 @@ class RecurrentObservation:
 
 class RecurrentRateNetwork(BuiltNetwork):
     """Built Brian2 objects of a recurrent rate recipe."""
+
+    output = ("trace_z", "z")  # the monitor and variable of the read-out that the task scores
+    states = ("trace_x", ("x",))  # the monitor and variables of the recorded trajectory
 
     def __init__(self, layout, recipe, objects, network, record):
         super().__init__(layout, recipe, objects, network)
@@ -281,16 +285,18 @@ class RecurrentRateNetwork(BuiltNetwork):
     def read(self, get):
         layout, spec = self.layout, self.layout.spec
         final = [get(p.pre, "r_sum").reshape(layout.copies, -1) / layout.steps for p in layout.projections]
-        z = get("trace_z", "z")  # (steps, copies * n_out)
-        final.append(z.reshape(layout.steps, layout.copies, spec.n_outputs).transpose(1, 0, 2)
+        output = get(*self.output)  # (steps, copies * n_out)
+        final.append(output.reshape(layout.steps, layout.copies, spec.n_outputs).transpose(1, 0, 2)
                      .reshape(layout.copies, -1))
         trajectory = None
         if self.record:
-            trajectory = get("trace_x", "x").reshape(layout.steps, self.record, spec.n_neurons)
+            monitor, variables = self.states
+            states = tuple(get(monitor, v).reshape(layout.steps, self.record, spec.n_neurons) for v in variables)
+            trajectory = states[0] if len(states) == 1 else states
         deltas = {rule: [matrix_order(get(p.synapses, variable), layout.copies, p.shape) for p in layout.projections]
                   for rule, variable in self.recipe.notes.get("deltas", {}).items()}
         monitors = {name: {f: get(name, f) for f in ("t",) + tuple(m.variables)}
-                    for name, m in self.recipe.monitors.items() if name not in ("trace_x", "trace_z")}
+                    for name, m in self.recipe.monitors.items() if name not in (self.output[0], self.states[0])}
         return RecurrentObservation(final=final, trajectory=trajectory, deltas=deltas, monitors=monitors)
 
 
