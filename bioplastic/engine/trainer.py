@@ -5,11 +5,11 @@ batch of B examples, runs V * B copies of the network in one Brian2 run; copy ``
 variant ``v`` on example ``b``. Independent samples of a dry run (``align``) run side by side as
 further blocks of V * B copies.
 
-The same loop trains feed-forward rate, recurrent rate and spiking networks, with between-trials
-rules (WP, NP, backprop) and in-network rules (R-STDP, EH, Miconi, Hoerzer, ...): for an
-in-network rule the run itself accumulates the change or the eligibility (``dw_<rule>``,
-``e_<rule>``) and the rule reads it back. What differs by model family is looked up, not
-branched on in the rule: the network's blueprint, the input of the copies and the run values,
+The same loop trains feed-forward rate, recurrent rate, spiking and recurrent LIF/ALIF networks,
+with between-trials rules (WP, NP, backprop) and in-network rules (R-STDP, EH, Miconi, Hoerzer,
+e-prop, ...): for an in-network rule the run itself accumulates the change, an eligibility or a
+gradient estimate (``dw_<rule>``, ``e_<rule>``, ``g_eprop``) and the rule reads it back. What
+differs by model family is looked up, not branched on in the rule: the network's blueprint, the input of the copies and the run values,
 and the reference gradient (:mod:`bioplastic.engine.reference`).
 """
 
@@ -114,9 +114,8 @@ class Trainer:
         values.update(self.task.run_values(batch, layout))
         if backend.blueprint.with_rule:
             with rule_code(rule, "run_values"):
-                values.update(rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run,
-                                                              continuous=False, layout=layout,
-                                                              weights=self.weights)))
+                values.update(rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run, continuous=False,
+                                                         layout=layout, weights=self.weights)))
         values.update(extra)
         observed = backend.run(weights=weights, inputs=inputs, perts=perts, values=values, seed=seed)
         if observed.stopped_at is not None:
