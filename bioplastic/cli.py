@@ -44,7 +44,26 @@ def _load(args):
     from .config import load_protocol
     if getattr(args, "out", None) is not None and not args.out.strip():
         raise SpecError("--out", "must name a folder (leave it out for the default)", args.out)
-    return load_protocol(args.protocol, args.set or (), quick=getattr(args, "quick", False))
+    return load_protocol(args.protocol, args.set or (), quick=getattr(args, "quick", False),
+                         grid=getattr(args, "grid", None) or (), seeds=getattr(args, "seeds", None))
+
+
+def cmd_sweep(args):
+    from .sweep import run_parallel_sweep
+    if not args.out.strip():
+        raise SpecError("--out", "must name a folder", args.out)
+    if args.workers < 1:
+        raise SpecError("--workers", "must be >= 1", args.workers)
+    protocol = _load(args)
+    out = Path(args.out)
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
+    print(f"sweeping {protocol.name} -> {out} ({len(protocol.variants())} variants x {protocol.sweep['seeds']} seeds "
+          f"on {where})", flush=True)
+    summary = run_parallel_sweep(protocol, out, workers=args.workers, scheduler=args.scheduler, progress=True,
+                                 connect_timeout=args.connect_timeout)
+    print(f"  {summary['done']} of {summary['runs']} runs done, {summary['failed']} failed")
+    print(f"results: {out}")
+    return EXIT_OK
 
 
 def cmd_validate(args):
@@ -314,6 +333,18 @@ def build_parser():
 
     p = protocol_command("run", cmd_run, "train as the protocol says; write a result folder")
     p.add_argument("--out", help="result folder (default results/<name>/<timestamp>)")
+    p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
+    p = protocol_command("sweep", cmd_sweep, "run every variant and seed of a sweep in parallel (a process pool, "
+                         "or a Dask cluster); the same command again resumes an interrupted sweep")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="sweep a key over values, e.g. rule.sigma=0.01,0.1 (repeatable; adds to the protocol's "
+                   "[sweep] grid)")
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: the protocol's sweep.seeds, else 1)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                   help="worker processes (default: one per core)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:port): run the variants there")
+    p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the scheduler")
+    p.add_argument("--out", required=True, help="result folder (an existing one of the same sweep is resumed)")
     p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
     p = protocol_command("validate", cmd_validate, "check a protocol; exit 2 with one line if it is wrong")
     p.add_argument("--quick", action="store_true", help="validate the --quick version")

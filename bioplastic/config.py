@@ -111,14 +111,17 @@ class Protocol:
         return _variants(self.source, self.file)
 
 
-def load_protocol(path, overrides=(), quick=False):
-    """Read, override, shrink (``quick``) and validate a protocol file."""
+def load_protocol(path, overrides=(), quick=False, grid=(), seeds=None):
+    """Read, override, shrink (``quick``) and validate a protocol file; ``grid`` (``KEY=V1,V2``
+    items) and ``seeds`` extend its ``[sweep]`` table (``bioplastic sweep``)."""
     path = Path(path)
     file = str(path)
     table = _read_toml(path, file)
     try:
         for item in overrides:
             apply_override(table, item)
+        if grid or seeds is not None:
+            extend_sweep(table, grid, seeds)
         table = load_plugins(table, path.parent)
         table = resolve_model_file(table, path.parent)
         if quick:
@@ -157,6 +160,52 @@ def apply_override(table, item):
         if not isinstance(node, dict):
             raise SpecError(key.strip(), "cannot set a key inside a value that is not a table")
     node[parts[-1]] = value
+
+
+def extend_sweep(table, grid, seeds):
+    """Add ``--grid KEY=V1,V2`` axes and ``--seeds N`` to the table's ``[sweep]``. A protocol
+    without a sweep becomes one case of its own (its seeds are the sweep)."""
+    sweep = table.setdefault("sweep", {})
+    if not isinstance(sweep, dict):
+        raise SpecError("sweep", "must be a table with grid and seeds", sweep)
+    for item in grid:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError("--grid", "must be KEY=V1,V2,..., like rule.sigma=0.01,0.1", item)
+        values = _grid_values(text)
+        if not values:
+            raise SpecError("--grid", f"{key}: needs at least one value", item)
+        if key.split(".")[0] not in SECTIONS[:5] or "." not in key:
+            raise SpecError("--grid", f"{key}: must be a dotted key of model, task, rule, training or analysis", item)
+        grid_table = sweep.setdefault("grid", {})
+        if not isinstance(grid_table, dict):
+            raise SpecError("sweep.grid", "must be a table of dotted keys to lists of values", grid_table)
+        grid_table[key] = values
+    if seeds is not None:
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise SpecError("--seeds", "must be an integer >= 1", seeds)
+        sweep["seeds"] = seeds
+    if "grid" not in sweep and "cases" not in sweep:
+        sweep["cases"] = [{"label": str(table.get("name", "protocol"))}]
+
+
+def _grid_values(text):
+    """``0.1,0.2`` or ``"a","b"`` or ``a,b`` or ``10 ms,20 ms``: each value read as TOML, else
+    taken as a string (as ``--set`` does)."""
+    if not text.strip():
+        return []
+    try:
+        return tomllib.loads(f"v = [{text}]")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(tomllib.loads(f"v = {part}")["v"])
+        except tomllib.TOMLDecodeError:
+            values.append(part.strip())
+    return values
 
 
 def load_plugins(table, base):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .results import alignment_table, labelled_run_tables, read_metrics, sweep_tables
+from .results import alignment_table, finished_runs, labelled_run_tables, read_metrics, sweep_tables
 
 COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue",
           "rstdp": "tab:green", "mstdp": "tab:olive", "STDP": "black", "MSTDP": "tab:blue", "MSTDPET": "tab:red",
@@ -405,7 +405,7 @@ def draw_folder(folder):
     written = []
     kind = _task_kind(folder)
     if (folder / "runs.csv").exists():
-        runs = pd.read_csv(folder / "runs.csv")
+        runs = finished_runs(folder)
         for path in runs.path:
             written += draw_folder(folder / path)
         if kind == "spike_pattern":
@@ -461,7 +461,7 @@ def _cosines_by_layer(folder):
     different sets), else by W1, W2, ..."""
     from .networks.recurrent_rate import PLASTIC
     by_layer = {}
-    for run in pd.read_csv(folder / "runs.csv").itertuples():
+    for run in finished_runs(folder).itertuples():
         metrics = read_metrics(folder / run.path)
         plastic = _protocol(folder / run.path).get("model", {}).get("plastic")
         names = {f"W{i + 1}": name for i, name in enumerate(PLASTIC.get(plastic, ()))}

@@ -156,11 +156,18 @@ def labelled_run_tables(metrics, variant, seed, layer="all"):
     return losses, cosines
 
 
+def finished_runs(folder):
+    """The rows of a sweep's ``runs.csv`` whose run finished (``bioplastic sweep`` also lists the
+    failed ones, with their error)."""
+    runs = pd.read_csv(Path(folder) / "runs.csv")
+    return runs[runs.status == "done"] if "status" in runs else runs
+
+
 def sweep_tables(folder, layer="all"):
-    """Losses and the cosines of ``layer`` (see :func:`labelled_run_tables`) of every run in ``runs.csv``."""
+    """Losses and the cosines of ``layer`` (see :func:`labelled_run_tables`) of every finished run in ``runs.csv``."""
     folder = Path(folder)
     pairs = [labelled_run_tables(read_metrics(folder / run.path), run.variant, run.seed, layer)
-             for run in pd.read_csv(folder / "runs.csv").itertuples()]
+             for run in finished_runs(folder).itertuples()]
     return pd.concat([p[0] for p in pairs]), pd.concat([p[1] for p in pairs])
 
 

@@ -1,20 +1,25 @@
 """Run a protocol: one training run, or every variant and seed of its ``[sweep]`` table.
 
-Runs are sequential in this process; variants that share a network structure share one
-standalone build.
+``bioplastic run`` runs a sweep's variants one after the other in this process (variants that
+share a network structure share one standalone build). ``bioplastic sweep``
+(:func:`run_parallel_sweep`) runs them in a pool of worker processes or on a Dask cluster, and
+resumes an interrupted sweep.
 """
 
+import concurrent.futures
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from .engine.experiment import Experiment
 from .engine.reference import reference_name
 from .engine.trainer import Trainer
-from .errors import DivergenceError, RunawayError
+from .errors import DivergenceError, RunawayError, SpecError
 from .plotting import draw_folder
 from .results import (atomic_folder, claim_folder, final_value, loss_warning, remove_folders, versions, write_json,
                       write_protocol, write_table)
@@ -166,3 +171,163 @@ def _stop_sweep(protocol, folder, created, rows, exc):
                     error=str(exc) or type(exc).__name__, finished=len(rows),
                     total=len(protocol.variants()) * protocol.sweep["seeds"], versions=versions()),
                folder / "summary.json")
+
+
+# -- bioplastic sweep: runs in parallel, resumable ------------------------------------------------
+
+def sweep_plan(protocol):
+    """Every run of ``protocol``'s sweep: ``(variant label, swept values, the run's protocol, its
+    folder relative to the sweep's)``, in a fixed order."""
+    return [(label, values, variant.with_seed(protocol.seed + i), Path(label) / f"seed{protocol.seed + i}")
+            for label, values, variant in protocol.variants() for i in range(protocol.sweep["seeds"])]
+
+
+SWEEP_FILE = "sweep.json"
+
+
+def run_parallel_sweep(protocol, out, workers=2, scheduler=None, progress=False, connect_timeout=10.0):
+    """Run every variant and seed of ``protocol``'s sweep into ``out``, ``workers`` at a time in a
+    process pool, or on the Dask cluster at ``scheduler``; return the sweep's summary.
+
+    Each run's folder is written atomically (``<variant>/seed<N>/``, or ``<variant>/seed<N>.failed/``
+    with its one-line error), so the folders are the record of what is done: ``runs.csv`` is
+    rebuilt from them after every run, and the same command run again (after a crash, or a
+    ``kill -9`` of the whole process group) runs only the runs that have neither. ``out`` keeps
+    the resolved protocol in ``sweep.json``; a different sweep cannot resume into it.
+    """
+    out = Path(out)
+    plan = sweep_plan(protocol)
+    identity = json.dumps(protocol.to_table(), sort_keys=True, default=str)
+    executor = _executor(workers, scheduler, connect_timeout)  # an unreachable scheduler: nothing written
+    with executor:
+        _claim_sweep(out, identity)
+        todo = [(label, run, path) for label, _, run, path in plan if _status(out / path) is None]
+        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=protocol.name, unit="run",
+                   disable=None if progress else True)
+        failed = sum(_status(out / path) == "failed" for *_, path in plan)
+        bar.set_postfix(failed=failed)
+        futures = [executor.submit(_sweep_task, run.to_table(), run.file, str(out / path)) for _, run, path in todo]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                status, error = future.result()
+                failed += status == "failed"
+                bar.set_postfix(failed=failed)
+                bar.update(1)
+                _write_runs(out, plan)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+    runs = _write_runs(out, plan)
+    done = runs[runs.status == "done"] if len(runs) else runs
+    summary = dict(name=protocol.name, seed=protocol.seed, status="complete" if len(done) == len(plan) else
+                   "complete with failures", runs=len(plan), done=len(done), failed=int((runs.status == "failed").sum()),
+                   wall_time_s=float(done.wall_time_s.sum()) if "wall_time_s" in done else 0.0, versions=versions())
+    if len(done):
+        draw_folder(out)
+    write_json(summary, out / "summary.json")
+    return summary
+
+
+def _executor(workers, scheduler, connect_timeout):
+    if scheduler is None:
+        import multiprocessing
+        return concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                      mp_context=multiprocessing.get_context("spawn"))
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SpecError("--scheduler", "needs Dask: pip install 'bioplastic[distributed]'", scheduler) from None
+    try:
+        client = Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise SpecError("--scheduler", f"cannot reach the Dask scheduler within {connect_timeout:g} s "
+                        f"({type(exc).__name__})", scheduler) from None
+    return _DaskExecutor(client)
+
+
+class _DaskExecutor:
+    """A Dask client as a ``concurrent.futures`` executor (the client closes with it)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.executor = client.get_executor(pure=False)
+
+    def submit(self, fn, *args):
+        return self.executor.submit(fn, *args)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.executor.shutdown(wait=False)
+        self.client.close()
+
+
+def _claim_sweep(out, identity):
+    """Create ``out`` for this sweep, or check that it holds this very sweep (a resume)."""
+    record = out / SWEEP_FILE
+    if out.exists():
+        try:
+            stored = json.loads(record.read_text())["protocol"]
+        except (OSError, ValueError, KeyError):
+            raise SpecError("--out", "holds something other than a bioplastic sweep (no sweep.json); choose another "
+                            "folder", str(out)) from None
+        if stored != identity:
+            raise SpecError("--out", "holds the results of a different sweep (another protocol, grid, seeds or "
+                            "--set); choose another folder, or repeat the original command to resume", str(out))
+        return
+    claim_folder(out)
+    write_json(dict(protocol=identity), record)
+
+
+def _status(folder):
+    """``"done"``, ``"failed"`` or None (not run yet) for a run's folder."""
+    if (folder / "summary.json").exists():
+        return "done"
+    if (folder.with_name(folder.name + ".failed") / "summary.json").exists():
+        return "failed"
+    return None
+
+
+def _sweep_task(table, file, destination):
+    """One run, in a worker process: ``("done", None)`` or ``("failed", one-line error)``."""
+    from .config import load_plugins, resolve
+    destination = Path(destination)
+    if _status(destination) is not None:  # a worker of an earlier, killed command finished it meanwhile
+        return _status(destination), None
+    protocol = resolve(load_plugins(table, Path(file).parent), file)
+    try:
+        _run_one(protocol, destination, False)
+        return "done", None
+    except Exception as exc:  # recorded, and the sweep goes on
+        if _status(destination) == "done":  # another worker wrote the same run first (see above)
+            return "done", None
+        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        failed = destination.with_name(destination.name + ".failed")
+        if not failed.exists():
+            with atomic_folder(failed) as folder:
+                write_protocol(table, folder / "protocol.toml")
+                write_json(dict(name=protocol.name, status="failed", error=error, seed=protocol.seed,
+                                versions=versions()), folder / "summary.json")
+        return "failed", error
+
+
+def _write_runs(out, plan):
+    """``runs.csv`` from the run folders: one row per finished or failed run, in plan order."""
+    rows = []
+    for label, values, run, path in plan:
+        status = _status(out / path)
+        if status is None:
+            continue
+        folder = out / path if status == "done" else (out / path).with_name(path.name + ".failed")
+        summary = json.loads((folder / "summary.json").read_text())
+        numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
+                   (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
+        rows.append(dict(variant=label, **values, seed=run.seed, **numbers, status=status,
+                         error=summary.get("error", ""), path=str(folder.relative_to(out))))
+    runs = pd.DataFrame(rows, columns=None if rows else ["variant", "seed", "status", "error", "path"])
+    write_table(runs, out / "runs.csv")
+    return runs

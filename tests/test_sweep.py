@@ -1,0 +1,164 @@
+"""`bioplastic sweep`: parallel runs, failures recorded, resuming after kill -9, a Dask cluster on loopback."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bioplastic.cli import main
+
+QS = "protocols/quickstart.toml"
+SMALL = ["--set", 'training.backend="runtime"', "--set", "training.trials=15", "--set", "analysis.every=0"]
+
+
+def sweep(out, *extra):
+    return ["sweep", QS, "--out", str(out), *SMALL, *extra]
+
+
+def leftovers(folder):
+    """Temporary folders or files a killed writer left anywhere below ``folder``."""
+    return [p for p in Path(folder).rglob(".*") if ".tmp" in p.name]
+
+
+def finished(out):
+    return {p.parent.relative_to(out) for p in Path(out).glob("*/seed*/summary.json")}
+
+
+def test_a_sweep_runs_every_variant_and_seed_in_parallel(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(sweep(out, "--seeds", "2", "--workers", "2")) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 6 and set(runs.status) == {"done"} and runs.path.is_unique
+    assert set(runs.variant) == {"backprop", "weight_perturbation", "node_perturbation"}
+    assert {"rule.kind", "seed", "final_loss", "status", "error", "path"} <= set(runs.columns)
+    assert finished(out) == {Path(p) for p in runs.path}
+    assert (out / "figures" / "learning_curves.png").exists()
+    assert json.loads((out / "summary.json").read_text())["done"] == 6
+    # the same command again runs nothing: every folder stays as it was
+    stamps = {p: (out / p / "summary.json").stat().st_mtime_ns for p in runs.path}
+    assert main(sweep(out, "--seeds", "2", "--workers", "2")) == 0
+    assert stamps == {p: (out / p / "summary.json").stat().st_mtime_ns for p in runs.path}
+    assert "6 of 6 runs done" in capsys.readouterr().out
+
+
+def test_the_same_runs_as_bioplastic_run(tmp_path):
+    """A worker runs exactly what `bioplastic run` runs: the same metrics for the same seed."""
+    assert main(sweep(tmp_path / "s", "--workers", "2")) == 0
+    assert main(["run", QS, "--out", str(tmp_path / "r"), *SMALL]) == 0
+    for variant in ("backprop", "weight_perturbation", "node_perturbation"):
+        parallel = pd.read_csv(tmp_path / "s" / variant / "seed1" / "metrics.csv")
+        sequential = pd.read_csv(tmp_path / "r" / variant / "seed1" / "metrics.csv")
+        pd.testing.assert_frame_equal(parallel, sequential)
+
+
+def test_a_failed_variant_is_recorded_and_the_others_go_on(tmp_path):
+    out = tmp_path / "s"
+    # a loss limit that every trial exceeds: those variants stop as diverged at their first trial
+    assert main(sweep(out, "--grid", "training.max_loss=1e6,1e-9", "--seeds", "1", "--workers", "2")) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 6
+    failed = runs[runs.status == "failed"]
+    assert set(failed["training.max_loss"]) == {1e-9} and len(failed) == 3
+    assert failed.error.str.contains("diverged at trial 0").all()
+    assert (runs[runs["training.max_loss"] == 1e6].status == "done").all()
+    for path in failed.path:
+        assert json.loads((out / path / "summary.json").read_text())["status"] == "failed"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == len(failed) and summary["status"] == "complete with failures"
+
+
+def _start(out, *extra):
+    """The sweep as a command in a process group of its own."""
+    return subprocess.Popen([sys.executable, "-m", "bioplastic.cli", *sweep(out, *extra)], cwd=Path(QS).resolve().parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill_when_some_are_done(process, out, total, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(finished(out)) >= 1:
+            break
+        if process.poll() is not None:
+            pytest.fail("the sweep ended before it could be killed")
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = finished(out)
+    assert 1 <= len(done) < total, "the kill should land mid-way"
+    return {p: (out / p / "summary.json").stat().st_mtime_ns for p in done}
+
+
+def _check_resumed(out, before, total):
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == total and runs.path.is_unique and set(runs.status) == {"done"}
+    assert len(finished(out)) == total
+    assert all((out / p / "summary.json").stat().st_mtime_ns == stamp for p, stamp in before.items())  # not rerun
+    assert not leftovers(out)
+
+
+def test_kill_9_of_the_whole_process_group_then_resume(tmp_path):
+    out = tmp_path / "s"
+    process = _start(out, "--seeds", "4", "--workers", "2")
+    before = _kill_when_some_are_done(process, out, total=12)
+    assert main(sweep(out, "--seeds", "4", "--workers", "2")) == 0
+    _check_resumed(out, before, total=12)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as local:
+        yield local.scheduler_address
+
+
+def test_a_sweep_on_a_loopback_dask_cluster(tmp_path, cluster):
+    out = tmp_path / "s"
+    assert main(sweep(out, "--seeds", "2", "--scheduler", cluster)) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 6 and set(runs.status) == {"done"}
+
+
+def test_a_killed_dask_sweep_resumes(tmp_path, cluster):
+    out = tmp_path / "s"
+    process = _start(out, "--seeds", "4", "--scheduler", cluster)
+    before = _kill_when_some_are_done(process, out, total=12)
+    assert main(sweep(out, "--seeds", "4", "--scheduler", cluster)) == 0
+    time.sleep(1)  # runs the killed client had started may still finish on the workers meanwhile
+    _check_resumed(out, before, total=12)
+
+
+@pytest.mark.parametrize("extra,key,fragment", [
+    (["--grid", "rule.sigmaa=0.1,0.2"], "rule.sigmaa", "unknown key"),
+    (["--grid", "model.tau=10 mV,20 mV"], "model.tau", "dimensions"),
+    (["--grid", "rule.sigma="], "--grid", "needs at least one value"),
+    (["--grid", "sigma=0.1"], "--grid", "dotted key"),
+    (["--seeds", "0"], "--seeds", ">= 1"),
+    (["--workers", "0"], "--workers", ">= 1"),
+    (["--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"], "--scheduler", "cannot reach"),
+])
+def test_bad_sweep_input_is_one_line_and_writes_nothing(extra, key, fragment, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(sweep(out, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{key}: " in err and fragment in err, err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_out_holding_another_sweep_is_refused_untouched(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(sweep(out, "--workers", "2")) == 0
+    before = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
+    assert main(sweep(out, "--workers", "2", "--set", "rule.lr=0.2")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out: holds the results of a different sweep" in err and len(err.splitlines()) == 1
+    assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+    (tmp_path / "other").mkdir()
+    assert main(sweep(tmp_path / "other")) == 2
+    assert "no sweep.json" in capsys.readouterr().err
