@@ -478,14 +478,18 @@ def _variants(table, file):
         point = dict(zip(grid, combo))
         values = {**{k: v for k, v in case.items() if k != "label"}, **point}
         variant = copy.deepcopy(base)
+        if "model.file" in values:  # a swept model file replaces the model; swept model keys apply on top
+            variant["model"] = {"file": values["model.file"]}
         for key, value in values.items():
-            apply_override(variant, f"{key}={toml_literal(value)}")
+            if key != "model.file":
+                apply_override(variant, f"{key}={toml_literal(value)}")
         parts = [case["label"]] if case else []
         parts += [str(v) if len(grid) == 1 and not case else f"{k.split('.')[-1]}-{v}" for k, v in point.items()]
         label = re.sub(r"[^\w.=+-]+", "_", "__".join(parts)).strip("_")  # a folder name
         if any(label == other for other, _, _ in out):
             raise SpecError("sweep", f"two variants share the folder name {label!r}; use distinct values and labels")
         try:
+            variant = resolve_model_file(variant, Path(file).parent)
             out.append((label, values, resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))))
         except SpecError as exc:
             raise SpecError(exc.key, f"{exc.message} (in the sweep variant {label})", exc.got) from None

@@ -162,3 +162,15 @@ def test_out_holding_another_sweep_is_refused_untouched(tmp_path, capsys):
     (tmp_path / "other").mkdir()
     assert main(sweep(tmp_path / "other")) == 2
     assert "no sweep.json" in capsys.readouterr().err
+
+
+def test_model_file_can_be_swept(tmp_path):
+    out = tmp_path / "s"
+    assert main(sweep(out, "--grid", "model.file=rate_mlp.toml,rate_linear.toml", "--seeds", "1")) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["model.file"]) == {"rate_mlp.toml", "rate_linear.toml"} and set(runs.status) == {"done"}
+    import tomllib
+    sizes = {row["model.file"]: tomllib.loads((out / row.path / "protocol.toml").read_text())["model"]["sizes"]
+             for _, row in runs.iterrows()}
+    assert len(runs) == 6
+    assert sizes == {"rate_mlp.toml": [10, 20, 2], "rate_linear.toml": [8, 8, 4]}
