@@ -263,17 +263,22 @@ def cmd_align(args):
     out = Path(args.out) if args.out else _default_out(protocol.name, prefix="align-")
     if out.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(out)!r})")
-    tables, synapses = [], []
+    tables, synapses, estimators = [], [], []
     for label, p in runs:
         trainer = Trainer(p)
         tables.append(trainer.align(samples, progress=True).assign(variant=label))
         synapses.append(trainer.synapse_table().assign(variant=label))
+        estimators.append(trainer.estimator.assign(variant=label))
     table = pd.concat(tables, ignore_index=True)
     table = table[["variant"] + [c for c in table.columns if c != "variant"]]
     stats = summarise(table, "cosine", by=("variant", "rule", "reference", "layer"))
     with atomic_folder(out) as folder:
         write_table(table, folder / "alignment.csv")
         write_table(pd.concat(synapses, ignore_index=True), folder / "synapses.csv")
+        estimator = pd.concat(estimators, ignore_index=True)
+        estimator = estimator[["variant", "rule", "reference"] + [c for c in estimator.columns
+                                                                  if c not in ("variant", "rule", "reference")]]
+        write_table(estimator, folder / "estimator.csv")
         write_protocol(protocol.to_table(), folder / "protocol.toml")
         draw_folder(folder)
     print(f"cosine(update, -gradient) over {samples} dry-run samples at fixed weights (reference: "
@@ -284,8 +289,24 @@ def cmd_align(args):
         print("reference: finite differences of the expected loss over "
               f"{protocol.analysis.fd_samples} input samples; cosine between its two halves: "
               + ", ".join(f"{v} {x:.3f}" for v, x in split.items()))
+    print("the estimator at these weights (95% intervals; expected update: the mean update without its own "
+          "sampling noise; snr: |mean|^2 / variance of one update):")
+    for row in estimator.itertuples():
+        print(f"  {row.variant:<20} {row.layer:<4} mean-update cosine {_interval(row, 'mean_update_cosine')}  "
+              f"expected-update cosine {_interval(row, 'expected_update_cosine')} (bias angle "
+              f"{_interval(row, 'bias_angle_deg', '.1f')} deg)  snr {_interval(row, 'snr', '.3g')}  "
+              f"single cosine {_interval(row, 'single_cosine')}"
+              + (f"  theory {row.cosine_theory:.4f}" if pd.notna(getattr(row, "cosine_theory", np.nan)) else ""))
     print(f"alignment: {out / 'alignment.csv'}")
+    print(f"estimator: {out / 'estimator.csv'}")
     return EXIT_OK
+
+
+def _interval(row, key, spec=".4f"):
+    value, low, high = (getattr(row, k, np.nan) for k in (key, f"{key}_low", f"{key}_high"))
+    if pd.isna(low):
+        return format(value, spec)
+    return f"{format(value, spec)} [{format(low, spec)}, {format(high, spec)}]"
 
 
 def cmd_figures(args):

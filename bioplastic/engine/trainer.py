@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .. import rng as rng_streams
 from ..analysis import compare
+from ..analysis.estimators import EstimatorAccumulator
 from ..errors import DivergenceError, RunawayError
 from ..networks import RECURRENT_FAMILIES
 from ..networks.rate import RateBlueprint
@@ -258,6 +259,8 @@ class Trainer:
         ``sample``, ``cosine``, ``angle_deg``, ``norm_ratio``, ``mean_update_cosine`` (the cosine
         of the mean of all the samples' updates: how well the rule's expected update points along
         the gradient) and, where a theory exists, ``cosine_theory`` and ``effective_dimension``.
+        ``self.estimator`` then holds the estimator's statistics with their confidence intervals
+        (:mod:`bioplastic.analysis.estimators`), one row per layer.
         """
         first = self.task.sample(self.input_rng)
         per_sample = self.rule.variants * self.batch
@@ -276,11 +279,13 @@ class Trainer:
         elif hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
             self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk)])
         records, total = [], None
+        accumulator = EstimatorAccumulator(samples)
         with tqdm(total=samples, desc=f"align {self.rule.kind}", disable=None if progress else True,
                   leave=False, unit="sample") as bar:
             for s, (trial, update) in enumerate(self._draw(first, samples, backend, chunk, bar=bar)):
                 check_update_finite(self.rule, update, f"in dry-run sample {s}", self.protocol.file)
                 total = update if total is None else [a + b for a, b in zip(total, update)]
+                accumulator.add(update)
                 for layer, metric, value in self.analyse(trial, update):
                     records.append(dict(rule=self.rule.kind, reference=trial.gradient.name, layer=layer, sample=s,
                                         metric=metric, value=value))
@@ -293,6 +298,11 @@ class Trainer:
             table["reference_split_cosine"] = trial.gradient.split_cosine
         self.mean_update = [t / samples for t in total]  # what synapse_table compares per synapse
         self.gradient = trial.gradient.weights
+        estimator = accumulator.table(trial.gradient.weights,
+                                      {layer: rows.cosine.to_numpy() for layer, rows in table.groupby("layer")})
+        if "cosine_theory" in table:
+            estimator["cosine_theory"] = estimator.layer.map(table.groupby("layer").cosine_theory.mean())
+        self.estimator = estimator.assign(rule=self.rule.kind, reference=trial.gradient.name)
         return table
 
     def synapse_table(self, most=2000, seed=0):
