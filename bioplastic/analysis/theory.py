@@ -52,6 +52,23 @@ def expected_cosine(dimension, samples=1):
                     - math.lgamma(k / 2) - math.lgamma((d + k) / 2))
 
 
+def forward_difference_dimension(dimension, sigma, gradient_norm2, hessian_trace, hessian_frobenius2):
+    r"""The effective dimension of WP with a clean copy (forward differences) on a loss with
+    Hessian H at perturbation size σ.
+
+    The difference quotient carries :math:`\tfrac12 \xi^\top H \xi / \sigma^2` beside
+    :math:`\xi^\top g / \sigma^2`; its mean over ξ vanishes against ξ (an odd moment), but it adds
+    :math:`\sigma^2 (D + 4)((\mathrm{tr} H)^2 + 2\|H\|_F^2)/4` to one sample's second moment
+    :math:`\|g\|^2 (D + 2)`. Matched to the isotropic estimator (one block: D = m2/|g|^2 - 2):
+
+    .. math:: D_\mathrm{eff} = D + \frac{\sigma^2 (D + 4)\,\big((\mathrm{tr} H)^2 + 2\|H\|_F^2\big)}{4\|g\|^2}.
+
+    Antithetic pairs cancel the term exactly; their D is D.
+    """
+    return float(dimension + sigma ** 2 * (dimension + 4) * (hessian_trace ** 2 + 2 * hessian_frobenius2)
+                 / (4 * gradient_norm2))
+
+
 def approximate_cosine(dimension, samples=1):
     """The large-D approximation sqrt(K / (D + K + 1))."""
     return math.sqrt(samples / (dimension + samples + 1))
