@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_distal_reward.py
 	$(BIN)/python benchmarks/bench_dnms.py
 	$(BIN)/python benchmarks/bench_eprop.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) .bioplastic_cache results *.egg-info
