@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .results import alignment_table, finished_runs, labelled_run_tables, read_metrics, sweep_tables
+from .results import alignment_table, finished_runs, labelled_run_tables, read_metrics, scaling_tables, sweep_tables
 
 COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue",
           "rstdp": "tab:green", "mstdp": "tab:olive", "STDP": "black", "MSTDP": "tab:blue", "MSTDPET": "tab:red",
@@ -270,6 +270,27 @@ def plot_cosine_over_training(cosines, ax=None, reference=None, title=None):
     return ax
 
 
+def plot_scaling(table, xlabel, ax=None, reference=None):
+    """The mean whole-network cosine of each rule's updates against a swept quantity (mean ± sem
+    over seeds), with the theory at the same points as a dashed line."""
+    ax = _axes(ax)
+    lines = list(dict.fromkeys(table.line))
+    for name in lines:
+        rows = table[table.line == name].sort_values("x")
+        c = color(name, lines)
+        ax.errorbar(rows.x, rows.cosine, yerr=rows["sem"].fillna(0), color=c, marker="o", ms=4, capsize=2,
+                    label=name or "measured")
+        if rows.theory.notna().any():
+            ax.plot(rows.x, rows.theory, color=c, ls="--", lw=1, label=f"{name} theory".strip())
+    numeric = table.x[table.x > 0]
+    if len(numeric) and numeric.max() / numeric.min() > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean cos(update, -∇L)" + (f", reference: {reference}" if reference else ""))
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
 def plot_cosine_over_training_by_layer(by_layer, reference=None):
     """One panel of :func:`plot_cosine_over_training` per weight layer (``{layer: cosines}``):
     e-prop's read-out update is exact, its recurrent one is where the feedback kinds differ."""
@@ -432,6 +453,10 @@ def draw_folder(folder):
             if len(by_layer) > 1:
                 written.append(_save(plot_cosine_over_training_by_layer(by_layer, reference),
                                      figures / "cosine_over_training_by_layer.png"))
+            for key, table in scaling_tables(folder).items():
+                xlabel = "number of weights" if key == "model.sizes" else key
+                name = key.replace(".", "_")
+                written.append(_save(plot_scaling(table, xlabel, reference=reference), figures / f"scaling_{name}.png"))
     elif (folder / "alignment.csv").exists():
         table = alignment_table(folder)
         reference = ", ".join(table.reference.unique()) if "reference" in table else "bptt"

@@ -178,3 +178,33 @@ def alignment_table(folder):
     if "variant" not in table:
         table = table.rename(columns={"rule": "variant"})
     return table[table.layer == "all"]
+
+
+def _weights_of(sizes):
+    """The number of weights of a feed-forward network of layer ``sizes``."""
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def scaling_tables(folder):
+    """For every swept key of a sweep other than ``rule.kind``, the runs' mean whole-network cosine
+    (and its theory) against that key: ``{key: DataFrame(line, x, cosine, sem, theory, seeds)}``.
+    ``model.sizes`` becomes its number of weights; a line is a rule kind when the sweep varies it."""
+    import ast
+    runs = finished_runs(folder)
+    keys = [c for c in runs.columns if "." in c and c != "rule.kind" and runs[c].nunique() > 1]
+    out = {}
+    for key in keys:
+        values = runs[key]
+        if key == "model.sizes":
+            x = values.map(lambda v: _weights_of(ast.literal_eval(v) if isinstance(v, str) else v))
+        else:
+            x = pd.to_numeric(values, errors="coerce")
+            if x.isna().any():
+                continue
+        line = runs["rule.kind"] if "rule.kind" in runs else pd.Series("", index=runs.index)
+        table = pd.DataFrame(dict(line=line, x=x, cosine=runs.mean_cosine,
+                                  theory=runs.get("mean_cosine_theory", pd.Series(float("nan"), index=runs.index))))
+        grouped = table.groupby(["line", "x"], sort=True)
+        out[key] = grouped.agg(cosine=("cosine", "mean"), sem=("cosine", "sem"), theory=("theory", "mean"),
+                               seeds=("cosine", "count")).reset_index()
+    return out
