@@ -267,7 +267,8 @@ def resolve_model_file(table, base):
 
 
 def shrink(table):
-    """``--quick``: few trials, few samples, one seed; same structure otherwise."""
+    """``--quick``: few trials, few samples, one seed, at most three values per grid axis; same
+    structure otherwise."""
     def cap(section, key, default, limit):
         value = section.get(key, default)
         if isinstance(value, int) and not isinstance(value, bool) and value > limit:
@@ -286,6 +287,11 @@ def shrink(table):
         cap(analysis, "fd_samples", 64, 8)
     if isinstance(sweep, dict):
         cap(sweep, "seeds", 1, 1)
+        grid = sweep.get("grid")
+        if isinstance(grid, dict):  # at most three values per axis: the first, the middle, the last
+            for key, values in grid.items():
+                if isinstance(values, list) and len(values) > 3:
+                    grid[key] = [values[0], values[len(values) // 2], values[-1]]
     task = table.get("task")
     if isinstance(task, dict) and task.get("kind") in TASKS:
         TASKS[task["kind"]].quick(task)

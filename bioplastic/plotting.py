@@ -284,7 +284,9 @@ def plot_scaling(table, xlabel, ax=None, reference=None):
             ax.plot(rows.x, rows.theory, color=c, ls="--", lw=1, label=f"{name} theory".strip())
     numeric = table.x[table.x > 0]
     if len(numeric) and numeric.max() / numeric.min() > 20:
+        from matplotlib.ticker import NullFormatter
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean cos(update, -∇L)" + (f", reference: {reference}" if reference else ""))
     ax.legend(frameon=False, fontsize="small")

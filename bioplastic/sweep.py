@@ -200,7 +200,7 @@ def run_parallel_sweep(protocol, out, workers=2, scheduler=None, progress=False,
     identity = json.dumps(protocol.to_table(), sort_keys=True, default=str)
     executor = _executor(workers, scheduler, connect_timeout)  # an unreachable scheduler: nothing written
     with executor:
-        _claim_sweep(out, identity)
+        _claim_sweep(out, identity, protocol)
         todo = [(label, run, path) for label, _, run, path in plan if _status(out / path) is None]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=protocol.name, unit="run",
                    disable=None if progress else True)
@@ -266,7 +266,7 @@ class _DaskExecutor:
         self.client.close()
 
 
-def _claim_sweep(out, identity):
+def _claim_sweep(out, identity, protocol):
     """Create ``out`` for this sweep, or check that it holds this very sweep (a resume)."""
     record = out / SWEEP_FILE
     if out.exists():
@@ -280,6 +280,7 @@ def _claim_sweep(out, identity):
                             "--set); choose another folder, or repeat the original command to resume", str(out))
         return
     claim_folder(out)
+    write_protocol(protocol.to_table(), out / "protocol.toml")
     write_json(dict(protocol=identity), record)
 
 

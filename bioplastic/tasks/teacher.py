@@ -89,6 +89,17 @@ class TeacherRegression(Task):
         inputs, targets = self._ready.pop()
         return Batch(inputs, targets, np.zeros(len(inputs), int))
 
+    def training_summary(self, metrics, window=10):
+        """``learning_time``: the first trial at which the mean loss of the last ``window`` logged
+        trials is a tenth of that of the first ``window`` (None if never), a learning speed
+        (Werfel et al. 2005 compare rules by it)."""
+        loss = metrics[metrics.metric == "loss"].set_index("trial").value
+        if len(loss) < 2 * window:
+            return {}
+        rolling = loss.rolling(window).mean()
+        below = rolling.index[rolling <= 0.1 * loss.iloc[:window].mean()]
+        return dict(learning_time=int(below[0]) if len(below) else None)
+
     @staticmethod
     def losses(outputs, targets):
         """Per-example loss, mean over output units: shape ``outputs.shape[:-1]``."""
