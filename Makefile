@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench figures clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dnms.py
 	$(BIN)/python benchmarks/bench_eprop.py
 	$(BIN)/python benchmarks/bench_sweep.py
+
+# The scaling studies' gallery figures, from scratch (about 40 min on 2 cores): each sweep into
+# results/, then its figures into docs/figures/.
+figures: $(STAMP)
+	for p in scaling_width scaling_samples scaling_sigma werfel2005; do \
+	  $(BIN)/bioplastic sweep protocols/$$p.toml --out results/figures/$$p || exit 1; done
+	$(BIN)/python analysis/scaling.py results/figures/scaling_width --out docs/figures/scaling_width
+	$(BIN)/python analysis/scaling.py results/figures/scaling_samples --out docs/figures/scaling_samples
+	$(BIN)/python analysis/scaling.py results/figures/scaling_sigma --out docs/figures/scaling_sigma
+	$(BIN)/python analysis/werfel.py results/figures/werfel2005 --out docs/figures/werfel2005
 
 clean:
 	rm -rf $(VENV) .bioplastic_cache results *.egg-info
