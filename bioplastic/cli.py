@@ -80,6 +80,8 @@ def cmd_run(args):
     print(f"running {protocol.name} -> {out}", flush=True)
     summary = run_protocol(protocol, out, progress=True)
     if protocol.sweep:
+        if summary.get("failed"):
+            print(f"  {summary['failed']} run(s) failed: see the status and error columns of runs.csv")
         for v in summary["variants"]:
             if "final_loss" in v:
                 print(f"  {v['variant']:<22} final loss {v['final_loss']:.4g}  mean cosine "

@@ -126,25 +126,39 @@ def _mean(metrics, metric):
 
 def _run_sweep(protocol, folder, progress):
     created = claim_folder(folder)  # written in place: finished variants stay, each written atomically
-    rows = []
+    rows, first_failure = [], None
     try:
         write_protocol(protocol.to_table(), folder / "protocol.toml")
         for label, values, variant in protocol.variants():
             for i in range(protocol.sweep["seeds"]):
                 run = variant.with_seed(protocol.seed + i)
                 path = Path(label) / f"seed{run.seed}"
-                summary = _run_one(run, folder / path, progress)
+                try:
+                    summary = _run_one(run, folder / path, progress)
+                except (DivergenceError, RunawayError) as exc:  # recorded (with what it logged); the others go on
+                    first_failure = first_failure or exc
+                    error = str(exc).splitlines()[0]
+                    rows.append(dict(variant=label, **values, seed=run.seed, status="failed", error=error,
+                                     path=str(path) + ".failed"))
+                    write_table(pd.DataFrame(rows), folder / "runs.csv")
+                    if progress:
+                        print(f"  {label} seed {run.seed}: failed: {error}", flush=True)
+                    continue
                 numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
                            (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
-                rows.append(dict(variant=label, **values, seed=run.seed, **numbers, path=str(path)))
+                rows.append(dict(variant=label, **values, seed=run.seed, **numbers, status="done", error="",
+                                 path=str(path)))
                 write_table(pd.DataFrame(rows), folder / "runs.csv")  # what is finished, at any moment
                 if progress:
                     headline = "final_loss" if "final_loss" in summary else next(iter(numbers), None)
                     print(f"  {label} seed {run.seed}: {headline} {_number(summary.get(headline))}", flush=True)
+        if first_failure is not None and all(row["status"] == "failed" for row in rows):
+            raise first_failure  # nothing finished: the run failed
     except BaseException as exc:
-        _stop_sweep(protocol, folder, created, rows, exc)
+        _stop_sweep(protocol, folder, created, [row for row in rows if row["status"] == "done"], exc)
         raise
-    runs = pd.DataFrame(rows)
+    every = pd.DataFrame(rows)
+    runs = every[every.status == "done"]
     swept = {key for _, values, _ in protocol.variants() for key in values}
     columns = [c for c in runs.columns if c not in ("variant", "seed", "path") and c not in swept
                and pd.api.types.is_numeric_dtype(runs[c])]
@@ -152,9 +166,10 @@ def _run_sweep(protocol, folder, progress):
     if "final_loss" in runs:
         by_variant["final_loss_sem"] = runs.groupby("variant", sort=False).final_loss.sem()
     by_variant["seeds"] = runs.groupby("variant", sort=False).seed.count()
-    summary = dict(name=protocol.name, seed=protocol.seed, status="complete",
-                   variants=by_variant.reset_index().to_dict("records"), wall_time_s=float(runs.wall_time_s.sum()),
-                   versions=versions())
+    failed = int((every.status == "failed").sum())
+    summary = dict(name=protocol.name, seed=protocol.seed, status="complete with failures" if failed else "complete",
+                   failed=failed, variants=by_variant.reset_index().to_dict("records"),
+                   wall_time_s=float(runs.wall_time_s.sum()), versions=versions())
     draw_folder(folder)
     write_json(summary, folder / "summary.json")
     return summary

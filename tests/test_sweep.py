@@ -174,3 +174,16 @@ def test_model_file_can_be_swept(tmp_path):
              for _, row in runs.iterrows()}
     assert len(runs) == 6
     assert sizes == {"rate_mlp.toml": [10, 20, 2], "rate_linear.toml": [8, 8, 4]}
+
+
+def test_bioplastic_run_records_a_failed_variant_and_goes_on(tmp_path, capsys):
+    """The sequential sweep of `bioplastic run` too: a variant that diverges is recorded with its
+    error (and its `.failed` folder), the others finish; only a sweep where all fail exits 2."""
+    out = tmp_path / "r"
+    assert main(["run", QS, "--out", str(out), *SMALL, "--set", 'rule.kind="weight_perturbation"', "--set",
+                 'sweep={ cases = [{ label = "ok" }, { label = "bad", "training.max_loss" = 1e-9 }], seeds = 1 }']) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.status) == ["done", "failed"] and "diverged at trial 0" in runs.error.iloc[1]
+    assert (out / runs.path.iloc[1] / "summary.json").exists()
+    assert json.loads((out / "summary.json").read_text())["status"] == "complete with failures"
+    assert "1 run(s) failed" in capsys.readouterr().out
