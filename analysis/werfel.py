@@ -99,16 +99,20 @@ def main(argv=None):
     best = best_times(runs)
     figure = Figure(figsize=(8.4, 3.4), layout="constrained")
     for ax, axis, fixed in zip(figure.subplots(1, 2), ("M", "N"), (("N", 8), ("M", 2))):
+        drawn = False
         for rule, name in RULES.items():
             if rule not in best.index.get_level_values(0):
                 continue
             rows = best.loc[rule]
             rows = rows[rows.index.get_level_values(fixed[0]) == fixed[1]]
             x = rows.index.get_level_values(axis)
+            y = np.where(np.isfinite(rows.to_numpy(float)), rows.to_numpy(float), np.nan)  # never: no point
             b = measured.get((name, axis), np.nan)
-            ax.plot(x, rows.to_numpy(), "o-", color=color(rule), label=f"{name} (exponent {b:.2f})")
+            ax.plot(x, y, "o-", color=color(rule), label=f"{name} (exponent {b:.2f})")
+            drawn = drawn or bool(np.isfinite(y).any())
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        if drawn:
+            ax.set_yscale("log")
         ax.set_xlabel(f"{axis} ({fixed[0]} = {fixed[1]})")
         ax.set_ylabel("learning time (trials), best rate")
         ax.legend(frameon=False, fontsize="small")

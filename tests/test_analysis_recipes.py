@@ -19,15 +19,33 @@ RUNTIME = 'training.backend="runtime"'
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    """(sweep folder, alignment folder) of the quickstart protocol, made once for this module."""
+    """Result folders made once for this module: the quickstart rule sweep (--quick), its
+    alignment (3 samples), a K sweep (scaling_samples --quick) and a small Werfel sweep."""
     tmp = tmp_path_factory.mktemp("recipes")
+    werfel_sweep = ('sweep={ grid = { "model.sizes" = [[8, 1], [8, 2], [2, 2], [4, 2]] }, seeds = 2, cases = ['
+                    '{ label = "GD", "rule.kind" = "backprop", "rule.lr" = 0.3 }, '
+                    '{ label = "NP", "rule.kind" = "node_perturbation", "rule.lr" = 0.1 }] }')
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(REPO)
         assert main(["run", "protocols/quickstart.toml", "--quick", "--out", str(tmp / "run"),
                      "--set", RUNTIME]) == 0
         assert main(["align", "protocols/quickstart.toml", "--samples", "3", "--out", str(tmp / "align"),
                      "--set", RUNTIME]) == 0
-    return tmp / "run", tmp / "align"
+        assert main(["run", "protocols/scaling_samples.toml", "--quick", "--out", str(tmp / "samples"),
+                     "--set", RUNTIME]) == 0
+        assert main(["sweep", "protocols/werfel2005.toml", "--out", str(tmp / "werfel"), "--set", RUNTIME,
+                     "--set", "training.trials=60", "--set", werfel_sweep]) == 0
+    return tmp
+
+
+def invocation(script, folders, out):
+    """The command line of each recipe, and the PNG it must write."""
+    return {"compare_rules.py": ([str(folders / "run"), "--align", str(folders / "align"), "--out", str(out)], out),
+            "scaling.py": ([str(folders / "samples"), "--out", str(out.with_suffix(""))],
+                           out.with_name(f"{out.stem}_rule_samples.png")),
+            "werfel.py": ([str(folders / "werfel"), "--out", str(out.with_suffix("")), "--resamples", "20"], out),
+            "theory_accuracy.py": (["--instances", "2", "--draws", "500", "--out", str(out.with_suffix(".csv"))],
+                                   None)}[script.name]
 
 
 def test_there_are_recipes():
@@ -35,11 +53,15 @@ def test_there_are_recipes():
 
 
 @pytest.mark.parametrize("script", RECIPES, ids=[p.name for p in RECIPES])
-def test_recipe_draws_a_png(script, folders, tmp_path):
-    sweep, align = folders
+def test_recipe_draws_its_figure(script, folders, tmp_path):
     out = tmp_path / "figures" / f"{script.stem}.png"
-    proc = subprocess.run([sys.executable, str(script), str(sweep), "--align", str(align), "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    out.parent.mkdir()
+    arguments, figure = invocation(script, folders, out)
+    proc = subprocess.run([sys.executable, str(script), *arguments], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
-    assert out.is_file() and out.stat().st_size > 0, f"{script.name} wrote no figure at {out}"
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{script.name}: {out} is not a PNG"
+    if figure is None:  # a study that prints a table
+        assert out.with_suffix(".csv").is_file() and "wp_all" in proc.stdout
+        return
+    assert figure.is_file() and figure.stat().st_size > 0, f"{script.name} wrote no figure at {figure}"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{script.name}: {figure} is not a PNG"
