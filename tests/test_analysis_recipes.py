@@ -22,7 +22,7 @@ def folders(tmp_path_factory):
     """Result folders made once for this module: the quickstart rule sweep (--quick), its
     alignment (3 samples), a K sweep (scaling_samples --quick) and a small Werfel sweep."""
     tmp = tmp_path_factory.mktemp("recipes")
-    werfel_sweep = ('sweep={ grid = { "model.sizes" = [[8, 1], [8, 2], [2, 2], [4, 2]] }, seeds = 2, cases = ['
+    werfel_sweep = ('sweep={ grid = { "model.sizes" = [[8, 1], [8, 2], [2, 2], [4, 2]] }, seeds = 1, cases = ['
                     '{ label = "GD", "rule.kind" = "backprop", "rule.lr" = 0.3 }, '
                     '{ label = "NP", "rule.kind" = "node_perturbation", "rule.lr" = 0.1 }] }')
     with pytest.MonkeyPatch.context() as mp:
@@ -34,7 +34,7 @@ def folders(tmp_path_factory):
         assert main(["run", "protocols/scaling_samples.toml", "--quick", "--out", str(tmp / "samples"),
                      "--set", RUNTIME]) == 0
         assert main(["sweep", "protocols/werfel2005.toml", "--out", str(tmp / "werfel"), "--set", RUNTIME,
-                     "--set", "training.trials=60", "--set", werfel_sweep]) == 0
+                     "--set", "training.trials=40", "--set", werfel_sweep]) == 0
     return tmp
 
 

@@ -187,7 +187,8 @@ def test_the_same_seed_gives_identical_tables(tmp_path):
     for name in ("a", "b"):
         out = tmp_path / name
         assert main(["run", EPROP, "--quick", "--out", str(out), "--set", 'training.backend="runtime"',
-                     "--set", "training.trials=3"]) == 0
+                     "--set", "training.trials=3", "--set", 'sweep={ cases = [{ label = "eprop_random", '
+                     '"rule.feedback" = "random" }, { label = "BPTT", "rule.kind" = "backprop", "rule.lr" = 0.003 }] }']) == 0
         runs = pd.read_csv(out / "runs.csv")
         tables.append(pd.concat([pd.read_csv(out / p / "metrics.csv") for p in runs.path]))
         assert {json.loads((out / p / "summary.json").read_text())["reference"] for p in runs.path} == {"surrogate"}
