@@ -57,7 +57,7 @@ def test_node_perturbation_theory_against_monte_carlo(batch):
     # estimator's first two moments, an approximation: allow 2.5% of the value plus 4 sem of 20000
     # draws on this instance (over random instances the error reaches 12% for one layer: see
     # test_the_theory_is_as_exact_as_the_study_measured).
-    from bioplastic.analysis.alignment import layer_names
+    from bioplastic.analysis.theory_accuracy import node_perturbation_cosines
     from bioplastic.gradients import Gradient
     from bioplastic.rules import RULES, TrialData
     rng = np.random.default_rng(batch)
@@ -67,15 +67,7 @@ def test_node_perturbation_theory_against_monte_carlo(batch):
     rule = RULES["node_perturbation"](RULES["node_perturbation"].spec_class(samples=samples))
     final = [p[None] for p in pre] + [np.zeros((1, batch, sizes[-1]))]
     theory = rule.theory(TrialData(weights=None, losses=None, final=final, gradient=Gradient(None, g)))
-    means = [np.einsum("bo,bi->oi", gl, p).ravel() for gl, p in zip(g, pre)]
-    xi = [rng.normal(size=(draws, samples, batch, n)) for n in sizes[1:]]
-    proj = sum(np.einsum("skbn,bn->skb", x, gl) for x, gl in zip(xi, g))
-    estimates = [np.einsum("skbo,skb,bi->soi", x, proj, p).reshape(draws, -1) for x, p in zip(xi, pre)]
-    parts = [(name, [l]) for l, name in enumerate(layer_names(2))] + [("all", [0, 1])]
-    for name, layers in parts:
-        estimate = np.concatenate([estimates[l] for l in layers], axis=1)
-        mean = np.concatenate([means[l] for l in layers])
-        cos = estimate @ mean / (np.linalg.norm(estimate, axis=1) * np.linalg.norm(mean))
+    for name, cos in node_perturbation_cosines(rng, g, pre, samples, draws).items():
         expected = theory[name][1]
         tolerance = 0.025 * expected + 4 * cos.std() / np.sqrt(draws)
         assert abs(cos.mean() - expected) < tolerance, (name, cos.mean(), expected)

@@ -67,17 +67,21 @@ def node_perturbation_instance(rng, draws):
     rule = RULES["node_perturbation"](RULES["node_perturbation"].spec_class(samples=samples))
     final = [p[None] for p in pre] + [np.zeros((1, batch, sizes[-1]))]
     theory = rule.theory(TrialData(weights=None, losses=None, final=final, gradient=Gradient(None, g)))
-    means = [np.einsum("bo,bi->oi", gl, p).ravel() for gl, p in zip(g, pre)]
-    xi = [rng.normal(size=(draws, samples, batch, n)) for n in sizes[1:]]
-    proj = sum(np.einsum("skbn,bn->skb", x, gl) for x, gl in zip(xi, g))
-    estimates = [np.einsum("skbo,skb,bi->soi", x, proj, p).reshape(draws, -1) for x, p in zip(xi, pre)]
-    rows = []
-    for l, name in enumerate(layer_names(2)):
-        cos = _cosines(estimates[l], means[l])
-        rows.append(("np_layer", name, theory[name][1], cos.mean(), cos.std() / np.sqrt(draws)))
-    cos = _cosines(np.concatenate(estimates, axis=1), np.concatenate(means))
-    rows.append(("np_all", "all", theory["all"][1], cos.mean(), cos.std() / np.sqrt(draws)))
+    rows = [("np_all" if name == "all" else "np_layer", name, theory[name][1], cos.mean(), cos.std() / np.sqrt(draws))
+            for name, cos in node_perturbation_cosines(rng, g, pre, samples, draws).items()]
     return rows, dict(samples=samples, batch=batch)
+
+
+def node_perturbation_cosines(rng, node_gradients, pre, samples, draws):
+    """``{W1.., all: cosines}`` of ``draws`` NP estimates (K = ``samples`` node-noise draws per
+    example, credited by the presynaptic rates) with their mean, per layer and whole."""
+    means = [np.einsum("bo,bi->oi", gl, p).ravel() for gl, p in zip(node_gradients, pre)]
+    xi = [rng.normal(size=(draws, samples) + gl.shape) for gl in node_gradients]
+    proj = sum(np.einsum("skbn,bn->skb", x, gl) for x, gl in zip(xi, node_gradients))
+    estimates = [np.einsum("skbo,skb,bi->soi", x, proj, p).reshape(draws, -1) for x, p in zip(xi, pre)]
+    out = {name: _cosines(estimates[l], means[l]) for l, name in enumerate(layer_names(len(means)))}
+    out["all"] = _cosines(np.concatenate(estimates, axis=1), np.concatenate(means))
+    return out
 
 
 def forward_difference_instance(rng, draws):
