@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dnms.py
 	$(BIN)/python benchmarks/bench_eprop.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_cost.py
 
 # The scaling studies' gallery figures, from scratch (about 40 min on 2 cores): each sweep into
 # results/, then its figures into docs/figures/.

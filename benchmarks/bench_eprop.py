@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from measure import measure_binary
 from naive_loop import write_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,38 +114,12 @@ def naive(trials):
     return float(np.mean(times)), np.array(losses[:trials])
 
 
-def _measure_binary(peaks):
-    """Run the standalone binary as the backend does, polling its peak resident memory (``VmHWM``
-    of /proc/PID/status, every millisecond until it exits). ``ru_maxrss`` would not do: Linux
-    carries the forking Python process's size over into the child's."""
-    from bioplastic.engine import backends
-    original = backends.subprocess.run
-
-    def run(command, **kwargs):
-        if command[0] != "./main":
-            return original(command, **kwargs)
-        process = subprocess.Popen(command, cwd=kwargs.get("cwd"), env=kwargs.get("env"), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        peak = 0
-        while process.poll() is None:
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-                peak = max(peak, int(status.split("VmHWM:")[1].split()[0]) * 1024)
-            except (OSError, IndexError):  # exiting
-                pass
-            time.sleep(0.001)
-        peaks.append(peak)
-        return subprocess.CompletedProcess(command, process.returncode, b"")
-
-    backends.subprocess.run = run
-
-
 def memory_probe(rule, steps):
     """One training trial at T = ``steps``; print the peaks as JSON (run in a fresh process)."""
     import tracemalloc
     from bioplastic.engine.trainer import Trainer
     peaks = []
-    _measure_binary(peaks)
+    measure_binary(peaks)
     overrides = [("model.n_inputs", 1), ("model.n_neurons", MEMORY_NEURONS), ("task.input", "bias"),
                  ("task.duration", f"{steps} ms")]
     trainer = Trainer(protocol(1, "standalone", rule, overrides))

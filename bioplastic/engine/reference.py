@@ -50,6 +50,7 @@ def reference_gradient(trainer, batch, observed):
         return surrogate_gradient(trainer, batch, observed)
     if name == "bptt":
         model, size = trainer.protocol.model, trainer.batch
+        observed = clean_run(trainer, batch, observed)
         outputs = observed.final[-1][:size]
         g = bptt(trainer.weights, batch.inputs, observed.trajectory, trainer.task.output_gradient(outputs, batch.targets),
                  model.activation, model.a)
@@ -64,9 +65,10 @@ def reference_gradient(trainer, batch, observed):
 
 def clean_run(trainer, batch, observed):
     """The trial's observation with a recorded trajectory of clean copies. An in-network rule's
-    trials record none (and may perturb every copy), so for one the network runs once more
-    without the rule (with the model's own noise, if it has any, drawn afresh)."""
-    if trainer.rule.realisation != "in_network":
+    trials record none (and may perturb every copy), nor do a perturbation rule's when the
+    protocol asks for no analysis, so for those the network runs once more without the rule
+    (with the model's own noise, if it has any, drawn afresh)."""
+    if trainer.rule.realisation != "in_network" and observed is not None and observed.trajectory is not None:
         return observed
     backend = trainer.backend_for(1, variants=1, with_rule=False)
     return trainer.run(backend, batch, [np.broadcast_to(w, (backend.copies,) + w.shape) for w in trainer.weights])

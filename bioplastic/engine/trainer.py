@@ -57,10 +57,13 @@ class Trainer:
         self.noise_rng = rng_streams.stream(seed, "noise")
         self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
         self.batch = protocol.task.batch
-        # An in-network rule on a recurrent network gets its reference from a run of its own, so its
-        # trials record no trajectory.
+        # A trial records the trajectory of its clean copies only for a reference gradient: when the
+        # rule needs one (backprop) or the analysis compares with one. An in-network rule on a
+        # recurrent network gets its reference from a run of its own, so its trials record none.
         in_network = self.rule.realisation == "in_network"
-        self.backend = self.backend_for(samples=1, record=not (self.family in RECURRENT_FAMILIES and in_network))
+        needs_trajectory = self.rule.needs_gradient or protocol.analysis.every > 0
+        self.backend = self.backend_for(samples=1, record=needs_trajectory and not (
+            self.family in RECURRENT_FAMILIES and in_network))
         self._reference = None  # (weights it was computed at, gradient)
 
     # -- the network ----------------------------------------------------------------------------
