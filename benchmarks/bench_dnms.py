@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from naive_loop import write_values
+from naive_loop import runtime_network, write_values
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "protocols" / "miconi2017_dnms.toml"
@@ -54,26 +54,15 @@ def standalone(trials, threads=1, neurons=200):
 def naive(trials, neurons=200):
     """One runtime ``run()`` per trial, with the loop written out as a Brian2 user would."""
     import brian2
-    from brian2 import prefs, set_device
     from bioplastic import rng as streams
-    from bioplastic.rules import RULES, TrialData
-    from bioplastic.rules.builders import contributor
+    from bioplastic.rules import TrialData
     from bioplastic.networks.recurrent_rate import (STIMULUS, RecurrentRateBlueprint, matrix_order, model_values,
                                                     synapse_order)
-    from bioplastic.tasks import TASKS
     from bioplastic.rules.base import RunContext
     p = protocol(trials, "runtime", neurons=neurons)
     model = p.model
-    rule = RULES[p.rule_kind](p.rule)
-    task = TASKS[p.task_kind](p.task, model, p.seed)
-    steps = int(round(float(task.duration / model.dt)))
-    set_device("runtime")
-    prefs.codegen.target = "cython"
-    blueprint = RecurrentRateBlueprint(model, 1, steps, seed=p.seed, contributors=[task.contribute,
-                                                                                   contributor(rule, model)])
-    net = blueprint.build()
+    rule, task, blueprint, net = runtime_network(p, RecurrentRateBlueprint)
     network, objects = net.network, net.objects
-    network.store("start")
     weights = model.all_weights(p.seed)
     inputs_rng = streams.stream(p.seed, "inputs")
     context = RunContext(1, np.zeros(1, int), layout=blueprint.layout)

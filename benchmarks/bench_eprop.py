@@ -26,7 +26,6 @@ difference. The slopes (bytes per step) are fitted over the lengths.
 """
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from measure import measure_binary
-from naive_loop import write_values
+from naive_loop import runtime_network, write_values
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "protocols" / "eprop_pattern.toml"
@@ -70,25 +69,15 @@ def standalone(trials):
 
 def naive(trials):
     """One runtime ``run()`` per trial, with the loop written out as a Brian2 user would."""
-    from brian2 import prefs, set_device
     from bioplastic import rng as streams
     from bioplastic.networks.alif import AlifBlueprint, model_values
     from bioplastic.networks.recurrent_rate import STIMULUS, matrix_order, synapse_order
-    from bioplastic.rules import RULES, TrialData
+    from bioplastic.rules import TrialData
     from bioplastic.rules.base import RunContext
-    from bioplastic.rules.builders import contributor
-    from bioplastic.tasks import TASKS
     p = protocol(trials, "runtime")
     model = p.model
-    rule = RULES[p.rule_kind](p.rule)
-    task = TASKS[p.task_kind](p.task, model, p.seed)
-    steps = int(round(float(task.duration / model.dt)))
-    set_device("runtime")
-    prefs.codegen.target = "cython"
-    blueprint = AlifBlueprint(model, 1, steps, seed=p.seed, contributors=[task.contribute, contributor(rule, model)])
-    net = blueprint.build()
+    rule, task, blueprint, net = runtime_network(p, AlifBlueprint)
     network, objects = net.network, net.objects
-    network.store("start")
     weights = model.init_weights(None, p.seed)
     inputs_rng = streams.stream(p.seed, "inputs")
     times, losses = [], []

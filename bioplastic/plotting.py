@@ -406,16 +406,15 @@ def _training_cosines_title(alignment, reference=None):
 
 def reference_name(folder):
     """The reference gradient a result folder's cosines were measured against (from its protocol)."""
-    from .engine.reference import REFERENCES
+    from .engine.reference import reference_for
     from .networks import MODEL_KINDS, model_spec_class
     table = _protocol(folder)
     chosen = table.get("analysis", {}).get("reference", "auto")
-    if chosen != "auto":
-        return chosen
     model = table.get("model", {})
-    if model.get("kind") not in MODEL_KINDS:
+    if chosen == "auto" and model.get("kind") not in MODEL_KINDS:
         return None
-    return REFERENCES[model_spec_class(model["kind"], model).family]
+    family = model_spec_class(model["kind"], model).family if model.get("kind") in MODEL_KINDS else None
+    return reference_for(family, chosen)
 
 
 def draw_folder(folder):

@@ -115,6 +115,12 @@ def _run_experiment(protocol, folder):
     return summary
 
 
+def _summary_numbers(summary):
+    """The numbers of a run's summary that ``runs.csv`` lists (not its seed or trial count)."""
+    return {k: v for k, v in summary.items() if k not in ("seed", "trials") and
+            (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
+
+
 def _number(value):
     return "n/a" if value is None else f"{value:.4g}"
 
@@ -144,8 +150,7 @@ def _run_sweep(protocol, folder, progress):
                     if progress:
                         print(f"  {label} seed {run.seed}: failed: {error}", flush=True)
                     continue
-                numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
-                           (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
+                numbers = _summary_numbers(summary)
                 rows.append(dict(variant=label, **values, seed=run.seed, **numbers, status="done", error="",
                                  path=str(path)))
                 write_table(pd.DataFrame(rows), folder / "runs.csv")  # what is finished, at any moment
@@ -340,8 +345,7 @@ def _write_runs(out, plan):
             continue
         folder = out / path if status == "done" else (out / path).with_name(path.name + ".failed")
         summary = json.loads((folder / "summary.json").read_text())
-        numbers = {k: v for k, v in summary.items() if k not in ("seed", "trials") and
-                   (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))}
+        numbers = _summary_numbers(summary)
         rows.append(dict(variant=label, **values, seed=run.seed, **numbers, status=status,
                          error=summary.get("error", ""), path=str(folder.relative_to(out))))
     runs = pd.DataFrame(rows, columns=None if rows else ["variant", "seed", "status", "error", "path"])

@@ -104,10 +104,10 @@ def _check_resumed(out, before, total):
 
 def test_kill_9_of_the_whole_process_group_then_resume(tmp_path):
     out = tmp_path / "s"
-    process = _start(out, "--seeds", "4", "--workers", "2")
-    before = _kill_when_some_are_done(process, out, total=12)
-    assert main(sweep(out, "--seeds", "4", "--workers", "2")) == 0
-    _check_resumed(out, before, total=12)
+    process = _start(out, "--seeds", "6", "--workers", "2")  # 18 runs: the kill lands well before the end
+    before = _kill_when_some_are_done(process, out, total=18)
+    assert main(sweep(out, "--seeds", "6", "--workers", "2")) == 0
+    _check_resumed(out, before, total=18)
 
 
 @pytest.fixture(scope="module")

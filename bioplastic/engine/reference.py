@@ -37,8 +37,12 @@ REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "recurrent_spiking": "su
 
 def reference_name(protocol):
     """The reference a protocol's cosines are measured against (``analysis.reference`` or its family's own)."""
-    chosen = protocol.analysis.reference
-    return REFERENCES[protocol.model.family] if chosen == "auto" else chosen
+    return reference_for(protocol.model.family, protocol.analysis.reference)
+
+
+def reference_for(family, chosen="auto"):
+    """``chosen`` (``analysis.reference``), or the model family's own reference when it is ``auto``."""
+    return REFERENCES[family] if chosen == "auto" else chosen
 
 
 def reference_gradient(trainer, batch, observed):
