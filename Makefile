@@ -32,12 +32,13 @@ bench: $(STAMP)
 # The scaling studies' gallery figures, from scratch (about 40 min on 2 cores): each sweep into
 # results/, then its figures into docs/figures/.
 figures: $(STAMP)
-	for p in scaling_width scaling_samples scaling_sigma werfel2005; do \
+	for p in scaling_width scaling_samples scaling_sigma werfel2005 zuege2023; do \
 	  $(BIN)/bioplastic sweep protocols/$$p.toml --out results/figures/$$p || exit 1; done
 	$(BIN)/python analysis/scaling.py results/figures/scaling_width --out docs/figures/scaling_width
 	$(BIN)/python analysis/scaling.py results/figures/scaling_samples --out docs/figures/scaling_samples
 	$(BIN)/python analysis/scaling.py results/figures/scaling_sigma --out docs/figures/scaling_sigma
 	$(BIN)/python analysis/werfel.py results/figures/werfel2005 --out docs/figures/werfel2005
+	$(BIN)/python analysis/zuege.py results/figures/zuege2023 --out docs/figures/zuege2023
 
 clean:
 	rm -rf $(VENV) .bioplastic_cache results *.egg-info

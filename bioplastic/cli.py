@@ -296,7 +296,8 @@ def cmd_align(args):
     for row in estimator.itertuples():
         print(f"  {row.variant:<20} {row.layer:<4} mean-update cosine {_interval(row, 'mean_update_cosine')}  "
               f"expected-update cosine {_interval(row, 'expected_update_cosine')} (bias angle "
-              f"{_interval(row, 'bias_angle_deg', '.1f')} deg)  snr {_interval(row, 'snr', '.3g')}  "
+              f"{_interval(row, 'bias_angle_deg', '.1f')} deg)  snr {_interval(row, 'snr', '.3g')}"
+              + (f" (theory {row.snr_theory:.3g})" if pd.notna(getattr(row, "snr_theory", np.nan)) else "") + "  "
               f"single cosine {_interval(row, 'single_cosine')}"
               + (f"  theory {row.cosine_theory:.4f}" if pd.notna(getattr(row, "cosine_theory", np.nan)) else ""))
     print(f"alignment: {out / 'alignment.csv'}")

@@ -15,7 +15,9 @@ from .results import alignment_table, finished_runs, labelled_run_tables, read_m
 COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue",
           "rstdp": "tab:green", "mstdp": "tab:olive", "STDP": "black", "MSTDP": "tab:blue", "MSTDPET": "tab:red",
           "oua": "tab:purple", "miconi": "tab:red", "exploratory_hebbian": "tab:brown",
-          "node_perturbation_time": "tab:cyan"}
+          "node_perturbation_time": "tab:cyan",
+          # the lines of the temporally extended task (bioplastic.analysis.learning_curves)
+          "WP": "tab:orange", "NP, one reward per trial": "tab:blue", "NP, a reward per step": "tab:cyan"}
 _CYCLE = ["tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:cyan", "tab:olive"]
 
 
@@ -293,6 +295,42 @@ def plot_scaling(table, xlabel, ax=None, reference=None):
     return ax
 
 
+def plot_learning_curves_with_theory(curves, late_loss):
+    """Mean learning curves (± sem over seeds) of each rule with their closed form dashed, at the
+    smallest and the largest swept ``input_dim``, and the mean loss of the curves' tails against
+    ``input_dim`` with the theory (:func:`bioplastic.analysis.learning_curves.sweep_learning_curves`)."""
+    dims = sorted(curves.input_dim.unique())
+    shown = [dims[0], dims[-1]] if len(dims) > 1 else dims
+    fig = Figure(figsize=(4.2 * (len(shown) + 1), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(shown) + 1)
+    lines = list(dict.fromkeys(curves.line))
+    for ax, dim in zip(axes, shown):
+        for line in lines:
+            rows = curves[(curves.line == line) & (curves.input_dim == dim)]
+            c = color(line, lines)
+            ax.plot(rows.trial, rows["mean"], color=c, lw=1, label=line)
+            ax.fill_between(rows.trial, rows["mean"] - rows["sem"], rows["mean"] + rows["sem"], color=c, alpha=0.2, lw=0)
+            if rows.theory.notna().any():
+                ax.plot(rows.trial, rows.theory, color=c, ls="--", lw=1.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("loss (mean over seeds)")
+        ax.set_title(f"N_eff = {dim} (dashed: closed form)", fontsize="small")
+    ax = axes[-1]
+    for line in lines:
+        rows = late_loss[late_loss.line == line].sort_values("input_dim")
+        c = color(line, lines)
+        ax.errorbar(rows.input_dim, rows["mean"], yerr=rows["sem"], color=c, marker="o", ms=4, capsize=2, label=line)
+        if rows.theory.notna().any():
+            ax.plot(rows.input_dim, rows.theory, color=c, ls="--", lw=1.2)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("effective input dimension N_eff")
+    ax.set_ylabel(f"mean loss, trials {late_loss.trials.iloc[0]}")
+    ax.legend(frameon=False, fontsize="x-small")
+    return axes
+
+
 def plot_cosine_over_training_by_layer(by_layer, reference=None):
     """One panel of :func:`plot_cosine_over_training` per weight layer (``{layer: cosines}``):
     e-prop's read-out update is exact, its recurrent one is where the feedback kinds differ."""
@@ -441,6 +479,10 @@ def draw_folder(folder):
             target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
             written.append(_save(plot_oua(runs_metrics, target), figures / "oua.png"))
             return written
+        if kind == "temporal_regression":
+            from .analysis.learning_curves import sweep_learning_curves
+            written.append(_save(plot_learning_curves_with_theory(*sweep_learning_curves(folder)),
+                                 figures / "learning_curves_theory.png"))
         losses, alignment = sweep_tables(folder)
         reference = reference_name(folder)
         if len(losses):

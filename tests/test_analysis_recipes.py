@@ -20,7 +20,8 @@ RUNTIME = 'training.backend="runtime"'
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """Result folders made once for this module: the quickstart rule sweep (--quick), its
-    alignment (3 samples), a K sweep (scaling_samples --quick) and a small Werfel sweep."""
+    alignment (3 samples), a K sweep (scaling_samples --quick), a small Werfel sweep and the Züge
+    sweep (--quick)."""
     tmp = tmp_path_factory.mktemp("recipes")
     werfel_sweep = ('sweep={ grid = { "model.sizes" = [[8, 1], [8, 2], [2, 2], [4, 2]] }, seeds = 1, cases = ['
                     '{ label = "GD", "rule.kind" = "backprop", "rule.lr" = 0.3 }, '
@@ -35,6 +36,7 @@ def folders(tmp_path_factory):
                      "--set", RUNTIME]) == 0
         assert main(["sweep", "protocols/werfel2005.toml", "--out", str(tmp / "werfel"), "--set", RUNTIME,
                      "--set", "training.trials=40", "--set", werfel_sweep]) == 0
+        assert main(["run", "protocols/zuege2023.toml", "--quick", "--out", str(tmp / "zuege"), "--set", RUNTIME]) == 0
     return tmp
 
 
@@ -44,6 +46,7 @@ def invocation(script, folders, out):
             "scaling.py": ([str(folders / "samples"), "--out", str(out.with_suffix(""))],
                            out.with_name(f"{out.stem}_rule_samples.png")),
             "werfel.py": ([str(folders / "werfel"), "--out", str(out.with_suffix("")), "--resamples", "20"], out),
+            "zuege.py": ([str(folders / "zuege"), "--out", str(out.with_suffix(""))], out),
             "theory_accuracy.py": (["--instances", "2", "--draws", "500", "--out", str(out.with_suffix(".csv"))],
                                    None)}[script.name]
 

@@ -3,6 +3,7 @@ whose answers are known (K Gaussian directions in D dimensions: unbiased, SNR = 
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bioplastic.analysis.estimators import EstimatorAccumulator
 from bioplastic.cli import main
@@ -59,4 +60,6 @@ def test_align_writes_the_estimator_table(tmp_path, capsys):
     assert len(table) == 9 and (table.samples == 40).all()
     wp = table[(table.rule == "weight_perturbation") & (table.layer == "all")].iloc[0]
     assert wp.snr_low < 4 / 97 < wp.snr_high  # K / (D + 1): exact for WP on the whole network
+    assert wp.snr_theory == pytest.approx(4 / 97, rel=1e-12)
+    assert table.snr_theory.notna().all() or table[table.snr_theory.isna()].rule.eq("backprop").all()
     assert "expected-update cosine" in capsys.readouterr().out

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bioplastic.cli import main
+from conftest import REPO
 
 QS = "protocols/quickstart.toml"
 SMALL = ["--set", 'training.backend="runtime"', "--set", "training.trials=15", "--set", "analysis.every=0"]
@@ -187,3 +188,26 @@ def test_bioplastic_run_records_a_failed_variant_and_goes_on(tmp_path, capsys):
     assert (out / runs.path.iloc[1] / "summary.json").exists()
     assert json.loads((out / "summary.json").read_text())["status"] == "complete with failures"
     assert "1 run(s) failed" in capsys.readouterr().out
+
+
+def test_a_structure_built_by_one_process_is_copied_not_compiled_by_another(tmp_path):
+    # Workers that need the same network take different build slots. The second copies the first
+    # slot's finished build and make compiles nothing: a binary is built once per structure.
+    import fcntl
+    env = dict(os.environ, BIOPLASTIC_CACHE=str(tmp_path / "cache"))
+    train = [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); from conftest import rule_protocol; "
+             "from bioplastic.engine.trainer import Trainer; Trainer(rule_protocol('quickstart.toml', "
+             "'weight_perturbation', 'training.trials=2')).train()"]
+    subprocess.run(train, env=env, check=True, cwd=REPO)
+    slots = sorted((tmp_path / "cache" / "standalone").glob("*-0"))
+    assert slots and all((slot / ".built").exists() for slot in slots)
+    held = [open(slot / ".lock", "w") for slot in slots]  # as if another worker were using them
+    for lock in held:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    subprocess.run(train, env=env, check=True, cwd=REPO)
+    for slot in slots:
+        copy = slot.with_name(slot.name[:-2] + "-1")
+        assert "Nothing to be done" in (copy / "make.log").read_text(), copy
+        assert (copy / ".built").exists()
+    for lock in held:
+        lock.close()

@@ -142,6 +142,11 @@ class StandaloneBackend(_Backend):
             return
         if self._lock is None:  # closed since (evicted from the open set): claim a build slot again
             self.directory, self._lock = _claim_directory(self._key)
+        with _build_lock(self._key):  # one process builds a structure; the others copy its build
+            _seed_from_finished_build(self.directory, self._key)
+            self._build()
+
+    def _build(self):
         device = all_devices["cpp_standalone"]
         device.reinit()
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
@@ -162,6 +167,7 @@ class StandaloneBackend(_Backend):
                              f"standalone backend needs a C++ compiler, g++; training.backend = \"runtime\" needs "
                              f"none)") from None
         self._files = _result_files(device)
+        (self.directory / _FINISHED).touch()
         self.net = net
 
     def _link_scratch(self):
@@ -232,6 +238,45 @@ def _result_files(device):
         columns = var.size[1] if isinstance(var, DynamicArrayVariable) and var.ndim == 2 else None
         files[(owner, var.name)] = (device.get_array_filename(var), np.dtype(var.dtype), columns)
     return files
+
+
+_FINISHED = ".built"  # marks a slot whose build completed
+
+
+def _slots(key):
+    """The build folders of ``key``, slot 0 first."""
+    root = cache_root() / "standalone"
+    found = [p for p in root.glob(f"{key}-*") if p.name[len(key) + 1:].isdigit()] if root.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[len(key) + 1:]))
+
+
+class _build_lock:
+    """Held while a process builds ``key``: parallel workers that need the same structure wait for
+    the first build and then copy it instead of compiling it again."""
+
+    def __init__(self, key):
+        self.path = cache_root() / "standalone" / f"{key}.build-lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "w")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        self.file.close()  # releases the lock
+
+
+def _seed_from_finished_build(directory, key):
+    """Fill an unbuilt slot with a copy of a finished build of the same structure. The copy keeps
+    the files' times, and Brian2 rewrites only generated files whose text changed, so ``make``
+    finds the objects up to date and compiles nothing."""
+    if (directory / _FINISHED).exists():
+        return
+    for other in _slots(key):
+        if other != directory and (other / _FINISHED).exists():
+            shutil.copytree(other, directory, symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".lock", _FINISHED, "results", "static_arrays"))
+            return
 
 
 def _claim_directory(key):

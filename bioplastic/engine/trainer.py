@@ -206,9 +206,10 @@ class Trainer:
         for row in compare(update, trial.gradient.weights, self.lr):
             layer = row.pop("layer")
             rows += [(layer, metric, value) for metric, value in row.items()]
-            if layer in theory:
-                dimension, cosine = theory[layer]
+            if layer in theory:  # (D, cosine) or (D, cosine, K): the isotropic estimator of the same moments
+                dimension, cosine, *samples = theory[layer]
                 rows += [(layer, "cosine_theory", cosine), (layer, "effective_dimension", dimension)]
+                rows += [(layer, "effective_samples", samples[0])] if samples else []
         return rows
 
     def train(self, progress=False):
@@ -305,6 +306,9 @@ class Trainer:
                                       {layer: rows.cosine.to_numpy() for layer, rows in table.groupby("layer")})
         if "cosine_theory" in table:
             estimator["cosine_theory"] = estimator.layer.map(table.groupby("layer").cosine_theory.mean())
+        if "effective_samples" in table:  # K/(D + 1): the SNR of K Gaussian directions in D dimensions
+            snr = table.effective_samples / (table.effective_dimension + 1)
+            estimator["snr_theory"] = estimator.layer.map(snr.groupby(table.layer).mean())
         self.estimator = estimator.assign(rule=self.rule.kind, reference=trial.gradient.name)
         return table
 

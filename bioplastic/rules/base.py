@@ -163,7 +163,8 @@ class Rule:
         raise NotImplementedError
 
     def theory(self, trial):
-        """``{layer: (effective dimension, expected cosine)}`` where a theory exists, else {}."""
+        """``{layer: (effective dimension, expected cosine)}`` where a theory exists, else {}; a
+        third element, the effective number of samples K, adds the SNR theory K/(D + 1)."""
         return {}
 
     def check(self, model, task_class):

@@ -69,7 +69,15 @@ class WeightPerturbationSpec(PerturbationSpec):
 
 @dataclass(frozen=True)
 class NodePerturbationSpec(PerturbationSpec):
-    __doc__ = PerturbationSpec.__doc__
+    __doc__ = PerturbationSpec.__doc__ + """    credit : str
+        ``"example"``: each example of a batch is reinforced by its own loss change (a reward per
+        example). ``"trial"``: every example by the change of the whole trial's loss, the one
+        reward a temporally extended task gives (Züge et al. 2023), so the perturbations of all
+        examples (time steps) add noise to each other's credit.
+"""
+
+    credit: str = param("example", "reinforce each example by its own loss change, or by the trial's",
+                        kind=str, choices=("example", "trial"))
 
 
 def signed_variants(noise, antithetic):
@@ -140,7 +148,7 @@ class WeightPerturbation(_PerturbationRule):
             m2 = total * sum(g[l].size for l in layers) + 2 * mean2
             d, k = isotropic_equivalent(mean2, m2, self.spec.samples)
             if np.isfinite(d):
-                out[name] = (d, expected_cosine(d, k))
+                out[name] = (d, expected_cosine(d, k), k)
         return out
 
 
@@ -165,7 +173,10 @@ class NodePerturbation(_PerturbationRule):
 
     def node_gradients(self, trial, perturbation):
         """Per-example estimates of dL/dpert, one (batch, n_l) array per layer."""
-        differences = self._differences(trial.losses) / trial.losses.shape[1]  # (K, batch)
+        if self.spec.credit == "trial":  # the batch loss's change credits every example
+            differences = np.repeat(self._differences(trial.losses.mean(axis=1))[:, None], trial.losses.shape[1], axis=1)
+        else:
+            differences = self._differences(trial.losses) / trial.losses.shape[1]  # (K, batch)
         return [zeroth_order_estimate(n, differences, self.spec.sigma) for n in perturbation.noise]
 
     def update(self, trial, perturbation):
@@ -185,6 +196,9 @@ class NodePerturbation(_PerturbationRule):
 
         Each example is an independent block whose signal weight is :math:`G_b \cdot G`, which sets
         the effective number of samples (see :func:`~bioplastic.analysis.theory.isotropic_equivalent`).
+        With ``credit = "trial"`` the trial's one loss change multiplies every example's noise, so
+        the estimate is one block with :math:`m_2 = \sum_b \|g_b\|^2 \sum_{l \in S} n_l \sum_b
+        \|r_b^{l-1}\|^2 + 2\|G_S\|^2`.
         With one example and equal presynaptic norms in every layer this gives D = the number of
         perturbed neurons; for a single layer of weights and one example, D = n_out exactly,
         whatever the input.
@@ -200,9 +214,13 @@ class NodePerturbation(_PerturbationRule):
         for name, layers in layer_subsets(len(g)):
             mean2 = sum(sq(mean[l]) for l in layers)
             trace = sum(g[l].shape[1] * pre_norm2[l] for l in layers)
-            m2 = mean2 + float(np.sum(node_norm2 * trace + sum(per_example[l] for l in layers)))
-            signal = sum(np.einsum("boi,oi->b", per_example_mean[l], mean[l]) for l in layers)  # G_b . G
-            d, k = isotropic_equivalent(mean2, m2, self.spec.samples, signal)
+            if self.spec.credit == "trial":  # one block: every example's noise enters every credit
+                m2 = float(np.sum(node_norm2) * np.sum(trace)) + 2 * mean2
+                d, k = isotropic_equivalent(mean2, m2, self.spec.samples)
+            else:
+                m2 = mean2 + float(np.sum(node_norm2 * trace + sum(per_example[l] for l in layers)))
+                signal = sum(np.einsum("boi,oi->b", per_example_mean[l], mean[l]) for l in layers)  # G_b . G
+                d, k = isotropic_equivalent(mean2, m2, self.spec.samples, signal)
             if np.isfinite(d):
-                out[name] = (d, expected_cosine(d, k))
+                out[name] = (d, expected_cosine(d, k), k)
         return out

@@ -7,9 +7,10 @@ from .recurrent import DelayedNonMatch, DnmsSpec, PatternGeneration, PatternGene
 from .spike_count import SpikeCount, SpikeCountSpec
 from .spike_pattern import SpikePattern, SpikePatternSpec, StdpPairing, StdpPairingSpec
 from .teacher import TeacherRegression, TeacherRegressionSpec
+from .temporal import TemporalRegression, TemporalRegressionSpec
 
 TASKS = {task.kind: task for task in (TeacherRegression, SpikeCount, DistalReward, SpikePattern, StdpPairing,
-                                      DelayedNonMatch, PatternGeneration, OuaRegression)}
+                                      DelayedNonMatch, PatternGeneration, OuaRegression, TemporalRegression)}
 
-__all__ = ["OuaRegression", "OuaRegressionSpec", "DelayedNonMatch", "DnmsSpec", "PatternGeneration", "PatternGenerationSpec", "SpikePattern", "SpikePatternSpec", "StdpPairing", "StdpPairingSpec", "TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "SpikeCount",
+__all__ = ["OuaRegression", "OuaRegressionSpec", "DelayedNonMatch", "DnmsSpec", "PatternGeneration", "PatternGenerationSpec", "SpikePattern", "SpikePatternSpec", "StdpPairing", "StdpPairingSpec", "TASKS", "Batch", "ContinuousTask", "Task", "DistalReward", "DistalRewardSpec", "poisson_raster", "TeacherRegression", "TeacherRegressionSpec", "TemporalRegression", "TemporalRegressionSpec", "SpikeCount",
            "SpikeCountSpec"]
