@@ -69,7 +69,9 @@ def wp_protocol(trials, backend):
     if not matches:
         raise SystemExit(f"{PROTOCOL}: no {RULE_KIND} variant in the sweep")
     p = matches[0]
-    return dataclasses.replace(p, training=dataclasses.replace(p.training, trials=trials, backend=backend))
+    # the trial loop, one run of the binary per trial, is what this benchmark measures (the block
+    # loop has bench_block_loop.py)
+    return dataclasses.replace(p, training=dataclasses.replace(p.training, trials=trials, backend=backend, loop="trial"))
 
 
 def filesystem_type(path):

@@ -116,6 +116,7 @@ def cmd_list(args):
 
     from .config import TOP_KEYS, AnalysisSpec, TrainingSpec
     from .networks import MODEL_KINDS, RecurrentRateModelSpec
+    from .networks.rate_loop import LOOP_RULES
     from .rules import RULES
     from .rules.builders import builder_models
     from .spec import describe
@@ -143,6 +144,9 @@ def cmd_list(args):
         for kind, rule in RULES.items():
             where = ("inside the network (builders: " + ", ".join(builder_models(rule)) + ")"
                      if rule.realisation == "in_network" else "between trials")
+            where += ("; on feed-forward rate networks with a squared-error task, many trials per simulation with "
+                      "the update in generated code (the block loop, training.loop)" if kind in LOOP_RULES
+                      else "; one simulation per trial")
             print(f"[rule]  # {rule.description}; {where}; trains {', '.join(rule.model_families)} models")
             print(f'kind = "{kind}"')
             _print_params(describe(rule.spec_class))

@@ -13,6 +13,7 @@ import itertools
 import re
 import sys
 import tomllib
+from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from brian2 import Hz
 
 from . import resources
 from .engine.backends import BACKENDS
+from .engine.block_loop import LOOPS, block_loop_unsupported
 from .engine.reference import REFERENCES
 from .errors import SpecError
 from .networks import MODEL_KINDS, model_spec_class
@@ -41,6 +43,9 @@ class TrainingSpec:
     eval_every: int = param(1, "log the loss every n trials", kind=int, check=at_least(1))
     backend: str = param("standalone", "standalone (C++, fast) or runtime (numpy, for tests)", kind=str,
                          choices=BACKENDS)
+    loop: str = param("auto", "block: many trials per simulation, the updates in generated code (WP and NP on "
+                      "feed-forward rate networks with a squared-error task); trial: one simulation per trial; auto: "
+                      "block where it applies on the standalone backend", kind=str, choices=LOOPS)
     threads: int = param(1, "standalone: OpenMP threads of the simulation (a build of its own when > 1)", kind=int,
                          check=at_least(1))
     max_loss: float = param(1e6, "a loss above this counts as divergence", check=positive)
@@ -362,7 +367,7 @@ def resolve(table, file, swept_rule_kinds=None):
     rule = from_table(rule_class.spec_class, rule_section, "rule")
     training = from_table(TrainingSpec, _section(table, "training"), "training", ignore=())
     analysis = from_table(AnalysisSpec, _section(table, "analysis"), "analysis", ignore=())
-    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed)
+    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed, training)
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
@@ -372,7 +377,7 @@ def resolve(table, file, swept_rule_kinds=None):
     return protocol
 
 
-def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed):
+def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed, training):
     """Checks across sections: the model family the task and rule work on, steps, the reference."""
     family = model.family
     task_class, rule_class = TASKS[task_kind], RULES[rule_kind]
@@ -404,6 +409,11 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
         raise SpecError("analysis.reference", f"must be {own} (or auto) for {_model_words(family, model_kind)}: "
                         f"{REFERENCE_REASONS[analysis.reference]}", analysis.reference)
     declared.check(model, task_class)
+    if training.loop == "block":
+        reason = block_loop_unsupported(SimpleNamespace(model=model, rule_kind=rule_kind, task_kind=task_kind))
+        if reason:
+            raise SpecError("training.loop", f"\"block\" is not available here: {reason}; use \"trial\" (or \"auto\")",
+                            "block")
     resources.check(model, task_class, task, declared)  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
 

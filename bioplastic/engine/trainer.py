@@ -223,34 +223,42 @@ class Trainer:
         RunawayError
             When a spiking network's population rate exceeds ``training.max_rate``.
         """
-        training, every = self.protocol.training, self.protocol.analysis.every
-        rows = []
-        for t in tqdm(range(training.trials), desc=self.protocol.name, disable=None if progress else True,
-                      leave=False, unit="trial"):
-            analyse = every > 0 and t % every == 0
-            batch = self.task.sample(self.input_rng)
-            try:
-                trial, update = self.step(batch, with_gradient=analyse)
-            except RunawayError as exc:
-                raise exc.at_trial(t, self.task.duration, rows) from None
-            loss = float(trial.losses[0].mean())
-            try:
-                self._check_finite(t, loss, update)
-            except DivergenceError as exc:  # keep what was logged, and the loss that diverged
-                exc.metrics, exc.trial = rows + [(t, "", "loss", loss)], t
-                raise
-            if t % training.eval_every == 0 or t == training.trials - 1:
-                rows.append((t, "", "loss", loss))
-                if trial.rewards is not None:
-                    rows.append((t, "", "reward", float(np.mean(trial.rewards))))
-                rows += [(t, "", metric, value) for metric, value in self.task.trial_metrics(trial)]
-            if analyse:
-                rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
-            with rule_code(self.rule, "constrain"):
-                self.weights = self.rule.constrain([w + u for w, u in zip(self.weights, update)])
-            with rule_code(self.rule, "observe"):
-                self.rule.observe(trial)
+        from .block_loop import train_in_blocks, uses_block_loop
+        if uses_block_loop(self.protocol):
+            rows = train_in_blocks(self, progress)
+        else:
+            rows = []
+            for t in tqdm(range(self.protocol.training.trials), desc=self.protocol.name,
+                          disable=None if progress else True, leave=False, unit="trial"):
+                self.train_trial(t, rows)
         return pd.DataFrame(rows, columns=["trial", "layer", "metric", "value"])
+
+    def train_trial(self, t, rows):
+        """Trial ``t`` of training, one simulation: logs to ``rows`` and applies the update."""
+        training, every = self.protocol.training, self.protocol.analysis.every
+        analyse = every > 0 and t % every == 0
+        batch = self.task.sample(self.input_rng)
+        try:
+            trial, update = self.step(batch, with_gradient=analyse)
+        except RunawayError as exc:
+            raise exc.at_trial(t, self.task.duration, rows) from None
+        loss = float(trial.losses[0].mean())
+        try:
+            self._check_finite(t, loss, update)
+        except DivergenceError as exc:  # keep what was logged, and the loss that diverged
+            exc.metrics, exc.trial = rows + [(t, "", "loss", loss)], t
+            raise
+        if t % training.eval_every == 0 or t == training.trials - 1:
+            rows.append((t, "", "loss", loss))
+            if trial.rewards is not None:
+                rows.append((t, "", "reward", float(np.mean(trial.rewards))))
+            rows += [(t, "", metric, value) for metric, value in self.task.trial_metrics(trial)]
+        if analyse:
+            rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
+        with rule_code(self.rule, "constrain"):
+            self.weights = self.rule.constrain([w + u for w, u in zip(self.weights, update)])
+        with rule_code(self.rule, "observe"):
+            self.rule.observe(trial)
 
     def align(self, samples, progress=False, max_copies=4096):
         """Draw ``samples`` dry-run updates at fixed weights.

@@ -1,0 +1,125 @@
+"""Training in blocks of trials, each block one simulation (``training.loop``).
+
+The trial loop (:meth:`Trainer.train_trial`) starts one simulation per trial: for a small
+network most of a trial's time is then spent starting the binary and moving its files. For WP
+and NP on a feed-forward rate network with a squared-error task, the block loop instead runs a
+network that does the trials' scoring and updates itself (:mod:`bioplastic.networks.rate_loop`),
+many trials per simulation. Each block's inputs, targets and perturbations are drawn here from
+the trainer's random streams in the trial loop's order, so both loops give the same learning
+curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial loop,
+which records what the reference gradient needs; the blocks fill the trials between them.
+"""
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import DivergenceError
+from ..networks.rate_loop import LOOP_RULES, RateLoopBlueprint
+from ..rules import RULES
+from ..tasks import TASKS
+from .backends import get_backend
+
+LOOPS = ("auto", "trial", "block")
+MAX_NOISE_PER_BLOCK = 4_000_000  # numbers of perturbation noise per block (32 MB)
+MAX_BLOCK = 2000
+
+
+def block_loop_unsupported(protocol):
+    """Why ``protocol`` cannot train in blocks (a sentence), or None if it can."""
+    model, rule_kind = protocol.model, protocol.rule_kind
+    if model.family != "rate":
+        return f"the block loop trains feed-forward rate networks, not {model.family.replace('_', ' ')} ones"
+    if rule_kind not in LOOP_RULES:
+        return (f"{rule_kind!r} has no form inside the simulation (the block loop runs "
+                f"{' and '.join(LOOP_RULES)}; backprop needs BPTT in NumPy after every trial)")
+    if RULES[rule_kind].__module__ != "bioplastic.rules.perturbation":
+        return f"{rule_kind!r} is a plugin's rule; the block loop computes the built-in update"
+    if not getattr(TASKS[protocol.task_kind], "squared_error_readout", False):
+        return (f"the task {protocol.task_kind!r} does not score the read-out by its squared error (the block loop "
+                f"computes the loss in the simulation: teacher_regression, temporal_regression)")
+    return None
+
+
+def uses_block_loop(protocol):
+    """True when ``training.loop`` is "block", or "auto" on the standalone backend where the
+    protocol can train in blocks. (On the runtime backend the trial loop is the default: there
+    the block network's code generation, every process, costs more than it saves.)"""
+    loop = protocol.training.loop
+    return loop == "block" or (loop == "auto" and protocol.training.backend == "standalone"
+                               and block_loop_unsupported(protocol) is None and protocol.analysis.every != 1)
+
+
+def block_length(protocol, noise_per_trial):
+    """Trials per simulation: those between two analysis trials (or all), within a memory bound."""
+    every, trials = protocol.analysis.every, protocol.training.trials
+    span = trials if every == 0 else max(every - 1, 1)
+    return max(1, min(span, trials, MAX_BLOCK, MAX_NOISE_PER_BLOCK // max(noise_per_trial, 1)))
+
+
+def train_in_blocks(trainer, progress=False):
+    """Train ``trainer``'s protocol, blocks of trials per simulation; returns the metric rows."""
+    protocol = trainer.protocol
+    training, every, rule = protocol.training, protocol.analysis.every, trainer.rule
+    spec, batch = rule.spec, trainer.batch
+    noise_per_trial = sum(spec.samples * (np.prod(w.shape) if rule.kind == "weight_perturbation" else batch * w.shape[0])
+                          for w in trainer.weights)
+    length = block_length(protocol, noise_per_trial)
+    blueprint = RateLoopBlueprint(protocol.model, rule.kind, spec, batch, trainer.steps, length)
+    backend = get_backend(training.backend, blueprint, training.threads)
+    lrk = spec.lr / (spec.samples * spec.sigma ** 2)
+    rows, t = [], 0
+    with tqdm(total=training.trials, desc=protocol.name, disable=None if progress else True, leave=False,
+              unit="trial") as bar:
+        while t < training.trials:
+            if every > 0 and t % every == 0:  # the reference gradient needs this trial's trajectory
+                trainer.train_trial(t, rows)
+                t, _ = t + 1, bar.update(1)
+                continue
+            stop = training.trials if every == 0 else min(training.trials, (t // every + 1) * every)
+            count = min(length, stop - t)
+            _run_block(trainer, backend, t, count, length, lrk, rows)
+            t, _ = t + count, bar.update(count)
+    return rows
+
+
+def _run_block(trainer, backend, start, count, length, lrk, rows):
+    """Trials ``start .. start + count - 1`` in one simulation of ``length`` trials (the rest padding)."""
+    protocol, rule = trainer.protocol, trainer.rule
+    inputs, targets, noise = [], [], [[] for _ in trainer.weights]
+    seed = None
+    for _ in range(count):  # the trial loop's draws, in its order: batch, perturbation, run seed
+        batch = trainer.task.sample(trainer.input_rng)
+        perturbation = trainer._perturb()
+        drawn = int(trainer.seed_rng.integers(2 ** 31))
+        seed = drawn if seed is None else seed
+        inputs.append(batch.inputs)
+        targets.append(batch.targets)
+        for layer, z in zip(noise, perturbation.noise):
+            layer.append(z)
+    pad = length - count
+
+    def block(parts):
+        stacked = np.asarray(parts, float)
+        return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
+
+    weights, losses = backend.run(seed=seed, weights=trainer.weights, inputs=block(inputs), targets=block(targets),
+                                  noise=[block(n) for n in noise], active=np.r_[np.ones(count), np.zeros(pad)],
+                                  lrk=lrk)
+    training = protocol.training
+    clean = losses[:count, :trainer.batch].mean(axis=1)
+    for j, loss in enumerate(clean):
+        t = start + j
+        if not np.isfinite(loss) or loss > training.max_loss:
+            try:
+                trainer._check_finite(t, float(loss), [np.zeros_like(w) for w in trainer.weights])
+            except DivergenceError as exc:  # keep what was logged, and the loss that diverged
+                exc.metrics, exc.trial = rows + [(t, "", "loss", float(loss))], t
+                raise
+        if t % training.eval_every == 0 or t == training.trials - 1:
+            rows.append((t, "", "loss", float(loss)))
+    if not all(np.all(np.isfinite(w)) for w in weights):
+        t = start + count - 1
+        from ..rules.base import check_update_finite
+        check_update_finite(rule, [w - w0 for w, w0 in zip(weights, trainer.weights)], f"at trial {t} (in a block)",
+                            protocol.file)
+    trainer.weights = [np.array(w) for w in weights]

@@ -1,0 +1,129 @@
+"""Training in blocks of trials per simulation (training.loop = "block") against the trial loop."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioplastic.cli import main
+from bioplastic.engine.block_loop import block_length, uses_block_loop
+from bioplastic.engine.trainer import Trainer
+from bioplastic.errors import DivergenceError, SpecError
+from conftest import rule_protocol
+
+RUNTIME = 'training.backend="runtime"'
+
+
+def only(kind):
+    return f'sweep.grid={{ "rule.kind" = ["{kind}"] }}'
+
+
+def both_loops(name, kind, *overrides):
+    """The metrics of the trial loop and of the block loop on the same protocol and seed."""
+    tables = []
+    for loop in ("trial", "block"):
+        p = rule_protocol(name, kind, only(kind) if name == "quickstart.toml" else "seed=0", *overrides,
+                          f'training.loop="{loop}"')
+        assert uses_block_loop(p) == (loop == "block")
+        tables.append(Trainer(p).train())
+    return tables
+
+
+def assert_same_curves(trial, block, rtol=1e-10):
+    # The same rows (trials, metrics, layers) and the same values up to floating-point rounding:
+    # both loops draw the same inputs and perturbations; only the order of additions differs.
+    assert list(trial.columns) == list(block.columns)
+    assert trial[["trial", "layer", "metric"]].equals(block[["trial", "layer", "metric"]])
+    np.testing.assert_allclose(block.value.to_numpy(), trial.value.to_numpy(), rtol=rtol, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["weight_perturbation", "node_perturbation"])
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_the_block_loop_gives_the_trial_loops_learning_curve(kind, antithetic):
+    # 25 trials with the analysis every 10: blocks of 9, 9 and 4 trials (the last padded), the
+    # analysis trials 0, 10, 20 through the trial loop; K = 8 and a batch of 8 (quickstart).
+    trial, block = both_loops("quickstart.toml", kind, RUNTIME, "training.trials=25", "analysis.every=10",
+                              f"rule.antithetic={str(antithetic).lower()}")
+    assert set(block.metric) >= {"loss", "cosine"} and (block.metric == "loss").sum() == 25
+    assert_same_curves(trial, block)
+
+
+@pytest.mark.parametrize("credit", ["trial", "example"])
+def test_node_perturbation_credit_and_a_fixed_sequence(credit):
+    # The temporally extended task: 16 steps as the batch, one reward per trial or per step.
+    trial, block = both_loops("zuege2023.toml", "node_perturbation", RUNTIME, "training.trials=30",
+                              f'rule.credit="{credit}"', 'sweep.grid={ "task.input_dim" = [4] }',
+                              "training.eval_every=4")
+    assert sorted(block[block.metric == "loss"].trial) == [*range(0, 30, 4), 29]
+    assert_same_curves(trial, block)
+
+
+def test_the_compiled_block_loop_gives_the_same_curve():
+    # The C++ standalone build: the same equivalence, 60 trials in one block, no analysis.
+    trial, block = both_loops("quickstart.toml", "weight_perturbation", "training.trials=60", "analysis.every=0")
+    assert_same_curves(trial, block, rtol=1e-9)
+
+
+def test_divergence_inside_a_block_stops_at_the_same_trial_with_the_metrics_kept():
+    errors = []
+    for loop in ("trial", "block"):
+        p = rule_protocol("quickstart.toml", "weight_perturbation", only("weight_perturbation"), RUNTIME,
+                          "training.trials=40", "analysis.every=0", "rule.lr=30.0", "training.max_loss=5.0", 'model.activation="linear"',
+                          f'training.loop="{loop}"')
+        with pytest.raises(DivergenceError) as error:
+            Trainer(p).train()
+        errors.append(error.value)
+    trial, block = errors
+    assert block.trial == trial.trial < 39 and f"at trial {trial.trial}" in str(block)
+    kept = [pd.DataFrame(e.metrics, columns=["trial", "layer", "metric", "value"]) for e in errors]
+    assert_same_curves(*kept)
+
+
+def test_a_diverged_block_run_is_kept_as_failed(tmp_path, capsys):
+    protocol = tmp_path / "diverges.toml"
+    protocol.write_text('[model]\nsizes = [10, 20, 2]\nactivation = "linear"\n[task]\nbatch = 4\n'
+                        '[rule]\nkind = "weight_perturbation"\nlr = 3.0\nsamples = 2\n'
+                        '[training]\ntrials = 40\nbackend = "runtime"\nloop = "block"\nmax_loss = 5.0\n'
+                        '[analysis]\nevery = 0\n')
+    out = tmp_path / "run"
+    assert main(["run", str(protocol), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged at trial" in err
+    failed = list(tmp_path.glob("run*.failed"))
+    assert len(failed) == 1 and not out.exists()
+    summary = json.loads((failed[0] / "summary.json").read_text())
+    metrics = pd.read_csv(failed[0] / "metrics.csv")
+    assert summary["status"] == "failed" and summary["failed_at_trial"] == metrics.trial.max() > 0
+    assert (metrics.metric == "loss").sum() == summary["failed_at_trial"] + 1  # every trial up to it
+
+
+@pytest.mark.parametrize("protocol, fragment", [
+    ("quickstart.toml", "backprop needs BPTT"),  # its sweep has a backprop variant
+    ("reward_learning.toml", "feed-forward rate networks"),  # spiking
+    ("recurrent_rules_dnms.toml", "feed-forward rate networks"),
+])
+def test_a_rule_or_model_without_a_block_form_is_refused(protocol, fragment, capsys):
+    assert main(["validate", f"protocols/{protocol}", "--set", 'training.loop="block"']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training.loop" in err[0] and fragment in err[0], err
+
+
+def test_auto_picks_the_block_loop_where_it_applies():
+    wp = rule_protocol("quickstart.toml", "weight_perturbation")
+    bp = rule_protocol("quickstart.toml", "backprop")
+    assert uses_block_loop(wp) and not uses_block_loop(bp)
+    assert not uses_block_loop(rule_protocol("quickstart.toml", "weight_perturbation", RUNTIME))
+    assert not uses_block_loop(rule_protocol("quickstart.toml", "weight_perturbation", "analysis.every=1"))
+    assert block_length(wp, 8 * 240) == 9  # the trials between two analysis trials
+    every0 = rule_protocol("quickstart.toml", "weight_perturbation", "analysis.every=0", "training.trials=5000")
+    assert block_length(every0, 8 * 240) == 2000  # at most MAX_BLOCK per simulation
+    with pytest.raises(SpecError, match="training.loop"):
+        rule_protocol("quickstart.toml", "weight_perturbation", 'training.loop="blocks"')
+
+
+def test_list_rules_says_which_rules_run_in_blocks(capsys):
+    assert main(["list", "rules"]) == 0
+    out = capsys.readouterr().out
+    wp = out[out.index("weight_perturbation"):]
+    assert "block loop" in wp[:600]
