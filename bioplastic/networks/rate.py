@@ -18,10 +18,11 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Clock, Network, NeuronGroup, StateMonitor, Synapses, ms
+from brian2 import Network, NeuronGroup, StateMonitor, Synapses, ms
 
 from ..errors import SpecError
 from ..spec import layer_sizes, param, positive, validate
+from .clocks import NamedClock
 from .rate_math import ACTIVATIONS
 
 _BRIAN_ACTIVATION = {
@@ -115,7 +116,7 @@ class RateNetwork:
         self.duration = steps * spec.dt
         # Explicit names keep the generated code identical between builds, so a cached
         # standalone build is reused.
-        self.clock = Clock(spec.dt, name="trial_clock")
+        self.clock = NamedClock(spec.dt, name="trial_clock")
         self.input = NeuronGroup(copies * spec.sizes[0], "r : 1", clock=self.clock, name="layer0")
         f = _BRIAN_ACTIVATION[spec.activation].format(u="I + pert")
         eqs = f"dr/dt = (-r + {f}) / tau : 1\nI : 1\npert : 1"

@@ -43,28 +43,14 @@ order  at every trial boundary
 
 import hashlib
 import json
-import zlib
 
 import numpy as np
-from brian2 import Clock, Network, NeuronGroup, StateMonitor, Synapses, TimedArray, linked_var
+from brian2 import Network, NeuronGroup, StateMonitor, Synapses, TimedArray, linked_var
 
+from .clocks import NamedClock
 from .rate import _BRIAN_ACTIVATION
 
 LOOP_RULES = ("weight_perturbation", "node_perturbation")
-
-
-class NamedClock(Clock):
-    """A clock whose hash follows from its name. Brian2 starts a network's clocks in the order of a
-    set, which for the default (address-based) hash changes from process to process; the
-    generated main.cpp would change with it and be compiled again instead of reused."""
-
-    dt, dt_ = Clock.dt, Clock.dt_  # Brian2 looks for settable properties in the class's own __dict__
-
-    def __hash__(self):
-        # Brian2 hashes a new object once before it has a name (a weak reference, which keeps
-        # that hash); every later hash is the name's.
-        name = self.__dict__.get("_name")
-        return zlib.crc32(name.encode()) if name else object.__hash__(self)
 
 
 class RateLoopNetwork:
@@ -118,11 +104,11 @@ class RateLoopNetwork:
                 eqs.append("idx : integer (constant)")
             if last:
                 eqs += ["sqerr : 1", "tidx : integer (constant)"]
-            if not wp and not first:  # its copy's node noise, and the loss change that credits it
-                eqs += ["psign : 1 (constant)", "pidx : integer (constant)", "dLn : 1 (linked)", "dLp : 1"]
             if wp and not first:  # every direction's loss change, for the synapses onto it
                 eqs += [f"dL{kk} : 1\ndLlink{kk} : 1 (linked)" for kk in range(k)]
-            if not wp and not first:  # every example's node gradient at this neuron
+            if not wp and not first:  # its copy's node noise, the loss change that credits it, and
+                # every example's node gradient at this neuron
+                eqs += ["psign : 1 (constant)", "pidx : integer (constant)", "dLn : 1 (linked)", "dLp : 1"]
                 eqs += [f"g{bb} : 1\nglink{bb} : 1 (linked)" for bb in range(b)]
             if not wp and not last:  # every clean copy's read-out rate of this neuron
                 eqs += [f"rc{bb} : 1\nrclink{bb} : 1 (linked)" for bb in range(b)]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2.units.fundamentalunits import Quantity
 
+from .clocks import own_clock
+
 
 @dataclass
 class Regular:
@@ -212,7 +214,8 @@ class Recipe:
             for event, code in g.event_code.items():
                 group.run_on_event(event, "\n".join(code))
             for name, r in g.regular.items():
-                group.run_regularly("\n".join(r.code), dt=r.dt, when=r.when, order=r.order, name=f"{g.name}_{name}")
+                group.run_regularly("\n".join(r.code), clock=own_clock(r.dt, f"{g.name}_{name}"), when=r.when,
+                                    order=r.order, name=f"{g.name}_{name}")
             for variable, (source, source_variable, index) in g.linked.items():
                 setattr(group, variable, linked_var(objects[source], source_variable, index=np.asarray(index)))
             for variable, initial in g.initial.items():
@@ -232,7 +235,8 @@ class Recipe:
             for variable, order in s.summed_order.items():
                 syn.summed_updaters[variable].order = order
             for name, r in s.regular.items():
-                syn.run_regularly("\n".join(r.code), dt=r.dt, when=r.when, order=r.order, name=f"{s.name}_{name}")
+                syn.run_regularly("\n".join(r.code), clock=own_clock(r.dt, f"{s.name}_{name}"), when=r.when,
+                                  order=r.order, name=f"{s.name}_{name}")
             for variable, initial in s.initial.items():
                 setattr(syn, variable, initial)
             for variable, (source, source_variable, index) in s.linked.items():
@@ -241,8 +245,8 @@ class Recipe:
         for m in self.monitors.values():
             source = objects[m.source]
             if m.variables:
-                objects[m.name] = StateMonitor(source, list(m.variables), record=m.record, dt=m.dt, when=m.when,
-                                               order=m.order, name=m.name)
+                objects[m.name] = StateMonitor(source, list(m.variables), record=m.record,
+                                               clock=own_clock(m.dt, m.name), when=m.when, order=m.order, name=m.name)
             elif m.event in (None, "spike"):
                 objects[m.name] = SpikeMonitor(source, record=m.record, name=m.name)
             else:

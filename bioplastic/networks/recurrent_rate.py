@@ -346,6 +346,6 @@ class RecurrentRateBlueprint:
         self.key = self.recipe.key()
 
     def build(self):
-        from brian2 import Clock
-        objects, network = self.recipe.build(Clock(self.layout.dt, name="clock"))
+        from .clocks import NamedClock
+        objects, network = self.recipe.build(NamedClock(self.layout.dt, name="clock"))
         return self.network_class(self.layout, self.recipe, objects, network, self.record)

@@ -312,8 +312,8 @@ class SpikingBlueprint:
         self.key = self.recipe.key()
 
     def build(self):
-        from brian2 import Clock
-        objects, network = self.recipe.build(Clock(self.layout.dt, name="clock"))
+        from .clocks import NamedClock
+        objects, network = self.recipe.build(NamedClock(self.layout.dt, name="clock"))
         return SpikingNetwork(self.layout, self.recipe, objects, network)
 
 
