@@ -127,3 +127,20 @@ def test_list_rules_says_which_rules_run_in_blocks(capsys):
     out = capsys.readouterr().out
     wp = out[out.index("weight_perturbation"):]
     assert "block loop" in wp[:600]
+
+
+def test_weights_that_overflow_inside_a_block_name_the_rule():
+    # The losses stayed finite but the block's last update did not: the run stops at that trial,
+    # blaming the rule, as the trial loop's check of every update does. (A stand-in backend hands
+    # back infinite weights; the block's own runs are checked above.)
+    from bioplastic.engine import block_loop
+    p = rule_protocol("quickstart.toml", "weight_perturbation", only("weight_perturbation"), RUNTIME,
+                      'training.loop="block"', "training.trials=3", "analysis.every=0")
+    trainer = Trainer(p)
+
+    class Overflowing:
+        def run(self, **values):
+            return [np.full_like(w, np.inf) for w in values["weights"]], np.zeros((3, 72))
+
+    with pytest.raises(DivergenceError, match="non-finite update at trial 2 .in a block."):
+        block_loop._run_block(trainer, Overflowing(), 0, 3, 3, 1.0, [])

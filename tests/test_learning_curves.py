@@ -38,7 +38,7 @@ def test_task_gives_the_same_sequence_every_trial_and_the_teachers_targets():
     np.testing.assert_array_equal(first.inputs, second.inputs)
     np.testing.assert_array_equal(first.targets, task.teacher(first.inputs))
     assert np.linalg.matrix_rank(first.inputs) == 3
-    doubled = task.sample(rng, batch=32)  # align's dry runs ask for several blocks at once
+    doubled = task.sample(rng, batch=32)  # asked for more examples, the sequence repeats
     np.testing.assert_array_equal(doubled.inputs[16:], first.inputs)
 
 

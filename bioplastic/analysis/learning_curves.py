@@ -80,9 +80,9 @@ def expected_loss(rule_kind, rule, geometry, initial_loss, trials):
     """E[L_n] for n = 0 .. trials-1 from the measured L_0: :math:`q^n (L_0 - L_\\infty) + L_\\infty`."""
     q, beta = decay_and_floor_step(rule_kind, rule, geometry)
     n = np.arange(trials)
-    if q >= 1:  # no convergence: the sum of the geometric series
-        return initial_loss * q ** n + beta * np.where(q == 1, n, (q ** n - 1) / (q - 1 + (q == 1)))
-    floor = beta / (1 - q)
+    if q == 1:
+        return initial_loss + beta * n
+    floor = beta / (1 - q)  # for q > 1 (too large a rate) the same sum grows without bound
     return q ** n * (initial_loss - floor) + floor
 
 

@@ -13,7 +13,6 @@ which records what the reference gradient needs; the blocks fill the trials betw
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DivergenceError
 from ..networks.rate_loop import LOOP_RULES, RateLoopBlueprint
 from ..rules import RULES
 from ..tasks import TASKS
@@ -61,7 +60,7 @@ def train_in_blocks(trainer, progress=False):
     protocol = trainer.protocol
     training, every, rule = protocol.training, protocol.analysis.every, trainer.rule
     spec, batch = rule.spec, trainer.batch
-    noise_per_trial = sum(spec.samples * (np.prod(w.shape) if rule.kind == "weight_perturbation" else batch * w.shape[0])
+    noise_per_trial = sum(spec.samples * (w.size if rule.kind == "weight_perturbation" else batch * w.shape[0])
                           for w in trainer.weights)
     length = block_length(protocol, noise_per_trial)
     blueprint = RateLoopBlueprint(protocol.model, rule.kind, spec, batch, trainer.steps, length)
@@ -85,13 +84,11 @@ def train_in_blocks(trainer, progress=False):
 def _run_block(trainer, backend, start, count, length, lrk, rows):
     """Trials ``start .. start + count - 1`` in one simulation of ``length`` trials (the rest padding)."""
     protocol, rule = trainer.protocol, trainer.rule
-    inputs, targets, noise = [], [], [[] for _ in trainer.weights]
-    seed = None
+    inputs, targets, noise, seeds = [], [], [[] for _ in trainer.weights], []
     for _ in range(count):  # the trial loop's draws, in its order: batch, perturbation, run seed
         batch = trainer.task.sample(trainer.input_rng)
         perturbation = trainer._perturb()
-        drawn = int(trainer.seed_rng.integers(2 ** 31))
-        seed = drawn if seed is None else seed
+        seeds.append(int(trainer.seed_rng.integers(2 ** 31)))
         inputs.append(batch.inputs)
         targets.append(batch.targets)
         for layer, z in zip(noise, perturbation.noise):
@@ -102,24 +99,16 @@ def _run_block(trainer, backend, start, count, length, lrk, rows):
         stacked = np.asarray(parts, float)
         return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
 
-    weights, losses = backend.run(seed=seed, weights=trainer.weights, inputs=block(inputs), targets=block(targets),
+    weights, losses = backend.run(seed=seeds[0], weights=trainer.weights, inputs=block(inputs), targets=block(targets),
                                   noise=[block(n) for n in noise], active=np.r_[np.ones(count), np.zeros(pad)],
                                   lrk=lrk)
-    training = protocol.training
-    clean = losses[:count, :trainer.batch].mean(axis=1)
-    for j, loss in enumerate(clean):
-        t = start + j
-        if not np.isfinite(loss) or loss > training.max_loss:
-            try:
-                trainer._check_finite(t, float(loss), [np.zeros_like(w) for w in trainer.weights])
-            except DivergenceError as exc:  # keep what was logged, and the loss that diverged
-                exc.metrics, exc.trial = rows + [(t, "", "loss", float(loss))], t
-                raise
-        if t % training.eval_every == 0 or t == training.trials - 1:
+    no_update = [np.zeros_like(w) for w in trainer.weights]  # the block's updates are checked below, once
+    for t, loss in enumerate(losses[:count, :trainer.batch].mean(axis=1), start=start):
+        trainer.check_trial(t, float(loss), no_update, rows)
+        if trainer.logs_trial(t):
             rows.append((t, "", "loss", float(loss)))
     if not all(np.all(np.isfinite(w)) for w in weights):
-        t = start + count - 1
-        from ..rules.base import check_update_finite
-        check_update_finite(rule, [w - w0 for w, w0 in zip(weights, trainer.weights)], f"at trial {t} (in a block)",
-                            protocol.file)
+        from .trainer import check_update_finite  # (the trainer imports this module)
+        check_update_finite(rule, [w - w0 for w, w0 in zip(weights, trainer.weights)],
+                            f"at trial {start + count - 1} (in a block)", protocol.file)
     trainer.weights = [np.array(w) for w in weights]

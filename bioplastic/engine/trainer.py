@@ -235,7 +235,7 @@ class Trainer:
 
     def train_trial(self, t, rows):
         """Trial ``t`` of training, one simulation: logs to ``rows`` and applies the update."""
-        training, every = self.protocol.training, self.protocol.analysis.every
+        every = self.protocol.analysis.every
         analyse = every > 0 and t % every == 0
         batch = self.task.sample(self.input_rng)
         try:
@@ -243,12 +243,8 @@ class Trainer:
         except RunawayError as exc:
             raise exc.at_trial(t, self.task.duration, rows) from None
         loss = float(trial.losses[0].mean())
-        try:
-            self._check_finite(t, loss, update)
-        except DivergenceError as exc:  # keep what was logged, and the loss that diverged
-            exc.metrics, exc.trial = rows + [(t, "", "loss", loss)], t
-            raise
-        if t % training.eval_every == 0 or t == training.trials - 1:
+        self.check_trial(t, loss, update, rows)
+        if self.logs_trial(t):
             rows.append((t, "", "loss", loss))
             if trial.rewards is not None:
                 rows.append((t, "", "reward", float(np.mean(trial.rewards))))
@@ -344,6 +340,20 @@ class Trainer:
             yield from self._run_samples(batch, perturbations, backend, with_gradient=True, dry_run=True)
             if bar is not None:
                 bar.update(count)
+
+    def check_trial(self, t, loss, update, rows):
+        """Stop the run at trial ``t`` if it diverged (see :meth:`_check_finite`), handing the
+        error what was logged so far and the loss that diverged."""
+        try:
+            self._check_finite(t, loss, update)
+        except DivergenceError as exc:
+            exc.metrics, exc.trial = rows + [(t, "", "loss", loss)], t
+            raise
+
+    def logs_trial(self, t):
+        """Whether trial ``t``'s loss goes into the metrics (every ``eval_every``, and the last)."""
+        training = self.protocol.training
+        return t % training.eval_every == 0 or t == training.trials - 1
 
     def _check_finite(self, t, loss, update):
         """Stop a run that left the finite range, blaming what did it: the learning rate when the

@@ -107,8 +107,8 @@ class TemporalRegression(TeacherRegression):
         self.sequence = Batch(inputs, self.teacher(inputs), np.zeros(spec.steps, int))
 
     def sample(self, rng, batch=None):
-        """The fixed sequence (inputs (T, N), targets (T, M)); ``batch`` copies of it when asked
-        for more steps at once (the dry runs of ``align``)."""
+        """The fixed sequence (inputs (T, N), targets (T, M)); asked for ``batch`` examples, the
+        sequence repeated to that length (the trainers ask for the spec's ``batch`` = T)."""
         repeats = 1 if batch is None else -(-batch // self.spec.steps)
         if repeats == 1:
             return self.sequence
