@@ -26,6 +26,8 @@ RUNTIME = ["--set", 'training.backend="runtime"']
 QS = "protocols/quickstart.toml"
 RL = "protocols/reward_learning.toml"
 DR = "protocols/izhikevich2007_distal_reward.toml"
+ZG = "protocols/zuege2023.toml"
+WP_ONLY = ["--set", 'sweep.grid={ "rule.kind" = ["weight_perturbation"] }']
 
 PLUGIN = '''
 from dataclasses import dataclass
@@ -108,6 +110,23 @@ CASES = [
     ("huge-samples", lambda t: ["validate", QS, "--set", "rule.samples=1000000"], 2, "rule.samples: needs about"),
     ("float-batch", lambda t: ["validate", QS, "--set", "task.batch=1e9"], 2, "task.batch: must be an integer"),
     ("huge-recurrent", lambda t: ["validate", DR, "--set", "model.n_exc=50000000"], 2, "model.n_exc: needs about"),
+    # the temporally extended task, NP's credit, the training loop
+    ("steps-zero", lambda t: ["validate", ZG, "--set", "task.steps=0"], 2, "task.steps: must be >= 1"),
+    ("steps-float", lambda t: ["validate", ZG, "--set", "task.steps=2.5"], 2, "task.steps: must be an integer"),
+    ("input-dim-over-steps", lambda t: ["validate", ZG, "--set", 'sweep.grid={ "task.input_dim" = [17] }'], 2,
+     "task.input_dim: the inputs of 16 steps into 32 input units span at most 16"),
+    ("input-dim-zero", lambda t: ["validate", ZG, "--set", 'sweep.grid={ "task.input_dim" = [0] }'], 2,
+     "task.input_dim: must be >= 1"),
+    ("input-norm-negative", lambda t: ["validate", ZG, "--set", "task.input_norm=-1.0"], 2,
+     "task.input_norm: must be > 0"),
+    ("credit-unknown", lambda t: ["validate", ZG, "--set",
+                                  'sweep.cases=[{ label = "NP", "rule.kind" = "node_perturbation", "rule.credit" = "step" }]'],
+     2, "rule.credit: must be one of"),
+    ("loop-unknown", lambda t: ["validate", QS, "--set", 'training.loop="binary"'], 2, "training.loop: must be one of"),
+    ("loop-block-backprop", lambda t: ["validate", QS, "--set", 'training.loop="block"'], 2,
+     "training.loop: \"block\" is not available here: 'backprop' has no form inside the simulation"),
+    ("loop-block-spiking", lambda t: ["validate", RL, "--set", 'training.loop="block"'], 2,
+     "training.loop: \"block\" is not available here: the block loop trains feed-forward rate networks"),
     # the wrong command for the protocol
     ("gradcheck-spiking", lambda t: ["gradcheck", RL], 2, "gradcheck holds BPTT"),
     ("align-experiment", lambda t: ["align", DR], 2, "align draws dry-run updates of a trial task"),
@@ -122,6 +141,10 @@ CASES = [
     # numbers that mean what they say
     ("divergence", lambda t: ["run", "protocols/wp_vs_np.toml", "--quick", "--out", str(t / "o"), "--set", "rule.lr=1e6",
                               "--set", 'task.duration="20 ms"'] + RUNTIME, 2, "rule.lr: training diverged"),
+    ("divergence-in-a-block", lambda t: ["run", QS, "--out", str(t / "o"), "--set", 'training.loop="block"',
+                                         "--set", "rule.lr=1e6", "--set", "analysis.every=0", "--set",
+                                         "training.trials=20", "--set", 'model.activation="linear"'] + WP_ONLY + RUNTIME,
+     2, "rule.lr: training diverged"),
     ("runaway", lambda t: ["run", DR, "--out", str(t / "o"), "--set", "model.n_exc=80", "--set", "model.n_inh=20",
                            "--set", "model.out_degree=10", "--set", 'task.duration="2 s"', "--set",
                            'task.snapshot_every="1 s"', "--set", 'training.max_rate="0.5 Hz"'] + RUNTIME, 2,
