@@ -116,9 +116,8 @@ def cmd_list(args):
 
     from .config import TOP_KEYS, AnalysisSpec, TrainingSpec
     from .networks import MODEL_KINDS, RecurrentRateModelSpec
-    from .networks.rate_loop import LOOP_RULES
     from .rules import RULES
-    from .rules.builders import builder_models
+    from .rules.builders import block_families, builder_models
     from .spec import describe
     from .tasks import TASKS
     what = args.what
@@ -144,9 +143,9 @@ def cmd_list(args):
         for kind, rule in RULES.items():
             where = ("inside the network (builders: " + ", ".join(builder_models(rule)) + ")"
                      if rule.realisation == "in_network" else "between trials")
-            where += ("; on feed-forward rate networks with a squared-error task, many trials per simulation with "
-                      "the update in generated code (the block loop, training.loop)" if kind in LOOP_RULES
-                      else "; one simulation per trial")
+            blocks = block_families(rule)
+            where += (f"; on {', '.join(blocks)} networks also many trials per simulation with the update in "
+                      "generated code (the block loop, training.loop)" if blocks else "; one simulation per trial")
             print(f"[rule]  # {rule.description}; {where}; trains {', '.join(rule.model_families)} models")
             print(f'kind = "{kind}"')
             _print_params(describe(rule.spec_class))
@@ -179,8 +178,7 @@ def _print_params(rows):
 
 def cmd_gradcheck(args):
     from .analysis.alignment import layer_names
-    from .engine.reference import eprop_with_true_signal, finite_difference_gradient
-    from .engine.trainer import Trainer
+    from .registry import FAMILIES
     if not (np.isfinite(args.eps) and args.eps > 0):
         raise SpecError("--eps", "must be a finite number > 0", args.eps)
     if not np.isfinite(args.tolerance) and not args.tolerance == np.inf:
@@ -190,26 +188,7 @@ def cmd_gradcheck(args):
     protocol = _load(args)
     if protocol.sweep:
         protocol = protocol.variants()[0][2]
-    if protocol.model.family == "spiking":
-        raise SpecError("model.kind", "gradcheck holds BPTT against finite differences for rate networks, and e-prop "
-                        "against surrogate BPTT for recurrent LIF/ALIF networks (model.kind = \"alif\"); for this "
-                        "spiking network, `bioplastic align` compares a rule with finite differences of the expected "
-                        "loss", protocol.model_kind)
-    if protocol.model.family == "recurrent_spiking":
-        trainer = Trainer(_with_eprop(protocol))
-        batch = trainer.task.sample(trainer.input_rng)
-        numeric, gradient = eprop_with_true_signal(trainer, batch)
-        reference = gradient.weights
-        title = ("e-prop with the true learning signal, accumulated inside the Brian2 run, vs surrogate BPTT "
-                 f"through the recorded trajectory (backend={protocol.training.backend}; --eps is not used)")
-    else:
-        trainer = Trainer(_deterministic(protocol))
-        batch = trainer.task.sample(trainer.input_rng)
-        trial, _ = trainer.step(batch, with_gradient=True)
-        reference = trial.gradient.weights
-        numeric = finite_difference_gradient(trainer, batch.inputs, batch.targets, eps=args.eps)
-        title = (f"BPTT through the recorded Brian2 trajectory vs central finite differences through the "
-                 f"Brian2 simulation (eps={args.eps:g}, backend={protocol.training.backend})")
+    title, reference, numeric = FAMILIES[protocol.model.family].gradcheck(protocol, args.eps)
     scale = max(np.abs(g).max() for g in reference)
     # Entries far below the largest gradient are compared in absolute terms.
     floor = max(1e-6 * scale, np.finfo(float).tiny)
@@ -228,30 +207,6 @@ def cmd_gradcheck(args):
         print(f"FAILED: max_rel_error above tolerance {args.tolerance:g}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
-
-
-def _with_eprop(protocol):
-    """The protocol with e-prop as its rule (its own spec when it has one): the identity checks
-    e-prop's traces against surrogate BPTT whatever rule the protocol trains with."""
-    import dataclasses
-    from .rules.eprop import EpropSpec
-    if protocol.rule_kind == "eprop":
-        return protocol
-    return dataclasses.replace(protocol, rule_kind="eprop", rule=EpropSpec())
-
-
-def _deterministic(protocol):
-    """The protocol with nothing random inside the run, as a finite difference needs: BPTT is
-    checked on its own (the rule is irrelevant; in-network rules draw perturbations) and a
-    recurrent network's private noise and random initial state are switched off."""
-    import dataclasses
-    from .rules.backprop import BackpropSpec
-    model = protocol.model
-    if protocol.model.family == "recurrent_rate" and (model.noise > 0 or model.x_init > 0):
-        print(f"gradcheck: model.noise and model.x_init set to 0 (were {model.noise:g}, {model.x_init:g}): finite "
-              "differences need the same run every time")
-        model = dataclasses.replace(model, noise=0.0, x_init=0.0)
-    return dataclasses.replace(protocol, model=model, rule_kind="backprop", rule=BackpropSpec())
 
 
 def cmd_align(args):

@@ -13,26 +13,25 @@ import itertools
 import re
 import sys
 import tomllib
-from types import SimpleNamespace
 from dataclasses import dataclass
 from pathlib import Path
 
 from brian2 import Hz
 
 from . import resources
-from .engine.backends import BACKENDS
-from .engine.block_loop import LOOPS, block_loop_unsupported
-from .engine.reference import REFERENCES
 from .errors import SpecError
 from .networks import MODEL_KINDS, model_spec_class
+from .registry import BACKENDS, FAMILIES
 from .rules import RULES, find_builder
-from .rules.builders import builder_models
+from .rules.builders import block_unsupported, builder_models
 from .spec import at_least, from_table, non_negative, param, params, positive, to_table, toml_literal, validate
 from .tasks import TASKS
 
 SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
 TOP_KEYS = ("name", "seed", "description", "plugins") + SECTIONS
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the repository's models/
+LOOPS = ("auto", "trial", "block")
+REFERENCES = ("auto", "bptt", "surrogate", "finite_difference")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class AnalysisSpec:
     reference: str = param("auto", "reference gradient: auto is the model family's own (bptt for rate networks, "
                            "surrogate for recurrent LIF/ALIF networks, finite_difference of the expected loss for "
                            "feed-forward and E/I spiking ones)", kind=str,
-                           choices=("auto", "bptt", "surrogate", "finite_difference"))
+                           choices=REFERENCES)
     every: int = param(10, "compare the update with the gradient every n trials (0: never)", kind=int,
                        check=non_negative)
     samples: int = param(200, "dry-run samples drawn by `bioplastic align`", kind=int, check=at_least(1))
@@ -107,6 +106,13 @@ class Protocol:
         if self.plugins:
             table["plugins"] = list(self.plugins)
         return table
+
+    @property
+    def reference(self):
+        """The reference gradient the cosines are measured against: ``analysis.reference``, or the
+        model family's own where it is ``auto``."""
+        chosen = self.analysis.reference
+        return FAMILIES[self.model.family].reference if chosen == "auto" else chosen
 
     def with_seed(self, seed):
         return dataclasses.replace(self, seed=seed)
@@ -399,18 +405,17 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
     if abs(steps - round(steps)) > 1e-9:
         raise SpecError("task.duration", f"must be a whole number of model.dt steps (dt = {model.dt})",
                         str(task.duration))
-    if family == "rate":
-        layers = len(model.sizes) - 1
-        if round(steps) < layers:  # the input needs one step per layer to reach the output
-            raise SpecError("task.duration", f"must be at least {layers} steps of model.dt = {model.dt} "
-                            f"(one per layer)", str(task.duration))
-    own = REFERENCES[family]
+    least, why = FAMILIES[family].min_steps(model)
+    if round(steps) < least:
+        raise SpecError("task.duration", f"must be at least {least} steps of model.dt = {model.dt} ({why})",
+                        str(task.duration))
+    own = FAMILIES[family].reference
     if analysis.reference not in ("auto", own):
         raise SpecError("analysis.reference", f"must be {own} (or auto) for {_model_words(family, model_kind)}: "
                         f"{REFERENCE_REASONS[analysis.reference]}", analysis.reference)
     declared.check(model, task_class)
     if training.loop == "block":
-        reason = block_loop_unsupported(SimpleNamespace(model=model, rule_kind=rule_kind, task_kind=task_kind))
+        reason = block_unsupported(rule_class, model, task_class)
         if reason:
             raise SpecError("training.loop", f"\"block\" is not available here: {reason}; use \"trial\" (or \"auto\")",
                             "block")
@@ -431,9 +436,7 @@ REFERENCE_REASONS = {
 
 def _model_words(family, kind):
     """How an error names the protocol's model: its family and the keys that chose it."""
-    if family == "recurrent_rate":
-        return "recurrent_rate models (model.kind = \"rate\" with recurrent = true)"
-    return f"{family} models (model.kind = {kind!r})"
+    return FAMILIES[family].words(kind)
 
 
 def _check_sweep(sweep):

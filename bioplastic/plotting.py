@@ -4,12 +4,15 @@ Each ``plot_x(table, ax=None) -> Axes`` draws on a given Axes (or a new figure),
 compose them. :func:`draw_folder` redraws every figure of a result folder from its tables.
 """
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .registry import Registry
 from .results import alignment_table, finished_runs, labelled_run_tables, read_metrics, scaling_tables, sweep_tables
 
 COLORS = {"backprop": "black", "weight_perturbation": "tab:orange", "node_perturbation": "tab:blue",
@@ -397,42 +400,92 @@ def _task_kind(folder):
     return _protocol(folder).get("task", {}).get("kind")
 
 
-def _draw_experiment(folder, kind):
-    """The figures of one continuous run."""
-    folder, figures = Path(folder), Path(folder) / "figures"
-    metrics = read_metrics(folder)
-    written = []
-    if kind == "distal_reward":
-        written.append(_save(plot_rewarded_weight(metrics), figures / "rewarded_weight.png"))
-        raster = pd.read_csv(folder / "raster.csv")
-        end = float(metrics.t_s.max())
-        span = 1.0 if len(raster) == 0 else min(1.0, end / 2)
-        fig = Figure(figsize=(8, 3.2), layout="constrained")
-        left, right = fig.subplots(1, 2, sharey=True)
-        n_exc = _protocol(folder).get("model", {}).get("n_exc")
-        plot_raster(raster, 0.0, span, left, n_exc)
-        plot_raster(raster, end - span, end, right, n_exc)
-        left.set_title("first second", fontsize="small")
-        right.set_title("last second", fontsize="small")
-        written.append(_save(left, figures / "raster.png"))
-        final = metrics[metrics.metric == "rewarded_weight"].sort_values("t_s").value
-        written.append(_save(plot_weight_histogram(pd.read_csv(folder / "weight_histogram.csv"),
-                                                   float(final.iloc[-1]) if len(final) else None),
-                             figures / "weight_histogram.png"))
-    elif kind == "spike_pattern":
-        written.append(_save(plot_spike_pattern({_run_name(folder): metrics}, pd.read_csv(folder / "spikes.csv")),
-                             figures / "spike_pattern.png"))
-    elif kind == "oua_regression":
-        target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
-        written.append(_save(plot_oua({_run_name(folder): metrics}, target), figures / "oua.png"))
-    elif kind == "stdp_pairing":
-        written.append(_save(plot_stdp_window(pd.read_csv(folder / "window.csv")), figures / "stdp_window.png"))
-        names = [n for n in ("eligibility", "dopamine", "weight") if (metrics.metric == n).any()]
-        written.append(_save(plot_traces(metrics, names, labels={"eligibility": "eligibility (1/s)",
-                                                                  "dopamine": "dopamine (phasic)",
-                                                                  "weight": "weight (mV)"}),
-                             figures / "pairing_traces.png"))
+# -- a task's own figures, registered by task kind --------------------------------------------------
+@dataclass
+class TaskFigures:
+    """A task's own figures: ``run(folder, metrics, figures)`` for one run (an experiment's, whose
+    metrics have no loss), ``sweep(folder, runs, figures)`` for a sweep folder; each returns the
+    paths written. ``sweep_replaces`` says the sweep's figures stand instead of the learning curves
+    and cosines."""
+
+    run: object = None
+    sweep: object = None
+    sweep_replaces: bool = False
+
+
+TASK_FIGURES = Registry("task's figures")  # task kind -> TaskFigures
+
+
+def register_task_figures(kind, figures, *, override=False):
+    """Draw ``figures`` (a :class:`TaskFigures`) for result folders of the task ``kind``."""
+    return TASK_FIGURES.register(kind, figures, override=override)
+
+
+def _distal_reward_run(folder, metrics, figures):
+    written = [_save(plot_rewarded_weight(metrics), figures / "rewarded_weight.png")]
+    raster = pd.read_csv(folder / "raster.csv")
+    end = float(metrics.t_s.max())
+    span = 1.0 if len(raster) == 0 else min(1.0, end / 2)
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    n_exc = _protocol(folder).get("model", {}).get("n_exc")
+    plot_raster(raster, 0.0, span, left, n_exc)
+    plot_raster(raster, end - span, end, right, n_exc)
+    left.set_title("first second", fontsize="small")
+    right.set_title("last second", fontsize="small")
+    written.append(_save(left, figures / "raster.png"))
+    final = metrics[metrics.metric == "rewarded_weight"].sort_values("t_s").value
+    written.append(_save(plot_weight_histogram(pd.read_csv(folder / "weight_histogram.csv"),
+                                               float(final.iloc[-1]) if len(final) else None),
+                         figures / "weight_histogram.png"))
     return written
+
+
+def _spike_pattern_run(folder, metrics, figures):
+    return [_save(plot_spike_pattern({_run_name(folder): metrics}, pd.read_csv(folder / "spikes.csv")),
+                  figures / "spike_pattern.png")]
+
+
+def _spike_pattern_sweep(folder, runs, figures):
+    first = runs.drop_duplicates("variant")
+    by_variant = {r.variant: read_metrics(folder / r.path) for r in first.itertuples()}
+    spikes = pd.read_csv(folder / first.path.iloc[0] / "spikes.csv")
+    return [_save(plot_spike_pattern(by_variant, spikes), figures / "spike_pattern.png")]
+
+
+def _oua_run(folder, metrics, figures):
+    target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
+    return [_save(plot_oua({_run_name(folder): metrics}, target), figures / "oua.png")]
+
+
+def _oua_sweep(folder, runs, figures):
+    runs_metrics = {r.path: read_metrics(folder / r.path) for r in runs.itertuples()}
+    target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
+    return [_save(plot_oua(runs_metrics, target), figures / "oua.png")]
+
+
+def _stdp_pairing_run(folder, metrics, figures):
+    written = [_save(plot_stdp_window(pd.read_csv(folder / "window.csv")), figures / "stdp_window.png")]
+    names = [n for n in ("eligibility", "dopamine", "weight") if (metrics.metric == n).any()]
+    written.append(_save(plot_traces(metrics, names, labels={"eligibility": "eligibility (1/s)",
+                                                              "dopamine": "dopamine (phasic)",
+                                                              "weight": "weight (mV)"}),
+                         figures / "pairing_traces.png"))
+    return written
+
+
+def _temporal_regression_sweep(folder, runs, figures):
+    from .analysis.learning_curves import sweep_learning_curves
+    return [_save(plot_learning_curves_with_theory(*sweep_learning_curves(folder)),
+                  figures / "learning_curves_theory.png")]
+
+
+register_task_figures("distal_reward", TaskFigures(run=_distal_reward_run))
+register_task_figures("spike_pattern", TaskFigures(run=_spike_pattern_run, sweep=_spike_pattern_sweep,
+                                                   sweep_replaces=True))
+register_task_figures("oua_regression", TaskFigures(run=_oua_run, sweep=_oua_sweep, sweep_replaces=True))
+register_task_figures("stdp_pairing", TaskFigures(run=_stdp_pairing_run))
+register_task_figures("temporal_regression", TaskFigures(sweep=_temporal_regression_sweep))
 
 
 def _training_cosines_title(alignment, reference=None):
@@ -443,16 +496,21 @@ def _training_cosines_title(alignment, reference=None):
 
 
 def reference_name(folder):
-    """The reference gradient a result folder's cosines were measured against (from its protocol)."""
-    from .engine.reference import reference_for
-    from .networks import MODEL_KINDS, model_spec_class
-    table = _protocol(folder)
-    chosen = table.get("analysis", {}).get("reference", "auto")
-    model = table.get("model", {})
-    if chosen == "auto" and model.get("kind") not in MODEL_KINDS:
-        return None
-    family = model_spec_class(model["kind"], model).family if model.get("kind") in MODEL_KINDS else None
-    return reference_for(family, chosen)
+    """The reference gradient a result folder's cosines were measured against: its summary's, or
+    that of the first of its runs that names one (None for folders written before summaries did)."""
+    folder = Path(folder)
+    paths = [folder / "summary.json"]
+    if (folder / "runs.csv").exists():
+        paths += [folder / path / "summary.json" for path in finished_runs(folder).path]
+    return next((summary["reference"] for summary in map(_summary, paths) if summary.get("reference")), None)
+
+
+def _summary(path):
+    """A summary.json as a dict ({} where there is none)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def draw_folder(folder):
@@ -468,21 +526,11 @@ def draw_folder(folder):
         runs = finished_runs(folder)
         for path in runs.path:
             written += draw_folder(folder / path)
-        if kind == "spike_pattern":
-            first = runs.drop_duplicates("variant")
-            by_variant = {r.variant: read_metrics(folder / r.path) for r in first.itertuples()}
-            spikes = pd.read_csv(folder / first.path.iloc[0] / "spikes.csv")
-            written.append(_save(plot_spike_pattern(by_variant, spikes), figures / "spike_pattern.png"))
-            return written
-        if kind == "oua_regression":
-            runs_metrics = {r.path: read_metrics(folder / r.path) for r in runs.itertuples()}
-            target = _protocol(folder).get("task", {}).get("theta_target", 1.0)
-            written.append(_save(plot_oua(runs_metrics, target), figures / "oua.png"))
-            return written
-        if kind == "temporal_regression":
-            from .analysis.learning_curves import sweep_learning_curves
-            written.append(_save(plot_learning_curves_with_theory(*sweep_learning_curves(folder)),
-                                 figures / "learning_curves_theory.png"))
+        own = TASK_FIGURES.get(kind, TaskFigures())
+        if own.sweep is not None:
+            written += own.sweep(folder, runs, figures)
+            if own.sweep_replaces:
+                return written
         losses, alignment = sweep_tables(folder)
         reference = reference_name(folder)
         if len(losses):
@@ -510,8 +558,9 @@ def draw_folder(folder):
             written.append(_save(plot_synapse_scatter(synapses, table), figures / "synapse_scatter.png"))
     elif (folder / "metrics.csv").exists():
         metrics = read_metrics(folder)
-        if "loss" not in set(metrics.metric):
-            return _draw_experiment(folder, kind)
+        if "loss" not in set(metrics.metric):  # an experiment: only its task's own figures
+            own = TASK_FIGURES.get(kind, TaskFigures())
+            return own.run(folder, metrics, figures) if own.run is not None else []
         loss, alignment = labelled_run_tables(metrics, _run_name(folder), 0)
         written.append(_save(plot_learning_curves(loss), figures / "learning_curve.png"))
         if "cosine" in alignment and alignment.cosine.notna().any():
@@ -524,15 +573,14 @@ def draw_folder(folder):
 
 
 def _cosines_by_layer(folder):
-    """Every run's cosines per weight layer, keyed by the layer's name where the model names its
-    plastic weights (recurrent networks: input, recurrent, readout; runs of one sweep may train
+    """Every run's cosines per weight layer, keyed by the layer's name where the run's summary names
+    its plastic weights (recurrent networks: input, recurrent, readout; runs of one sweep may train
     different sets), else by W1, W2, ..."""
-    from .networks.recurrent_rate import PLASTIC
     by_layer = {}
     for run in finished_runs(folder).itertuples():
         metrics = read_metrics(folder / run.path)
-        plastic = _protocol(folder / run.path).get("model", {}).get("plastic")
-        names = {f"W{i + 1}": name for i, name in enumerate(PLASTIC.get(plastic, ()))}
+        names = {f"W{i + 1}": name for i, name in enumerate(_summary(folder / run.path / "summary.json").get("weights")
+                                                            or ())}
         for layer in sorted(layer for layer in set(metrics.layer) if layer.startswith("W")):
             _, cosines = labelled_run_tables(metrics, run.variant, run.seed, layer)
             by_layer.setdefault(names.get(layer, layer), []).append(cosines)

@@ -5,12 +5,14 @@ neurons and synapses in Brian2, with the arrays the engine builds for them), wha
 written per step (a rate network's trajectories, a spiking network's input rasters, an
 experiment's monitors) and the task's batches. The constants are rough but on the safe side: what
 matters is refusing a protocol that needs ten times the machine, naming the key that makes it so,
-instead of a MemoryError from NumPy after minutes.
+instead of a MemoryError from NumPy after minutes. What one copy of a model holds is its family
+adapter's to say (:meth:`bioplastic.engine.families.Family.memory`).
 """
 
 import os
 
 from .errors import SpecError
+from .registry import FAMILIES
 
 BYTES_PER_SYNAPSE = 96  # Brian2's indices and variables, the engine's per-copy weights, the build's index arrays
 BYTES_PER_NEURON = 160
@@ -44,36 +46,10 @@ def estimate(model, task_class, task, rule):
     continuous = task_class.mode == "continuous"
     variants = 1 if continuous else rule.variants
     batch = task_class.copies_for(task) if continuous else task.batch
-    if model.family == "spiking" and model.recurrent:
-        neurons = model.n_exc + model.n_inh
-        synapses = neurons * model.out_degree
-        size_key = "model.n_exc"
-    elif model.family in ("recurrent_rate", "recurrent_spiking"):
-        n = model.n_neurons
-        neurons = n + model.n_inputs + model.n_outputs
-        synapses = n * (n + model.n_inputs + 2 * model.n_outputs)
-        size_key = "model.n_neurons"
-    else:
-        sizes = list(model.sizes)
-        neurons, synapses = sum(sizes), sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        size_key = "model.sizes"
-    if model.family in ("recurrent_rate", "recurrent_spiking"):
-        # the clean copies' states (two per ALIF neuron), every copy's stimulus (x3) and read-out (x2)
-        states = 2 if model.family == "recurrent_spiking" else 1
-        per_step = 8 * (states * batch * model.n_neurons + variants * batch * (3 * model.n_inputs + 2 * model.n_outputs))
-        task_bytes = 0
-    elif model.family == "rate":
-        per_step = batch * sum(model.sizes[1:]) * 8  # the clean copies' recorded rates
-        task_bytes = 64 * batch * (model.sizes[0] + model.sizes[-1]) * 8 * 2  # 64 labelled batches at once
-    elif continuous:
-        per_step = 8 * variants * batch * 8  # forced spikes, reward schedules, monitors of a few variables
-        task_bytes = task_class.recorded_bytes(task, model)
-    else:
-        per_step = 3 * batch * model.sizes[0] * 8  # the input rasters (NumPy, and the TimedArray)
-        task_bytes = 0
-    return dict(copies=variants * batch, per_copy=synapses * BYTES_PER_SYNAPSE + neurons * BYTES_PER_NEURON,
-                per_step=per_step, steps=steps, task=task_bytes, variants=variants, batch=batch,
-                size_key=size_key)
+    parts = FAMILIES[model.family].memory(model, batch, variants, continuous, task_class, task)
+    return dict(copies=variants * batch, per_copy=parts["synapses"] * BYTES_PER_SYNAPSE
+                + parts["neurons"] * BYTES_PER_NEURON, per_step=parts["per_step"], steps=steps, task=parts["task"],
+                variants=variants, batch=batch, size_key=parts["size_key"])
 
 
 def check(model, task_class, task, rule, limit=None):

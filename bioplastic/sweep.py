@@ -17,7 +17,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from .engine.experiment import Experiment
-from .engine.reference import reference_name
 from .engine.trainer import Trainer
 from .errors import DivergenceError, RunawayError, SpecError
 from .plotting import draw_folder
@@ -86,7 +85,7 @@ def _run_single(protocol, folder, progress):
                    trials=protocol.training.trials, backend=protocol.training.backend,
                    initial_loss=float(loss.value.iloc[0]), final_loss=final_value(metrics, "loss"),
                    mean_cosine=_mean(metrics, "cosine"), mean_cosine_theory=_mean(metrics, "cosine_theory"),
-                   reference=reference_name(protocol),
+                   reference=protocol.reference, weights=trainer.adapter.weight_names(protocol.model),
                    wall_time_s=wall, trials_per_s=protocol.training.trials / wall, versions=versions())
     summary.update(trainer.task.training_summary(metrics))
     warning = loss_warning(metrics)

@@ -124,9 +124,9 @@ CASES = [
      2, "rule.credit: must be one of"),
     ("loop-unknown", lambda t: ["validate", QS, "--set", 'training.loop="binary"'], 2, "training.loop: must be one of"),
     ("loop-block-backprop", lambda t: ["validate", QS, "--set", 'training.loop="block"'], 2,
-     "training.loop: \"block\" is not available here: 'backprop' has no form inside the simulation"),
+     "training.loop: \"block\" is not available here: 'backprop' has no block form on rate models"),
     ("loop-block-spiking", lambda t: ["validate", RL, "--set", 'training.loop="block"'], 2,
-     "training.loop: \"block\" is not available here: the block loop trains feed-forward rate networks"),
+     "training.loop: \"block\" is not available here: 'rstdp' has no block form on spiking models"),
     # the wrong command for the protocol
     ("gradcheck-spiking", lambda t: ["gradcheck", RL], 2, "gradcheck holds BPTT"),
     ("align-experiment", lambda t: ["align", DR], 2, "align draws dry-run updates of a trial task"),

@@ -42,7 +42,7 @@ def build_coincidence(rule, recipe, layout):
         syn.on_pre.setdefault("pre", []).append("t_seen = t")
         syn.on_post.setdefault("post", []).append("dw_coincidence += lr_coincidence * int(t - t_seen < window)")
         recipe.run_value(p.synapses, "lr_coincidence", float(rule.spec.lr))
-    recipe.notes.setdefault("deltas", {})[rule.kind] = "dw_coincidence"  # what the engine reads back
+    recipe.declare_delta(rule.kind, "dw_coincidence")  # what the engine reads back
 '''
 
 

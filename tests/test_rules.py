@@ -1,9 +1,11 @@
 """Rule maths on hand-computed values, unbiasedness over many seeded samples, and real updates."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from bioplastic.engine.backends import Observation
+from bioplastic.networks.rate import Observation
 from bioplastic.engine.trainer import Trainer
 from bioplastic.gradients import Gradient
 from bioplastic.networks.rate_math import forward
@@ -61,9 +63,10 @@ class NumpyBackend:
 
     def __init__(self, model, steps, copies):
         self.model, self.steps, self.copies = model, steps, copies
-        self.blueprint = None
+        self.blueprint = SimpleNamespace(layout=None, with_rule=False, copies=copies)
 
-    def run(self, weights, inputs, perts=None, seed=0):
+    def run(self, weights, inputs, perts=None, values=None, seed=0):
+        assert not values
         final = forward(weights, inputs, self.model.activation, self.model.a, self.steps, perts)
         return Observation(final, None)
 

@@ -118,7 +118,7 @@ def test_presynaptic_drive_is_the_time_average_of_the_kernel():
     psp = np.exp(-(duration - times) / 0.005).sum()
     grid = np.linspace(0, duration, 200001)
     kernel = sum(np.where(grid >= tk, np.exp(-(grid - tk) / 0.005), 0.0) for tk in times)
-    assert presynaptic_drive(spec, 3.0, psp, duration * second) == pytest.approx(np.trapz(kernel, grid) / duration,
+    assert presynaptic_drive(spec, 3.0, {"psp": psp}, duration * second) == pytest.approx(np.trapz(kernel, grid) / duration,
                                                                                 rel=1e-4)
 
 

@@ -34,11 +34,10 @@ import numpy as np
 from brian2 import Quantity, TimedArray, prefs
 from brian2.devices.device import all_devices, set_device
 
-from ..networks.rate import Observation  # noqa: F401  (kept importable from here)
 from ..errors import BuildError
+from ..registry import BACKENDS
 from ..scratch import memory_folder
 
-BACKENDS = ("standalone", "runtime")
 _open = {}  # structure key -> backend, so variants with the same structure share one build
 
 
@@ -81,8 +80,10 @@ class _Backend:
 class RuntimeBackend(_Backend):
     """One Brian2 runtime ``Network.run`` per trial, with the given code-generation target."""
 
-    def __init__(self, blueprint, target="numpy"):
-        super().__init__(blueprint)
+    uses_threads = False
+
+    def __init__(self, blueprint, threads=1, target="numpy"):
+        super().__init__(blueprint)  # ``threads``: the runtime runs on one
         self.target = target
 
     def _ready(self):
@@ -128,6 +129,8 @@ class StandaloneBackend(_Backend):
     all results in ``results/``) go to a scratch folder in memory (``/dev/shm``) where there is
     one: on a disk, creating and deleting those ~60 files costs more than the simulation itself.
     """
+
+    uses_threads = True
 
     def __init__(self, blueprint, threads=1):
         super().__init__(blueprint)
@@ -294,6 +297,10 @@ def _claim_directory(key):
     raise RuntimeError(f"no free standalone build slot for {key} under {cache_root()}")
 
 
+BACKENDS.register("standalone", StandaloneBackend)
+BACKENDS.register("runtime", RuntimeBackend)
+
+
 @atexit.register
 def close_all():
     """Close every open backend: give back build slots, remove scratch folders."""
@@ -306,15 +313,11 @@ def get_backend(name, blueprint, threads=1):
 
     ``threads`` > 1 builds the standalone binary with OpenMP on that many threads (a build of its
     own); the runtime backend ignores it."""
-    key = (name, blueprint.key, threads if name == "standalone" else 1)
+    backend_class = BACKENDS.get_entry(name)
+    key = (name, blueprint.key, threads if backend_class.uses_threads else 1)
     if key in _open:
         return _open[key]
-    if name == "standalone":
-        backend = StandaloneBackend(blueprint, threads)
-    elif name == "runtime":
-        backend = RuntimeBackend(blueprint)
-    else:
-        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)} (got {name!r})")
+    backend = backend_class(blueprint, threads)
     if len(_open) >= 8:  # keep a handful; the oldest gives its build slot back
         _open.pop(next(iter(_open))).close()
     _open[key] = backend

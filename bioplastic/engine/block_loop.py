@@ -1,10 +1,12 @@
 """Training in blocks of trials, each block one simulation (``training.loop``).
 
 The trial loop (:meth:`Trainer.train_trial`) starts one simulation per trial: for a small
-network most of a trial's time is then spent starting the binary and moving its files. For WP
-and NP on a feed-forward rate network with a squared-error task, the block loop instead runs a
-network that does the trials' scoring and updates itself (:mod:`bioplastic.networks.rate_loop`),
-many trials per simulation. Each block's inputs, targets and perturbations are drawn here from
+network most of a trial's time is then spent starting the binary and moving its files. Where a
+rule has a block form registered for the model's family
+(:func:`~bioplastic.rules.builders.register_block_builder`), the block loop instead runs a network
+that does the trials' scoring and updates itself, many trials per simulation (today: WP and NP on
+feed-forward rate networks with a squared-error task: the block network
+:func:`bioplastic.networks.rate.block_recipe`, their update :func:`bioplastic.rules.perturbation.build_wp_block`). Each block's inputs, targets and perturbations are drawn here from
 the trainer's random streams in the trial loop's order, so both loops give the same learning
 curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial loop,
 which records what the reference gradient needs; the blocks fill the trials between them.
@@ -13,30 +15,20 @@ which records what the reference gradient needs; the blocks fill the trials betw
 import numpy as np
 from tqdm import tqdm
 
-from ..networks.rate_loop import LOOP_RULES, RateLoopBlueprint
 from ..rules import RULES
+from ..rules.base import check_update_finite
+from ..rules.builders import block_unsupported, find_block_builder
 from ..tasks import TASKS
 from .backends import get_backend
 
-LOOPS = ("auto", "trial", "block")
 MAX_NOISE_PER_BLOCK = 4_000_000  # numbers of perturbation noise per block (32 MB)
 MAX_BLOCK = 2000
 
 
 def block_loop_unsupported(protocol):
-    """Why ``protocol`` cannot train in blocks (a sentence), or None if it can."""
-    model, rule_kind = protocol.model, protocol.rule_kind
-    if model.family != "rate":
-        return f"the block loop trains feed-forward rate networks, not {model.family.replace('_', ' ')} ones"
-    if rule_kind not in LOOP_RULES:
-        return (f"{rule_kind!r} has no form inside the simulation (the block loop runs "
-                f"{' and '.join(LOOP_RULES)}; backprop needs BPTT in NumPy after every trial)")
-    if RULES[rule_kind].__module__ != "bioplastic.rules.perturbation":
-        return f"{rule_kind!r} is a plugin's rule; the block loop computes the built-in update"
-    if not getattr(TASKS[protocol.task_kind], "squared_error_readout", False):
-        return (f"the task {protocol.task_kind!r} does not score the read-out by its squared error (the block loop "
-                f"computes the loss in the simulation: teacher_regression, temporal_regression)")
-    return None
+    """Why ``protocol`` cannot train in blocks (a sentence), or None if it can: whether a block
+    form is registered for its rule on its model family, and scores its task."""
+    return block_unsupported(RULES[protocol.rule_kind], protocol.model, TASKS[protocol.task_kind])
 
 
 def uses_block_loop(protocol):
@@ -59,13 +51,14 @@ def train_in_blocks(trainer, progress=False):
     """Train ``trainer``'s protocol, blocks of trials per simulation; returns the metric rows."""
     protocol = trainer.protocol
     training, every, rule = protocol.training, protocol.analysis.every, trainer.rule
-    spec, batch = rule.spec, trainer.batch
-    noise_per_trial = sum(spec.samples * (w.size if rule.kind == "weight_perturbation" else batch * w.shape[0])
-                          for w in trainer.weights)
-    length = block_length(protocol, noise_per_trial)
-    blueprint = RateLoopBlueprint(protocol.model, rule.kind, spec, batch, trainer.steps, length)
+    batch = trainer.batch
+    # the size of one trial's noise, from a throwaway draw (the trainer's streams stay untouched)
+    probe = rule.perturb(trainer.weights, batch, np.random.default_rng(0))
+    length = block_length(protocol, sum(np.size(z) for z in probe.noise))
+    form = find_block_builder(rule, protocol.model.family)
+    blueprint = trainer.adapter.block_blueprint(protocol.model, trainer.steps, rule.variants, batch, length,
+                                                contributors=[form.contributor(rule)])
     backend = get_backend(training.backend, blueprint, training.threads)
-    lrk = spec.lr / (spec.samples * spec.sigma ** 2)
     rows, t = [], 0
     with tqdm(total=training.trials, desc=protocol.name, disable=None if progress else True, leave=False,
               unit="trial") as bar:
@@ -76,12 +69,12 @@ def train_in_blocks(trainer, progress=False):
                 continue
             stop = training.trials if every == 0 else min(training.trials, (t // every + 1) * every)
             count = min(length, stop - t)
-            _run_block(trainer, backend, t, count, length, lrk, rows)
+            _run_block(trainer, backend, form, t, count, length, rows)
             t, _ = t + count, bar.update(count)
     return rows
 
 
-def _run_block(trainer, backend, start, count, length, lrk, rows):
+def _run_block(trainer, backend, form, start, count, length, rows):
     """Trials ``start .. start + count - 1`` in one simulation of ``length`` trials (the rest padding)."""
     protocol, rule = trainer.protocol, trainer.rule
     inputs, targets, noise, seeds = [], [], [[] for _ in trainer.weights], []
@@ -99,16 +92,15 @@ def _run_block(trainer, backend, start, count, length, lrk, rows):
         stacked = np.asarray(parts, float)
         return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
 
+    values = form.values(rule, backend.blueprint.layout, [block(n) for n in noise])
     weights, losses = backend.run(seed=seeds[0], weights=trainer.weights, inputs=block(inputs), targets=block(targets),
-                                  noise=[block(n) for n in noise], active=np.r_[np.ones(count), np.zeros(pad)],
-                                  lrk=lrk)
+                                  active=np.r_[np.ones(count), np.zeros(pad)], values=values)
     no_update = [np.zeros_like(w) for w in trainer.weights]  # the block's updates are checked below, once
     for t, loss in enumerate(losses[:count, :trainer.batch].mean(axis=1), start=start):
         trainer.check_trial(t, float(loss), no_update, rows)
         if trainer.logs_trial(t):
             rows.append((t, "", "loss", float(loss)))
     if not all(np.all(np.isfinite(w)) for w in weights):
-        from .trainer import check_update_finite  # (the trainer imports this module)
         check_update_finite(rule, [w - w0 for w, w0 in zip(weights, trainer.weights)],
                             f"at trial {start + count - 1} (in a block)", protocol.file)
     trainer.weights = [np.array(w) for w in weights]

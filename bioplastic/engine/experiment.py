@@ -11,9 +11,8 @@ import numpy as np
 
 from .. import rng as rng_streams
 from ..errors import RunawayError
-from ..networks import RECURRENT_FAMILIES
-from ..networks.spiking_network import SpikingBlueprint
-from ..rules import RULES, RunContext
+from ..registry import FAMILIES
+from ..rules import RULES, RunContext, rule_code
 from ..rules.builders import contributor
 from ..tasks import TASKS
 from .backends import get_backend
@@ -28,13 +27,10 @@ class Experiment:
         self.rule = RULES[protocol.rule_kind](protocol.rule)
         self.task = TASKS[protocol.task_kind](protocol.task, model, protocol.seed)
         self.steps = int(round(float(self.task.duration / model.dt)))
+        self.adapter = FAMILIES[model.family]
         contributors = [self.task.contribute, contributor(self.rule, model), self.task.contribute_after_rule]
-        if model.family in RECURRENT_FAMILIES:
-            self.blueprint = RECURRENT_FAMILIES[model.family][0](model, self.task.copies, self.steps,
-                                                                 seed=protocol.seed, contributors=contributors)
-        else:
-            self.blueprint = SpikingBlueprint(model, self.task.copies, self.steps, blocks=self.task.blocks,
-                                              seed=protocol.seed, contributors=contributors)
+        self.blueprint = self.adapter.experiment_blueprint(model, self.steps, self.task.copies, self.task.blocks,
+                                                           seed=protocol.seed, contributors=contributors)
         self.backend = get_backend(protocol.training.backend, self.blueprint, protocol.training.threads)
 
     def run(self):
@@ -48,20 +44,19 @@ class Experiment:
         """
         protocol, layout = self.protocol, self.blueprint.layout
         seed = protocol.seed
-        weights = self.task.initial_weights(protocol.model.init_weights(rng_streams.stream(seed, "init"), seed),
-                                            layout)
+        with rule_code(self.rule, "constrain"):  # as the trainer does: the rule's range from the start
+            initial = self.rule.constrain(protocol.model.init_weights(rng_streams.stream(seed, "init"), seed))
+        weights = self.task.initial_weights(initial, layout)
         weights = [np.broadcast_to(w, (layout.copies,) + w.shape[-len(p.shape):])
                    for w, p in zip(weights, layout.projections)]
         context = RunContext(layout.copies, np.zeros(layout.copies, int), dry_run=False, continuous=True, layout=layout)
-        inputs, values = self.task.run_values(layout, rng_streams.stream(seed, "inputs"))
-        values = {**values, **self.rule.run_values(context)}
-        if protocol.model.family == "spiking":
-            values[("guard", "max_rate")] = float(protocol.training.max_rate)
-        if protocol.model.family in RECURRENT_FAMILIES:
-            values.update(RECURRENT_FAMILIES[protocol.model.family][1](protocol.model, seed, layout.copies))
+        inputs, values = self.task.experiment_values(layout, rng_streams.stream(seed, "inputs"))
+        with rule_code(self.rule, "run_values"):
+            values = {**values, **self.rule.run_values(context)}
+        values.update(self.adapter.model_values(protocol, layout.copies))
         observed = self.backend.run(weights=weights, inputs=inputs, values=values,
                                     seed=int(rng_streams.stream(seed, "run_seeds").integers(2 ** 31)))
         metrics = self.task.metrics(observed, layout)
         if observed.stopped_at is not None:
             raise RunawayError(observed.stopped_at, protocol.training.max_rate, file=protocol.file, metrics=metrics)
-        return metrics, self.task.tables(observed, layout), self.task.summary(metrics, observed, layout, self.blueprint.recipe.notes)
+        return metrics, self.task.tables(observed, layout), self.task.summary(metrics, observed, layout, self.blueprint.recipe)

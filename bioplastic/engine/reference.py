@@ -1,4 +1,5 @@
-r"""Reference gradients of the objective the rules follow, looked up by model family.
+r"""Reference gradients of the objective the rules follow; each model family's adapter
+(:mod:`bioplastic.engine.families`) names its own.
 
 * ``bptt`` (rate networks): exact, backwards through the trajectory Brian2 recorded for the
   trial's clean copies (:mod:`bioplastic.gradients.bptt`).
@@ -32,39 +33,14 @@ from ..networks.rate_math import flatten, unflatten
 from ..tasks.base import Batch
 from ..networks.recurrent_rate_math import bptt as recurrent_bptt
 
-REFERENCES = {"rate": "bptt", "recurrent_rate": "bptt", "recurrent_spiking": "surrogate", "spiking": "finite_difference"}
-
-
-def reference_name(protocol):
-    """The reference a protocol's cosines are measured against (``analysis.reference`` or its family's own)."""
-    return reference_for(protocol.model.family, protocol.analysis.reference)
-
-
-def reference_for(family, chosen="auto"):
-    """``chosen`` (``analysis.reference``), or the model family's own reference when it is ``auto``."""
-    return REFERENCES[family] if chosen == "auto" else chosen
-
-
-def reference_gradient(trainer, batch, observed):
-    """The reference of ``trainer``'s model family at its current weights."""
-    name = REFERENCES[trainer.family]
-    if trainer.family == "recurrent_rate":
-        return recurrent_bptt_gradient(trainer, batch, observed)
-    if trainer.family == "recurrent_spiking":
-        return surrogate_gradient(trainer, batch, observed)
-    if name == "bptt":
-        model, size = trainer.protocol.model, trainer.batch
-        observed = clean_run(trainer, batch, observed)
-        outputs = observed.final[-1][:size]
-        g = bptt(trainer.weights, batch.inputs, observed.trajectory, trainer.task.output_gradient(outputs, batch.targets),
-                 model.activation, model.a)
-        return Gradient(g.weights, g.nodes, "bptt", True)
-    elif name == "finite_difference":
-        analysis = trainer.protocol.analysis
-        return expected_loss_gradient(trainer, np.asarray(batch.conditions)[:trainer.batch], analysis.fd_samples,
-                                      analysis.fd_eps)
-    else:
-        raise ValueError(f"reference: must be one of {', '.join(REFERENCES.values())} (got {name!r})")
+def feedforward_bptt_gradient(trainer, batch, observed):
+    """BPTT through the recorded trajectory of the trial's clean copies of a feed-forward rate network."""
+    model, size = trainer.protocol.model, trainer.batch
+    observed = clean_run(trainer, batch, observed)
+    outputs = observed.final[-1][:size]
+    g = bptt(trainer.weights, batch.inputs, observed.trajectory, trainer.task.output_gradient(outputs, batch.targets),
+             model.activation, model.a)
+    return Gradient(g.weights, g.nodes, "bptt", True)
 
 
 def clean_run(trainer, batch, observed):
@@ -139,7 +115,6 @@ def eprop_with_true_signal(trainer, batch):
     (deterministic) network, whose e-prop reads that signal instead of its feedback, accumulates
     Σ_t L_j[t] e_ji[t] in its synapses."""
     from ..gradients.surrogate import true_learning_signal
-    from ..networks import RECURRENT_FAMILIES
     from ..rules.builders import contributor
     from ..rules.eprop import GIVEN_SIGNAL
     from .backends import get_backend
@@ -153,8 +128,8 @@ def eprop_with_true_signal(trainer, batch):
     signals = np.stack([true_learning_signal(params, weights["recurrent"], weights["readout"], size * y_grad, tr)
                         for tr, y_grad in _recorded_examples(trainer, batch, observed)], axis=1)
     rule = trainer.rule.with_given_signal()
-    blueprint = RECURRENT_FAMILIES[trainer.family][0](
-        model, size, trainer.steps, seed=protocol.seed,
+    blueprint = trainer.adapter.trial_blueprint(
+        model, trainer.steps, 1, 1, size, record=0, seed=protocol.seed,
         contributors=[trainer.task.contribute, contributor(rule, model), trainer.task.contribute_after_rule])
     blueprint.with_rule = True
     backend = get_backend(protocol.training.backend, blueprint, protocol.training.threads)

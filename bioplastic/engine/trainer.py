@@ -9,8 +9,9 @@ The same loop trains feed-forward rate, recurrent rate, spiking and recurrent LI
 with between-trials rules (WP, NP, backprop) and in-network rules (R-STDP, EH, Miconi, Hoerzer,
 e-prop, ...): for an in-network rule the run itself accumulates the change, an eligibility or a
 gradient estimate (``dw_<rule>``, ``e_<rule>``, ``g_eprop``) and the rule reads it back. What
-differs by model family is looked up, not branched on in the rule: the network's blueprint, the input of the copies and the run values,
-and the reference gradient (:mod:`bioplastic.engine.reference`).
+differs by model family is looked up in the family's adapter (:mod:`bioplastic.engine.families`),
+never branched on: the network's blueprint, how copies read inputs, the model's run values and
+the reference gradient.
 """
 
 import copy
@@ -25,14 +26,13 @@ from .. import rng as rng_streams
 from ..analysis import compare
 from ..analysis.estimators import EstimatorAccumulator
 from ..errors import DivergenceError, RunawayError
-from ..networks import RECURRENT_FAMILIES
-from ..networks.rate import RateBlueprint
-from ..networks.spiking_network import SpikingBlueprint
+from ..registry import FAMILIES
 from ..rules import RULES, RunContext, TrialData, checked_update, rule_code
+from ..rules.base import check_update_finite
 from ..rules.builders import contributor
 from ..tasks import TASKS
 from .backends import get_backend
-from .reference import reference_gradient
+from .block_loop import train_in_blocks, uses_block_loop
 
 
 class Trainer:
@@ -46,7 +46,7 @@ class Trainer:
     def __init__(self, protocol):
         self.protocol = protocol
         model = protocol.model
-        self.family = model.family
+        self.adapter = FAMILIES[model.family]
         self.rule = RULES[protocol.rule_kind](protocol.rule)
         seed = protocol.seed
         self.task = TASKS[protocol.task_kind](protocol.task, model, seed)
@@ -58,39 +58,24 @@ class Trainer:
         self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
         self.batch = protocol.task.batch
         # A trial records the trajectory of its clean copies only for a reference gradient: when the
-        # rule needs one (backprop) or the analysis compares with one. An in-network rule on a
-        # recurrent network gets its reference from a run of its own, so its trials record none.
-        in_network = self.rule.realisation == "in_network"
+        # rule needs one (backprop) or the analysis compares with one. An in-network rule gets its
+        # reference from a run of its own, so its trials record none.
         needs_trajectory = self.rule.needs_gradient or protocol.analysis.every > 0
-        self.backend = self.backend_for(samples=1, record=needs_trajectory and not (
-            self.family in RECURRENT_FAMILIES and in_network))
+        self.backend = self.backend_for(samples=1, record=needs_trajectory and self.rule.realisation != "in_network")
         self._reference = None  # (weights it was computed at, gradient)
 
     # -- the network ----------------------------------------------------------------------------
     def blueprint(self, variants, samples=1, record=True, with_rule=True):
         """The network of ``samples`` blocks of ``variants * batch`` copies (with the in-network
         rule built in unless ``with_rule`` is False)."""
-        model, batch = self.protocol.model, self.batch
-        copies = samples * variants * batch
-        if self.family == "rate":
-            return RateBlueprint(model, copies, self.steps, record=batch if record else 0)
         contributors = [self.task.contribute]
         with_rule = with_rule and self.rule.realisation == "in_network"
         if with_rule:
-            contributors.append(contributor(self.rule, model))
+            contributors.append(contributor(self.rule, self.protocol.model))
         contributors.append(self.task.contribute_after_rule)
-        if self.family in RECURRENT_FAMILIES:
-            blueprint_class = RECURRENT_FAMILIES[self.family][0]
-            blueprint = blueprint_class(model, copies, self.steps, record=batch if record else 0,
-                                        seed=self.protocol.seed, contributors=contributors)
-            blueprint.with_rule = with_rule
-            return blueprint
-        # Sample s, variant v, example b reads input block s * B + b: the variants of one example
-        # share its input spikes (common random numbers); every sample has fresh ones.
-        copy = np.arange(copies)
-        blocks = (copy // (variants * batch)) * batch + copy % batch
-        blueprint = SpikingBlueprint(model, copies, self.steps, blocks=samples * batch, seed=self.protocol.seed,
-                                     contributors=contributors, input_block=blocks)
+        blueprint = self.adapter.trial_blueprint(self.protocol.model, self.steps, variants, samples, self.batch,
+                                                 record=self.batch if record else 0, seed=self.protocol.seed,
+                                                 contributors=contributors)
         blueprint.with_rule = with_rule
         return blueprint
 
@@ -105,16 +90,9 @@ class Trainer:
         rule = self.rule if rule is None else rule
         extra = values or {}
         seed = int(self.seed_rng.integers(2 ** 31))
-        inputs = np.asarray(batch.inputs)
-        if self.family == "rate":
-            return backend.run(weights=weights, inputs=_tiled(inputs, backend.copies), perts=perts, seed=seed)
         layout = backend.blueprint.layout
-        if self.family in RECURRENT_FAMILIES:  # every copy reads its own stimulus; one batch for all samples
-            conditions, inputs = _tiled(np.asarray(batch.conditions), layout.copies), _tiled(inputs, layout.copies)
-            values = RECURRENT_FAMILIES[self.family][1](self.protocol.model, self.protocol.seed, layout.copies)
-        else:  # spiking: copies read input blocks
-            conditions = np.asarray(batch.conditions)[layout.input_block]
-            values = {("guard", "max_rate"): float(self.protocol.training.max_rate)}
+        conditions, inputs = self.adapter.copy_inputs(batch, backend.blueprint)
+        values = self.adapter.model_values(self.protocol, backend.copies)
         values.update(self.task.run_values(batch, layout))
         if backend.blueprint.with_rule:
             with rule_code(rule, "run_values"):
@@ -162,9 +140,10 @@ class Trainer:
         results = []
         for s, perturbation in enumerate(perturbations):
             sample_final = [f[s] for f in final]
-            targets = np.asarray(batch.targets)[s * size:(s + 1) * size] if self.family == "spiking" else batch.targets
-            conditions = np.asarray(batch.conditions)[s * size:(s + 1) * size] if self.family == "spiking" \
-                else batch.conditions
+            targets, conditions = batch.targets, batch.conditions
+            if self.adapter.fresh_inputs_per_sample:  # the batch holds one block of examples per sample
+                targets = np.asarray(targets)[s * size:(s + 1) * size]
+                conditions = np.asarray(conditions)[s * size:(s + 1) * size]
             trial = TrialData(self.weights, self.task.losses(sample_final[-1], targets), sample_final, gradient,
                               deltas=None if deltas is None else
                               [d.reshape((room, variants, size) + d.shape[1:])[s, 0] for d in deltas],
@@ -185,8 +164,8 @@ class Trainer:
         """The reference gradient at the current weights (see :mod:`bioplastic.engine.reference`)."""
         if self._reference is not None and all(np.array_equal(a, b) for a, b in zip(self._reference[0], self.weights)):
             return self._reference[1]
-        gradient = reference_gradient(self, batch, observed)
-        if self.family == "spiking" or (self.family in RECURRENT_FAMILIES and self.rule.realisation == "in_network"):
+        gradient = self.adapter.reference_gradient(self, batch, observed)
+        if self.adapter.reference_apart or self.rule.realisation == "in_network":
             # computed in runs of its own, independent of the trial's noise: keep it at these weights
             self._reference = ([w.copy() for w in self.weights], gradient)
         return gradient
@@ -223,7 +202,6 @@ class Trainer:
         RunawayError
             When a spiking network's population rate exceeds ``training.max_rate``.
         """
-        from .block_loop import train_in_blocks, uses_block_loop
         if uses_block_loop(self.protocol):
             rows = train_in_blocks(self, progress)
         else:
@@ -274,7 +252,7 @@ class Trainer:
         per_sample = self.rule.variants * self.batch
         chunk = max(1, min(samples, max_copies // per_sample))
         backend = self.backend_for(chunk)
-        if getattr(self.rule, "calibrate_on_samples", False):
+        if self.rule.calibration == "samples":
             # The baseline of the very samples drawn below (their reward's mean): a first pass
             # keeps only the rewards, then the random streams are rewound and the same samples
             # drawn again. A baseline from other samples would be off by its standard error,
@@ -284,7 +262,7 @@ class Trainer:
             self.rule.calibrate([dataclasses.replace(trial, deltas=None, final=[], gradient=None)
                                  for trial, _ in self._draw(first, samples, backend, chunk)])
             self.seed_rng, self.noise_rng, self.input_rng = streams
-        elif hasattr(self.rule, "calibrate"):  # e.g. a reward baseline at its converged value for these weights
+        elif self.rule.calibration == "chunk":  # e.g. a reward baseline at its converged value for these weights
             self.rule.calibrate([trial for trial, _ in self._draw(first, chunk, backend, chunk)])
         records, total = [], None
         accumulator = EstimatorAccumulator(samples)
@@ -335,7 +313,7 @@ class Trainer:
         for start in range(0, samples, chunk):
             count = min(chunk, samples - start)
             perturbations = [self._perturb() for _ in range(count)]
-            batch = first if self.family != "spiking" else self.task.sample(
+            batch = first if not self.adapter.fresh_inputs_per_sample else self.task.sample(
                 self.input_rng, batch=chunk * self.batch, conditions=np.tile(first.conditions, chunk))
             yield from self._run_samples(batch, perturbations, backend, with_gradient=True, dry_run=True)
             if bar is not None:
@@ -365,18 +343,6 @@ class Trainer:
                                   self.protocol.rule.lr if not isinstance(self.protocol.rule.lr, Quantity)
                                   else str(self.protocol.rule.lr), file=self.protocol.file)
         check_update_finite(self.rule, update, f"at trial {t} (loss {loss:.3g})", self.protocol.file)
-
-
-def _tiled(array, copies):
-    """``array`` (examples, ...) repeated along its first axis to fill ``copies``."""
-    return np.tile(array, (copies // len(array),) + (1,) * (array.ndim - 1))
-
-
-def check_update_finite(rule, update, where, file):
-    """A non-finite update at a finite loss is the rule's doing: name it."""
-    if not all(np.all(np.isfinite(u)) for u in update):
-        raise DivergenceError("rule.kind", f"the rule {rule.kind!r} returned a non-finite update {where}", rule.kind,
-                              file=file)
 
 
 __all__ = ["Trainer"]

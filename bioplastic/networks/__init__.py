@@ -1,25 +1,39 @@
 """Brian2 networks built from model specs: rate networks (feed-forward or recurrent), spiking
-(LIF, Izhikevich) networks and recurrent LIF/ALIF networks with a read-out over time."""
+(LIF, Izhikevich) networks and recurrent LIF/ALIF networks with a read-out over time.
 
-from .rate import RateModelSpec, RateNetwork, build_rate_network, init_weights
-from . import alif, recurrent_rate
+Model kinds are registered (:func:`register_model_kind`): a plugin adds one with its spec class,
+whose ``family`` names the family adapter that builds and runs it
+(:mod:`bioplastic.engine.families`).
+"""
+
+from ..registry import Registry
 from .alif import AlifModelSpec
+from .rate import RateModelSpec, RateNetwork, init_weights
 from .recurrent_rate import RecurrentRateModelSpec
 from .spiking import IzhikevichModelSpec, LifModelSpec, SpikingModelSpec
 
-MODEL_KINDS = {"rate": RateModelSpec, "lif": LifModelSpec, "izhikevich": IzhikevichModelSpec, "alif": AlifModelSpec}
-# Recurrent families with a read-out over time: family -> (blueprint class, model_values function
-# giving the run values that come from the model spec and seed rather than from the build).
-RECURRENT_FAMILIES = {"recurrent_rate": (recurrent_rate.RecurrentRateBlueprint, recurrent_rate.model_values),
-                      "recurrent_spiking": (alif.AlifBlueprint, alif.model_values)}
+MODEL_KINDS = Registry("model kind")  # model.kind -> spec class
+
+
+def register_model_kind(spec_class, *, override=False):
+    """Make ``spec_class`` (a frozen dataclass of ``param`` fields with ``kind`` and ``family``)
+    the model of ``model.kind = spec_class.kind``. A spec class may choose another class for some
+    tables by a classmethod ``variant(table)`` (a rate model with ``recurrent = true``)."""
+    for attribute in ("kind", "family"):
+        if not isinstance(getattr(spec_class, attribute, None), str):
+            raise ValueError(f"{spec_class.__name__}.{attribute}: must be a string naming the model's {attribute}")
+    return MODEL_KINDS.register(spec_class.kind, spec_class, override=override)
 
 
 def model_spec_class(kind, table):
-    """The spec class of a model table: ``kind``, and for rate models its ``recurrent`` flag."""
-    if kind == "rate" and table.get("recurrent") is True:
-        return RecurrentRateModelSpec
-    return MODEL_KINDS[kind]
+    """The spec class of a model table of ``kind`` (its ``variant`` for that table, where it has one)."""
+    spec_class = MODEL_KINDS[kind]
+    return spec_class.variant(table) if hasattr(spec_class, "variant") else spec_class
 
 
-__all__ = ["MODEL_KINDS", "RECURRENT_FAMILIES", "AlifModelSpec", "model_spec_class", "RateModelSpec", "RecurrentRateModelSpec", "RateNetwork",
-           "build_rate_network", "init_weights", "LifModelSpec", "IzhikevichModelSpec", "SpikingModelSpec"]
+for _spec in (RateModelSpec, LifModelSpec, IzhikevichModelSpec, AlifModelSpec):
+    register_model_kind(_spec)
+
+__all__ = ["MODEL_KINDS", "AlifModelSpec", "model_spec_class", "register_model_kind", "RateModelSpec",
+           "RecurrentRateModelSpec", "RateNetwork", "init_weights", "LifModelSpec", "IzhikevichModelSpec",
+           "SpikingModelSpec"]

@@ -53,8 +53,8 @@ from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS
 # synapse; the presynaptic traces. Then the 'synapses' slot delivers this step's spikes and
 # nonzero inputs to I_rec and I_in (event-driven: at 50 Hz input and 25 Hz firing, about 4% of
 # the synapses per step instead of all of them), and the neurons' state update runs at 'end'.
-SPIKE_ORDER, SUMMED_ORDER, READOUT_ORDER, ERROR_ORDER, SIGNAL_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER, STATE_ORDER = \
-    -9, -8, -6, -5, -4, -3, -2, -1
+STEP = dict(spike=-9, summed=-8, readout=-6, error=-5, signal=-4, eligibility=-3, trace=-2,
+            state=-1)  # slot -> order
 CONNECTIONS = {name: (syn, pre, post, {"I_in": "I_in", "I_rec": "I_rec", "z_syn": "y_syn"}[target])
                for name, (syn, pre, post, target) in _RATE_CONNECTIONS.items() if name != "feedback"}
 SURROGATES = {
@@ -142,7 +142,7 @@ def base_recipe(layout, record=0):
     recipe.run_value(STIMULUS, "values", 0.0)
     source = recipe.group("input", layout.size("input"), method="exact")
     source.add("r : 1")  # 'r' as in the rate networks: what the input synapses carry
-    source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=SPIKE_ORDER)
+    source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=STEP["spike"])
     source.events["active"] = "r != 0"
     neurons = recipe.group("neurons", layout.size("neurons"), method="exact")
     neurons.add("v : 1", "a : 1", "A : 1", "z : 1", "psi : 1", "I_rec : 1", "I_in : 1", "pert : 1",
@@ -151,15 +151,15 @@ def base_recipe(layout, record=0):
     neurons.initial["beta"] = np.tile(spec.betas, copies)
     psi = SURROGATES[spec.surrogate][0]
     neurons.regular["spike"] = Regular(["A = v_th + beta * a", "z = int(v >= A)", f"psi = gamma / v_th * {psi}"],
-                                       when="groups", order=SPIKE_ORDER)
+                                       when="groups", order=STEP["spike"])
     neurons.events["active"] = "z != 0"
     # After the 'synapses' slot, where this step's spikes and inputs delivered I_rec and I_in.
     neurons.regular["state"] = Regular(["v = alpha * v + I_rec + I_in + pert - v_th * z", "a = rho * a + z",
-                                        "I_rec = 0", "I_in = 0"], when="end", order=STATE_ORDER)
+                                        "I_rec = 0", "I_in = 0"], when="end", order=STEP["state"])
     readout = recipe.group("readout", layout.size("readout"), method="exact")
     readout.add("y : 1", "y_syn : 1", "pert : 1")
     readout.namespace["kappa"] = spec.kappa
-    readout.regular["readout"] = Regular(["y = kappa * y + y_syn + pert"], when="groups", order=READOUT_ORDER)
+    readout.regular["readout"] = Regular(["y = kappa * y + y_syn + pert"], when="groups", order=STEP["readout"])
     for name, (synapses, pre, post, target) in CONNECTIONS.items():
         n_post, n_pre = spec.shape(name)
         c, k, o = np.meshgrid(np.arange(copies), np.arange(n_pre), np.arange(n_post), indexing="ij")
@@ -167,7 +167,7 @@ def base_recipe(layout, record=0):
         activity = "r" if name == "input" else "z"
         if name == "readout":  # needed within the step (by a rule's error): a sum over every synapse
             syn.add("w : 1", f"{target}_post = w * {activity}_pre : 1 (summed)")
-            syn.summed_order[f"{target}_post"] = SUMMED_ORDER
+            syn.summed_order[f"{target}_post"] = STEP["summed"]
         else:  # event-driven: only the active inputs and the neurons that spiked this step
             syn.add("w : 1")
             syn.on_pre["pre"] = [f"{target}_post += w * {activity}_pre"]
@@ -183,7 +183,7 @@ def base_recipe(layout, record=0):
         group = recipe.group(projection.pre)
         variable = "r" if projection.pre == "input" else "z"
         group.add("r_sum : 1")
-        group.regular["r_sum"] = Regular([f"r_sum += {variable}"], when="groups", order=TRACE_ORDER)
+        group.regular["r_sum"] = Regular([f"r_sum += {variable}"], when="groups", order=STEP["trace"])
     return recipe
 
 

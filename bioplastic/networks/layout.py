@@ -22,7 +22,11 @@ class Projection:
 
 @dataclass
 class Layout:
-    """Names and sizes of a replicated spiking network (no Brian2 objects)."""
+    """Names and sizes of a replicated network (no Brian2 objects).
+
+    A run holds ``trials`` trials of ``steps`` steps each (one, except in a block of the block
+    loop); its copies are ``copies // batch`` variants of ``batch`` examples (copy ``c`` is variant
+    ``c // batch`` on example ``c % batch``)."""
 
     spec: object
     copies: int
@@ -35,6 +39,8 @@ class Layout:
     input: str | None = None  # the input spike sources (feed-forward)
     output: str = ""  # the group whose neurons the task reads out
     input_block: np.ndarray = None  # (copies,): the input block every copy reads
+    trials: int = 1  # trials per run
+    batch: int = 1  # examples per variant
 
     def __post_init__(self):
         if self.input_block is None:
@@ -52,6 +58,11 @@ class Layout:
     def duration(self):
         return self.steps * self.spec.dt
 
+    @property
+    def period(self):
+        """One trial's length."""
+        return self.steps * self.spec.dt
+
     def copy_index(self, group):
         """The copy that every neuron of ``group`` belongs to (the input group: its block)."""
         return np.repeat(np.arange(self.blocks if group == self.input else self.copies), self.groups[group])
@@ -66,3 +77,14 @@ def checked_array(name, array, shape):
     if array.shape != shape:
         raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
     return np.ascontiguousarray(array).ravel()
+
+
+def synapse_order(weights):
+    """Weights (..., n_post, n_pre) as the flat synapse order of the recipe (presynaptic-major)."""
+    return np.ascontiguousarray(np.swapaxes(np.asarray(weights, float), -1, -2)).ravel()
+
+
+def matrix_order(values, copies, shape):
+    """A synaptic variable in synapse order back to (copies, n_post, n_pre)."""
+    n_post, n_pre = shape
+    return np.swapaxes(np.asarray(values).reshape(copies, n_pre, n_post), -1, -2)

@@ -58,7 +58,7 @@ def schedule(recipe, layout, levels=None, pulses=None):
             recipe.run_value(name, "values", 0.0)
             code.append(f"{variable} = {name}(t, i)")
     if pulses:
-        recipe.notes["reward_pulses"] = True
+        recipe.reward_pulses = True
     group.regular["schedule"] = Regular(code, when="before_thresholds", order=0)
 
 

@@ -13,17 +13,17 @@ trials cost one run. Weights are an array of shape ``(copies, n_out, n_in)`` per
 to the synapses in that order.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Network, NeuronGroup, StateMonitor, Synapses, ms
+from brian2 import ms
 
 from ..errors import SpecError
 from ..spec import layer_sizes, param, positive, validate
 from .clocks import NamedClock
+from .layout import Layout, Projection, checked_array, matrix_order, synapse_order
 from .rate_math import ACTIVATIONS
+from .recipe import BuiltNetwork, Recipe, Regular
 
 _BRIAN_ACTIVATION = {
     "linear": "{u}",
@@ -76,6 +76,14 @@ class RateModelSpec:
     family = "rate"
     kind = "rate"
 
+    @classmethod
+    def variant(cls, table):
+        """``recurrent = true`` selects the recurrent rate model and its keys."""
+        if table.get("recurrent") is True:
+            from .recurrent_rate import RecurrentRateModelSpec
+            return RecurrentRateModelSpec
+        return cls
+
     @property
     def shapes(self):
         """(n_out, n_in) of every weight matrix."""
@@ -102,61 +110,81 @@ class Observation:
 
     final: list
     trajectory: list | None
+    stopped_at: object = None  # a rate network never stops early
 
 
-class RateNetwork:
+def make_layout(spec, copies, steps):
+    """The groups and plastic projections of ``copies`` feed-forward networks (``layer0`` the input)."""
+    layout = Layout(spec, int(copies), int(steps), blocks=int(copies), input="layer0",
+                    output=f"layer{len(spec.sizes) - 1}")  # every copy reads its own input row
+    for l, n in enumerate(spec.sizes):
+        layout.groups[f"layer{l}"] = n
+    layout.layers = [f"layer{l}" for l in range(1, len(spec.sizes))]
+    layout.projections = [Projection(f"weights{l}", f"layer{l - 1}", f"layer{l}", shape)
+                          for l, shape in enumerate(spec.shapes, start=1)]
+    return layout
+
+
+def connect_dense(recipe, projection, copies):
+    """The block-diagonal dense synapses of ``projection`` with ``I_post = w * r_pre``, stored
+    presynaptic-major (:func:`~bioplastic.networks.layout.synapse_order`): consecutive synapses add
+    into different targets, so the summed input's loop has no chain of dependent adds. Each target
+    still sums its inputs in the order of their presynaptic index, as the NumPy maths does."""
+    n_out, n_in = projection.shape
+    c, i, o = np.meshgrid(np.arange(copies), np.arange(n_in), np.arange(n_out), indexing="ij")
+    syn = recipe.connect(projection.synapses, projection.pre, projection.post, (c * n_in + i).ravel(),
+                         (c * n_out + o).ravel())
+    syn.add("w : 1", "I_post = w * r_pre : 1 (summed)")
+    return syn
+
+
+def base_recipe(layout, record):
+    """The network of ``layout`` as a recipe: rate neurons, block-diagonal dense weights, and the
+    rates of the first ``record`` copies recorded at the start of every step (for BPTT)."""
+    spec, copies = layout.spec, layout.copies
+    recipe = Recipe(spec.dt)
+    recipe.group("layer0", layout.size("layer0")).add("r : 1")
+    f = _BRIAN_ACTIVATION[spec.activation].format(u="I + pert")
+    for projection in layout.projections:
+        n_out, post = projection.shape[0], projection.post
+        group = recipe.group(post, layout.size(post), method="euler")
+        group.add(f"dr/dt = (-r + {f}) / tau : 1", "I : 1", "pert : 1")
+        group.namespace["tau"] = spec.tau
+        connect_dense(recipe, projection, copies)
+        if record:
+            recipe.monitor(f"rates{post[len('layer'):]}", post, variables=("r",), record=np.arange(record * n_out),
+                           when="start")
+    return recipe
+
+
+class RateNetwork(BuiltNetwork):
     """The Brian2 objects of ``copies`` replicated rate networks, for one trial duration.
 
     The first ``record`` copies have every layer's rate recorded at every step (these are the
     clean copies whose trajectory the BPTT reference runs through).
     """
 
-    def __init__(self, spec, copies, steps, record=0):
-        self.spec, self.copies, self.steps, self.record = spec, copies, steps, record
-        self.duration = steps * spec.dt
-        # Explicit names keep the generated code identical between builds, so a cached
-        # standalone build is reused.
-        self.clock = NamedClock(spec.dt, name="trial_clock")
-        self.input = NeuronGroup(copies * spec.sizes[0], "r : 1", clock=self.clock, name="layer0")
-        f = _BRIAN_ACTIVATION[spec.activation].format(u="I + pert")
-        eqs = f"dr/dt = (-r + {f}) / tau : 1\nI : 1\npert : 1"
-        self.layers, self.synapses, self.monitors = [], [], []
-        pre = self.input
-        for l, (n_out, n_in) in enumerate(spec.shapes, start=1):
-            group = NeuronGroup(copies * n_out, eqs, method="euler", clock=self.clock, name=f"layer{l}",
-                                namespace={"tau": spec.tau}, order=0)
-            syn = Synapses(pre, group, "w : 1\nI_post = w * r_pre : 1 (summed)", clock=self.clock,
-                           name=f"weights{l}")
-            c, o, i = np.meshgrid(np.arange(copies), np.arange(n_out), np.arange(n_in), indexing="ij")
-            syn.connect(i=(c * n_in + i).ravel(), j=(c * n_out + o).ravel())
-            self.layers.append(group)
-            self.synapses.append(syn)
-            if record:
-                self.monitors.append(StateMonitor(group, "r", record=np.arange(record * n_out),
-                                                  clock=self.clock, name=f"rates{l}"))
-            pre = group
-        self.network = Network(self.input, *self.layers, *self.synapses, *self.monitors, name="rate_network")
-        self.objects = {obj.name: obj for obj in (self.input, *self.layers, *self.synapses, *self.monitors)}
+    def __init__(self, layout, recipe, objects, network, record):
+        super().__init__(layout, recipe, objects, network)
+        self.spec, self.copies, self.record = layout.spec, layout.copies, record
 
-    def assignments(self, weights, inputs, perts=None):
+    def assignments(self, weights, inputs, perts=None, values=None):
         """The trial's values as ``{brian2 variable: flat array}`` (run_args in standalone).
 
         ``weights``: per layer, (copies, n_out, n_in); ``inputs``: (copies, n_0);
-        ``perts``: per layer, (copies, n_l), or None for no perturbation.
+        ``perts``: per layer, (copies, n_l), or None for no perturbation; ``values``:
+        ``{(owner, variable): value}`` for the run values that contributors declared.
         """
-        def checked(name, array, shape):
-            array = np.asarray(array, float)
-            if array.shape != shape:
-                raise ValueError(f"{name}: must have shape {shape} (got {array.shape})")
-            return np.ascontiguousarray(array).ravel()
-
-        values = {self.input.r: checked("inputs", inputs, (self.copies, self.spec.sizes[0]))}
-        for l, (syn, w) in enumerate(zip(self.synapses, weights)):
-            values[syn.w] = checked(f"weights[{l}]", w, (self.copies,) + self.spec.shapes[l])
+        layout = self.layout
+        out = self.run_value_assignments(dict(values or {}))
+        out[self.objects["layer0"].r] = checked_array("inputs", inputs, (self.copies, self.spec.sizes[0]))
+        for l, (projection, w) in enumerate(zip(layout.projections, weights)):
+            checked_array(f"weights[{l}]", w, (self.copies,) + projection.shape)
+            out[self.objects[projection.synapses].w] = synapse_order(w)
         if perts is not None:
-            for l, (group, p) in enumerate(zip(self.layers, perts)):
-                values[group.pert] = checked(f"perts[{l}]", p, (self.copies, self.spec.sizes[l + 1]))
-        return values
+            for l, (group, p) in enumerate(zip(layout.layers, perts)):
+                out[self.objects[group].pert] = checked_array(f"perts[{l}]", p, (self.copies, layout.groups[group]))
+        return out
 
     def read(self, get):
         """Final rates per layer (input first), each (copies, n_l), and the recorded trajectories,
@@ -164,34 +192,161 @@ class RateNetwork:
 
         ``get(object name, variable)`` returns a variable's raw values (the backend's reader).
         """
-        final = [get(g.name, "r").reshape(self.copies, -1) for g in (self.input, *self.layers)]
+        layout = self.layout
+        final = [get(name, "r").reshape(self.copies, -1) for name in ("layer0", *layout.layers)]
         trajectory = None
         if self.record:
-            trajectory = [get(m.name, "r").reshape(-1, self.record, n) for m, n in
-                          zip(self.monitors, self.spec.sizes[1:])]
+            trajectory = [get(f"rates{l}", "r").reshape(-1, self.record, n) for l, n in
+                          enumerate(self.spec.sizes[1:], start=1)]
         return Observation(final, trajectory)
 
 
-def build_rate_network(spec, copies, steps, record=0):
-    """Create the Brian2 objects of ``copies`` replicated networks on the active device."""
-    if copies < 1:
-        raise ValueError(f"copies: must be >= 1 (got {copies})")
-    return RateNetwork(spec, copies, steps, record)
-
-
 class RateBlueprint:
-    """``copies`` rate networks for trials of ``steps`` steps, as a backend builds them.
+    """``copies`` rate networks for trials of ``steps`` steps, with every contribution
+    (``contributors``: ``f(recipe, layout)``, the task's and an in-network rule's builders)
+    folded in; its key is the recipe's."""
 
-    The key covers every field that reaches the generated code (the equations are fixed by the
-    activation; ``tau`` is a namespace constant)."""
-
-    def __init__(self, spec, copies, steps, record=0):
+    def __init__(self, spec, copies, steps, record=0, contributors=()):
+        if copies < 1:
+            raise ValueError(f"copies: must be >= 1 (got {copies})")
+        self.layout = make_layout(spec, copies, steps)
+        self.recipe = base_recipe(self.layout, record)
+        for contribute in contributors:
+            contribute(self.recipe, self.layout)
         self.spec, self.copies, self.steps, self.record = spec, copies, steps, record
-        fields = dict(kind="rate", sizes=spec.sizes, activation=spec.activation, tau=repr(spec.tau),
-                      dt=repr(spec.dt), copies=copies, steps=steps, record=record)
-        import brian2
-        fields["brian2"] = brian2.__version__
-        self.key = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        self.with_rule = False
+        self.key = self.recipe.key()
 
     def build(self):
-        return build_rate_network(self.spec, self.copies, self.steps, self.record)
+        objects, network = self.recipe.build(NamedClock(self.layout.dt, name="trial_clock"))
+        return RateNetwork(self.layout, self.recipe, objects, network, self.record)
+
+
+# -- many trials in one run (the block loop) --------------------------------------------------------
+# The trial boundary: at the first step of every trial (and one step after the last), in the
+# ``groups`` slot before the rates' summed input and state update, code runs once per trial in
+# these named slots (``order``). The base network fills the read-out, the scores and the next
+# trial; a rule's block form (rules/perturbation.py) fills the rest.
+BOUNDARY = dict(read_out=-100, share_read_out=-95, score=-90, record=-85, loss_change=-80, credit=-75,
+                node_gradient=-70, share_node_gradient=-65, update=-55, next_trial=-50)
+INPUTS, TARGETS, ACTIVE = "loop_inputs", "loop_targets", "loop_active"
+
+
+def every_trial(owner, name, *lines, layout):
+    """Run ``lines`` on ``owner`` (a group or synapse recipe) once per trial, in the boundary slot
+    ``name``; a second call for the same slot appends its lines."""
+    regular = owner.regular.setdefault(name, Regular([], dt=layout.period, when="groups", order=BOUNDARY[name]))
+    regular.code.extend(lines)
+    return regular
+
+
+def update_master_weight(synapses, estimate, layout):
+    """A rule's update at the boundary: the master weight steps by ``-lrk * estimate`` (not on padding trials)."""
+    every_trial(synapses, "update", f"wm = wm - lrk * {ACTIVE}(t) * ({estimate})", layout=layout)
+
+
+def block_recipe(layout):
+    r"""A block of ``layout.trials`` trials of ``layout.copies`` feed-forward networks as a recipe.
+
+    Trial n occupies steps ``n*steps .. (n+1)*steps - 1``. At every trial boundary, generated
+    code reads out every layer's rate ``rT`` and each output's squared error ``sqerr`` against the
+    trial's target (``read_out``); sums every copy's loss ``L`` into the group ``losses``
+    (``score``) and records it (``record``); steps every synapse's master weight ``wm`` by the
+    rule's estimate (``update``, the rule's); and starts the next trial (``next_trial``): inputs,
+    ``r = 0`` and the copy's weight (the rule's). Inputs, targets and ``active`` (0 on padding
+    trials) are tables with a row per trial; targets and ``active`` are shifted by one row, since
+    at the boundary after trial n, row n + 1 is trial n's.
+    """
+    spec, copies, batch = layout.spec, layout.copies, layout.batch
+    trials, period, sizes = layout.trials, layout.period, spec.sizes
+    recipe = Recipe(spec.dt)
+    recipe.timed_array(INPUTS, trials, batch * sizes[0], dt=period)
+    recipe.timed_array(TARGETS, trials + 1, batch * sizes[-1], dt=period)
+    recipe.timed_array(ACTIVE, trials + 1, None, dt=period)
+    for name in (INPUTS, TARGETS, ACTIVE):
+        recipe.run_value(name, "values", 0.0)
+    example = np.arange(copies) % batch
+    f = _BRIAN_ACTIVATION[spec.activation].format(u="I + pert")
+    for l, n in enumerate(sizes):
+        name, unit = f"layer{l}", np.tile(np.arange(n), copies)
+        group = recipe.group(name, copies * n, method="euler")
+        if l == 0:
+            group.add("r : 1", "rT : 1", "idx : integer (constant)")
+            group.initial["idx"] = np.repeat(example, n) * n + unit
+            every_trial(group, "next_trial", f"r = {INPUTS}(t, idx)", layout=layout)
+        else:
+            group.add(f"dr/dt = (-r + {f}) / tau : 1", "I : 1", "pert : 1", "rT : 1")
+            group.namespace["tau"] = spec.tau
+            every_trial(group, "next_trial", "r = 0", layout=layout)
+        every_trial(group, "read_out", "rT = r", layout=layout)
+    output = recipe.group(layout.output)
+    output.add("sqerr : 1", "tidx : integer (constant)")
+    output.initial["tidx"] = np.repeat(example, sizes[-1]) * sizes[-1] + np.tile(np.arange(sizes[-1]), copies)
+    every_trial(output, "read_out", f"sqerr = (r - {TARGETS}(t, tidx))**2", layout=layout)
+    # Every copy's loss, summed from its outputs once per trial (the group's order puts the sum at "score").
+    recipe.group("losses", copies, dt=period, order=BOUNDARY["score"] + 1).add("L : 1")
+    score = recipe.connect("score", layout.output, "losses", np.arange(copies * sizes[-1]),
+                           np.repeat(np.arange(copies), sizes[-1]), dt=period)
+    score.add(f"L_post = sqerr_pre / {sizes[-1]} : 1 (summed)")
+    recipe.monitor("loss_monitor", "losses", variables=("L",), record=True, dt=period, when="groups",
+                   order=BOUNDARY["record"])
+    for projection in layout.projections:
+        connect_dense(recipe, projection, copies).add("wm : 1", "lrk : 1 (shared)")
+        recipe.run_value(projection.synapses, "wm", 0.0)
+        recipe.run_value(projection.synapses, "lrk", 0.0)
+    return recipe
+
+
+class RateBlockNetwork(BuiltNetwork):
+    """The Brian2 objects of a block: the block's values in, every trial's losses and the weights out."""
+
+    def __init__(self, layout, recipe, objects, network):
+        super().__init__(layout, recipe, objects, network)
+        self.duration = layout.trials * layout.period + layout.dt  # one more step: the last trial's update
+
+    def assignments(self, weights, inputs, targets, active, values=None):
+        """``weights``: per layer (n_out, n_in), the master weights at the block's start; ``inputs``
+        (trials, batch, n_0) and ``targets`` (trials, batch, n_L); ``active`` (trials,): 0 for
+        padding trials, whose update is not applied; ``values``: the rule's own run values (its
+        noise tables, ``lrk``: the master weight's step per unit of its estimate)."""
+        layout, spec = self.layout, self.layout.spec
+        trials, batch = layout.trials, layout.batch
+
+        def rows(array, shape, lead=0):
+            flat = np.asarray(checked_array("block values", array, shape)).reshape(shape[0], -1)
+            return np.concatenate([np.zeros((lead, flat.shape[1])), flat]) if lead else flat
+
+        given = dict(values or {})
+        given[(INPUTS, "values")] = rows(inputs, (trials, batch, spec.sizes[0]))
+        given[(TARGETS, "values")] = rows(targets, (trials, batch, spec.sizes[-1]), lead=1)
+        given[(ACTIVE, "values")] = np.concatenate([[0.0], np.asarray(active, float).reshape(trials)])
+        for projection, w in zip(layout.projections, weights):
+            checked_array("weights", w, projection.shape)
+            given[(projection.synapses, "wm")] = np.tile(synapse_order(w), layout.copies)
+        return self.run_value_assignments(given)
+
+    def read(self, get):
+        """``(weights, losses)``: the master weights after the block, per layer (n_out, n_in), and every
+        copy's loss in every trial (trials, copies)."""
+        layout = self.layout
+        weights = [matrix_order(get(p.synapses, "wm")[:p.size], 1, p.shape)[0] for p in layout.projections]
+        losses = get("loss_monitor", "L").reshape(-1, layout.copies)[1:layout.trials + 1]
+        return weights, losses
+
+
+class RateBlockBlueprint:
+    """A block of ``trials`` trials of ``copies`` feed-forward networks (``batch`` examples per
+    variant), with a rule's block form (``contributors``: ``f(recipe, layout)``) folded in."""
+
+    def __init__(self, spec, copies, batch, steps, trials, contributors=()):
+        self.layout = make_layout(spec, copies, steps)
+        self.layout.trials, self.layout.batch = int(trials), int(batch)
+        self.recipe = block_recipe(self.layout)
+        for contribute in contributors:
+            contribute(self.recipe, self.layout)
+        self.copies = copies
+        self.key = self.recipe.key()
+
+    def build(self):
+        objects, network = self.recipe.build(NamedClock(self.layout.dt, name="loop_clock"))
+        return RateBlockNetwork(self.layout, self.recipe, objects, network)

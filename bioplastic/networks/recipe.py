@@ -53,6 +53,7 @@ class GroupRecipe:
     initial: dict = field(default_factory=dict)  # variable -> value set once at build
     linked: dict = field(default_factory=dict)  # variable -> (source group, source variable, index array)
     order: int = 0
+    dt: object = None  # a clock of its own (e.g. one trial), else the network's
 
     def add(self, *lines):
         """Add equation lines, skipping any that is there already (two rules may need one trace)."""
@@ -83,6 +84,7 @@ class SynapseRecipe:
     method: str = "exact"
     transmit: str = ""  # the spike's effect on the target, run after every other line of the "pre" pathway
     linked: dict = field(default_factory=dict)  # variable -> (source group, source variable, index variable)
+    dt: object = None  # a clock of its own (its summed variables update on it), else the network's
 
     def add(self, *lines):
         for line in lines:
@@ -106,7 +108,8 @@ class MonitorRecipe:
 
 @dataclass
 class TimedArrayRecipe:
-    """A ``TimedArray`` whose values are a run value of shape ``(steps, columns)``."""
+    """A ``TimedArray`` whose values are a run value of shape ``(steps, columns)``, or ``(steps,)``
+    (a function of time alone) where ``columns`` is None."""
 
     name: str
     steps: int
@@ -114,8 +117,30 @@ class TimedArrayRecipe:
     dt: object
 
 
+@dataclass
+class Readout:
+    """What a task scores of every copy: the variables ``plus`` of group ``owner``, less ``minus``
+    (one value per neuron, read at the run's end)."""
+
+    owner: str
+    plus: tuple
+    minus: tuple = ()
+
+    def value(self, get):
+        """The read-out from the backend's reader ``get(owner, variable)``."""
+        total = sum(np.asarray(get(self.owner, v), float) for v in self.plus)
+        return total - sum(np.asarray(get(self.owner, v), float) for v in self.minus)
+
+
 class Recipe:
-    """A network described as data. Owners add groups, synapses, monitors and run values."""
+    """A network described as data. Owners add groups, synapses, monitors and run values.
+
+    Besides the Brian2 objects, owners declare to each other (and to the engine), in typed fields:
+    what each in-network rule accumulates (:meth:`declare_delta`), what the task scores
+    (``readout``), how rewards reach the network (``final_reward``, ``reward_pulses``), how often
+    an experiment records (``record_every``), and the rule that was built in with the quantities a
+    task may record (``rule``, ``rule_variables``, ``weight_cap``).
+    """
 
     def __init__(self, dt):
         self.dt = dt
@@ -125,7 +150,14 @@ class Recipe:
         self.timed_arrays = {}
         self.functions = {}  # name -> brian2 Function (its C++ code is part of the key)
         self.run_values = {}  # (object name, variable) -> default value (written before every run)
-        self.notes = {}  # free-form facts owners leave for each other (e.g. which group holds the output)
+        self.deltas = {}  # rule kind -> the synaptic variable it accumulates, read back after every run
+        self.readout = None  # Readout: what the task scores (spiking networks)
+        self.final_reward = False  # the task hands the neuromodulator R = -L in the run's last step
+        self.reward_pulses = False  # rewards reach the neuromodulator as events during the run
+        self.record_every = None  # an experiment records every this long: rules bring their state up to date
+        self.rule = None  # the in-network rule built in (a task may compare with its closed forms)
+        self.rule_variables = {}  # meaning -> (object, variable) of the rule's quantities a task may record
+        self.weight_cap = None  # the rule's upper weight bound (mV), where it has one
 
     # -- adding -------------------------------------------------------------------------------
     def group(self, name, n=None, **kwargs):
@@ -150,9 +182,16 @@ class Recipe:
         self.monitors[name] = MonitorRecipe(name, source, **kwargs)
         return self.monitors[name]
 
-    def timed_array(self, name, steps, columns):
-        self.timed_arrays[name] = TimedArrayRecipe(name, int(steps), int(columns), self.dt)
+    def timed_array(self, name, steps, columns, dt=None):
+        """A TimedArray of ``steps`` rows of ``dt`` (default: the network's step); ``columns`` None
+        makes it a function of time alone."""
+        self.timed_arrays[name] = TimedArrayRecipe(name, int(steps), None if columns is None else int(columns),
+                                                   self.dt if dt is None else dt)
         return self.timed_arrays[name]
+
+    def declare_delta(self, rule_kind, variable):
+        """The in-network rule ``rule_kind`` accumulates its change in the synaptic ``variable``."""
+        self.deltas[rule_kind] = variable
 
     def run_value(self, owner, variable, default):
         """Declare ``owner.variable`` as written before every run (default used when not given)."""
@@ -202,13 +241,14 @@ class Recipe:
         objects = {}
         namespace = dict(self.functions)
         for ta in self.timed_arrays.values():
-            values = np.zeros((ta.steps, ta.columns))
+            values = np.zeros(ta.steps if ta.columns is None else (ta.steps, ta.columns))
             objects[ta.name] = namespace[ta.name] = TimedArray(values, dt=ta.dt, name=ta.name)
         for g in sorted(self.groups.values(), key=lambda g: g.order):
             objects[g.name] = NeuronGroup(
                 g.n, "\n".join(g.equations) or "dummy : 1", threshold=" or ".join(f"({c})" for c in g.threshold) or None,
                 reset="\n".join(g.reset) or None, refractory=g.refractory, method=g.method, events=dict(g.events) or None,
-                namespace={**namespace, **g.namespace}, clock=clock, name=g.name, order=g.order)
+                namespace={**namespace, **g.namespace}, clock=own_clock(g.dt, g.name) or clock, name=g.name,
+                order=g.order)
         for g in self.groups.values():
             group = objects[g.name]
             for event, code in g.event_code.items():
@@ -228,7 +268,8 @@ class Recipe:
                            on_pre={k: "\n".join(v) for k, v in on_pre.items()} or None,
                            on_post={k: "\n".join(v) for k, v in s.on_post.items()} or None,
                            on_event=s.on_event or "spike", delay=s.delay if s.delay is not None else None,
-                           namespace={**namespace, **s.namespace}, clock=clock, name=s.name, method=s.method)
+                           namespace={**namespace, **s.namespace}, clock=own_clock(s.dt, s.name) or clock, name=s.name,
+                           method=s.method)
             syn.connect(i=s.i, j=s.j)
             for pathway, order in s.pathway_order.items():
                 getattr(syn, pathway).order = order
@@ -271,7 +312,7 @@ class BuiltNetwork:
         """How many values ``owner.variable`` holds."""
         recipe = self.recipe
         if owner in recipe.timed_arrays:
-            return recipe.timed_arrays[owner].steps * recipe.timed_arrays[owner].columns
+            return recipe.timed_arrays[owner].steps * (recipe.timed_arrays[owner].columns or 1)
         if self.objects[owner].variables[variable].scalar:
             return 1
         return recipe.groups[owner].n if owner in recipe.groups else len(recipe.synapses[owner].i)

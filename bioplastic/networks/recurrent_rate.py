@@ -33,7 +33,7 @@ from brian2 import ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
-from .layout import Layout, Projection, checked_array as _checked
+from .layout import Layout, Projection, checked_array as _checked, matrix_order, synapse_order
 from .rate_math import ACTIVATIONS
 from .rate import _BRIAN_ACTIVATION
 from .recipe import BuiltNetwork, Recipe, Regular
@@ -51,7 +51,7 @@ STIMULUS = "stimulus"
 # start (once per neuron, not per synapse), the read-out and synaptic currents from those rates,
 # then the feedback (it reads the read-out), then the per-unit factors of in-network rules, then
 # what they accumulate per synapse, then their traces, then the Euler state update (order 0).
-RATE_ORDER, SUMMED_ORDER, FEEDBACK_ORDER, FACTOR_ORDER, ELIGIBILITY_ORDER, TRACE_ORDER = -7, -6, -5, -4, -3, -2
+STEP = dict(rate=-7, summed=-6, feedback=-5, factor=-4, eligibility=-3, trace=-2)  # slot -> order
 
 
 class ReadoutNetworkSpec:
@@ -166,14 +166,14 @@ def base_recipe(layout, record=0):
     recipe.run_value(STIMULUS, "values", 0.0)
     source = recipe.group("input", layout.size("input"), method="exact")
     source.add("r : 1")
-    source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=RATE_ORDER)
+    source.regular["rate"] = Regular([f"r = {STIMULUS}(t, i)"], when="groups", order=STEP["rate"])
     neurons = recipe.group("neurons", layout.size("neurons"), method="euler")
     f = _BRIAN_ACTIVATION[spec.activation].format(u="x")
     neurons.add("dx/dt = (-x + I_rec + I_in + I_fb + pert + kick + I_noise) / tau : 1", "r : 1",
                 "I_rec : 1", "I_in : 1", "I_fb : 1", "pert : 1", "kick : 1", "I_noise : 1",
                 "noise_std : 1 (shared, constant)", "x_init : 1 (shared, constant)")
     neurons.namespace["tau"] = spec.tau
-    neurons.regular["rate"] = Regular([f"r = {f}"], when="groups", order=RATE_ORDER)
+    neurons.regular["rate"] = Regular([f"r = {f}"], when="groups", order=STEP["rate"])
     neurons.regular["noise"] = Regular(["I_noise = noise_std * randn()"], when="start")
     # Code on a clock of the run's length runs once, at t = 0: the trial's initial state.
     neurons.regular["initial"] = Regular(["x = x_init * (2 * rand() - 1)"], dt=layout.duration, when="start",
@@ -194,7 +194,7 @@ def base_recipe(layout, record=0):
         c, k, o = np.meshgrid(np.arange(copies), np.arange(n_pre), np.arange(n_post), indexing="ij")
         syn = recipe.connect(synapses, pre, post, (c * n_pre + k).ravel(), (c * n_post + o).ravel())
         syn.add("w : 1", f"{target}_post = w * {'z' if name == 'feedback' else 'r'}_pre : 1 (summed)")
-        syn.summed_order[f"{target}_post"] = FEEDBACK_ORDER if name == "feedback" else SUMMED_ORDER
+        syn.summed_order[f"{target}_post"] = STEP["feedback"] if name == "feedback" else STEP["summed"]
         if name not in spec.plastic_layers:  # fixed weights: written every run (model_values)
             recipe.run_value(synapses, "w", np.nan)
     if record:
@@ -224,7 +224,7 @@ def _credit_traces(recipe, layout):
     for projection in layout.projections:
         group = recipe.group(projection.pre)
         group.add("r_sum : 1")
-        group.regular["r_sum"] = Regular(["r_sum += r"], when="groups", order=ELIGIBILITY_ORDER)
+        group.regular["r_sum"] = Regular(["r_sum += r"], when="groups", order=STEP["eligibility"])
 
 
 @dataclass
@@ -294,7 +294,7 @@ class RecurrentRateNetwork(BuiltNetwork):
             states = tuple(get(monitor, v).reshape(layout.steps, self.record, spec.n_neurons) for v in variables)
             trajectory = states[0] if len(states) == 1 else states
         deltas = {rule: [matrix_order(get(p.synapses, variable), layout.copies, p.shape) for p in layout.projections]
-                  for rule, variable in self.recipe.notes.get("deltas", {}).items()}
+                  for rule, variable in self.recipe.deltas.items()}
         monitors = {name: {f: get(name, f) for f in ("t",) + tuple(m.variables)}
                     for name, m in self.recipe.monitors.items() if name not in (self.output[0], self.states[0])}
         return RecurrentObservation(final=final, trajectory=trajectory, deltas=deltas, monitors=monitors)
@@ -310,17 +310,6 @@ def model_values(spec, seed, copies):
         if name not in spec.plastic_layers and weights[name] is not None:
             values[(synapses, "w")] = np.tile(synapse_order(weights[name]), copies)
     return values
-
-
-def synapse_order(weights):
-    """Weights (..., n_post, n_pre) as the flat synapse order of the recipe (presynaptic-major)."""
-    return np.ascontiguousarray(np.swapaxes(np.asarray(weights, float), -1, -2)).ravel()
-
-
-def matrix_order(values, copies, shape):
-    """A synaptic variable in synapse order back to (copies, n_post, n_pre)."""
-    n_post, n_pre = shape
-    return np.swapaxes(np.asarray(values).reshape(copies, n_pre, n_post), -1, -2)
 
 
 class RecurrentRateBlueprint:

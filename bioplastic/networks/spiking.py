@@ -38,6 +38,14 @@ Neuron models (``model.kind``):
 
 Node perturbation writes the constant current ``pert`` (mV) of every neuron.
 
+A neuron model is its spec class (a subclass of :class:`SpikingModelSpec`, registered with
+:func:`bioplastic.networks.register_model_kind`): its parameters, and the methods the network
+builds it with: :meth:`~SpikingModelSpec.neurons` (equations, threshold, reset, what a
+presynaptic spike does), :meth:`~SpikingModelSpec.credit_trace` and
+:meth:`~SpikingModelSpec.drive` (the time-averaged input per unit weight that node perturbation
+credits), and :meth:`~SpikingModelSpec.numpy_step`, the same dynamics in NumPy that a test holds
+the Brian2 equations against.
+
 Weights are exchanged with the engine as plain arrays in mV (:data:`WEIGHT_UNIT`); the Brian2
 variable ``w`` has the unit volt.
 
@@ -56,6 +64,7 @@ from brian2 import mV, ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, layer_sizes, non_negative, param, positive, validate
+from .recipe import Regular
 
 WEIGHT_UNIT = mV
 
@@ -121,6 +130,30 @@ class SpikingModelSpec:
     def output_size(self):
         return self.n_exc + self.n_inh if self.recurrent else self.sizes[-1]
 
+    # -- the neuron model: what a plugin's spiking model implements --------------------------------
+    def neurons(self, group, roles, noise):
+        """Add the neurons' equations, threshold, reset, namespace and initial values to ``group`` (a
+        :class:`~bioplastic.networks.recipe.GroupRecipe`); return the code a presynaptic spike runs on
+        its synapse (``w`` in volt). The equations must declare ``pert : volt`` (node perturbation's
+        current). ``roles`` names every neuron's place (``"layer"``, ``"exc"``, ``"inh"``); ``noise``:
+        whether to add the background input (``self.noise``)."""
+        raise NotImplementedError(f"{type(self).__name__}.neurons: a spiking model must build its neurons")
+
+    def credit_trace(self, group):
+        """Add what :meth:`drive` reads to a presynaptic ``group`` (which counts its spikes, ``n_spikes``)."""
+
+    drive_variables = ()  # the presynaptic variables :meth:`drive` reads besides ``n_spikes``
+
+    def drive(self, n_spikes, traces, duration):
+        """The time average over a run of ``duration`` of the input one unit of weight gives, per
+        presynaptic neuron (``traces``: :attr:`drive_variables` at the run's end)."""
+        raise NotImplementedError(f"{type(self).__name__}.drive: a spiking model must say what a weight delivers")
+
+    def numpy_step(self, state, drive, dt):
+        """One step of the neurons in NumPy: ``state`` (dict of arrays, SI units without units),
+        ``drive`` the input that step (volt); returns ``(state, spiked)``."""
+        raise NotImplementedError(f"{type(self).__name__}.numpy_step")
+
     def init_weights(self, rng, seed):
         """Initial plastic weights in mV: N(init_mean, init_std^2) per feed-forward layer, or the
         excitatory weight ``w_exc`` on every recurrent excitatory synapse of the run's connectivity."""
@@ -162,6 +195,32 @@ class LifModelSpec(SpikingModelSpec):
         tau, name = min((self.tau_m, "tau_m"), (self.tau_syn, "tau_syn"), key=lambda x: x[0])
         return tau / 4, f"a quarter of the fastest time constant, {name} = {tau}"
 
+    def neurons(self, group, roles, noise):
+        group.add("dv/dt = (v_rest - v + I_syn + pert + I_noise) / tau_m : volt (unless refractory)",
+                  "dI_syn/dt = -I_syn / tau_syn : volt", "pert : volt", "I_noise : volt")
+        group.namespace.update(v_rest=self.v_rest, v_reset=self.v_reset, v_th=self.v_th, tau_m=self.tau_m,
+                               tau_syn=self.tau_syn)
+        group.threshold.append("v > v_th")
+        group.reset.append("v = v_reset")
+        group.refractory = self.t_ref
+        group.initial["v"] = self.v_rest
+        if noise:  # a fresh uniform current every step, from the run's seed
+            group.regular["noise"] = Regular(["I_noise = noise_amplitude * (rand() - 0.5)"], when="start")
+            group.namespace["noise_amplitude"] = self.noise
+        return "I_syn_post += w"
+
+    def credit_trace(self, group):
+        group.add("dpsp/dt = -psp / tau_syn : 1")
+        group.namespace["tau_syn"] = self.tau_syn
+        group.reset.append("psp += 1")
+
+    drive_variables = ("psp",)
+
+    def drive(self, n_spikes, traces, duration):
+        r"""A spike adds :math:`e^{-(t - t_k)/\tau_s}` to the current, so the time average is
+        :math:`\frac1T \sum_k \tau_s (1 - e^{-(T - t_k)/\tau_s}) = \frac{\tau_s}{T}(n - \mathrm{psp}(T))`."""
+        return float(self.tau_syn / duration) * (n_spikes - traces["psp"])
+
 
 @dataclass(frozen=True)
 class IzhikevichModelSpec(SpikingModelSpec):
@@ -182,6 +241,31 @@ class IzhikevichModelSpec(SpikingModelSpec):
         # The quadratic upstroke of v, not a time constant, limits the step: Izhikevich's scheme
         # (two half steps per ms) is the coarsest that stays accurate.
         return 1 * ms, "Izhikevich's scheme of two half steps per ms resolves the spike upstroke"
+
+    def neurons(self, group, roles, noise):
+        presets = {"layer": self.neuron, "exc": self.exc_neuron, "inh": self.inh_neuron}
+        group.add("v : volt", "u : volt", "I_in : volt", "pert : volt",
+                  "a : 1 (constant)", "b : 1 (constant)", "c : volt (constant)", "d : volt (constant)")
+        total = "I_in * (1 * ms / dt) + pert" + (" + noise_amplitude * (rand() - 0.5)" if noise else "")
+        # Izhikevich's own scheme: two half steps of v with the same input, then u with the new v.
+        group.regular["izhikevich"] = Regular([
+            f"I_step = {total}",
+            "v = v + 0.5 * (dt / ms) * (0.04 * v**2 / mV + 5 * v + 140 * mV - u + I_step)",
+            "v = v + 0.5 * (dt / ms) * (0.04 * v**2 / mV + 5 * v + 140 * mV - u + I_step)",
+            "u = u + (dt / ms) * a * (b * v - u)",
+            "I_in = 0 * mV"], when="groups")
+        if noise:
+            group.namespace["noise_amplitude"] = self.noise
+        group.threshold.append("v >= 30 * mV")
+        group.reset.append("v = c\nu = u + d")
+        params = np.array([IZHIKEVICH_PRESETS[presets[role]] for role in roles])
+        group.initial.update(a=params[:, 0], b=params[:, 1], c=params[:, 2] * mV, d=params[:, 3] * mV,
+                             v=params[:, 2] * mV, u=params[:, 1] * params[:, 2] * mV)
+        return "I_in_post += w"
+
+    def drive(self, n_spikes, traces, duration):
+        """A spike is one step's pulse that moves v by w: the time average is ``n * 1 ms / T``."""
+        return n_spikes * float(ms / duration)
 
 
 @dataclass(frozen=True)
@@ -225,7 +309,5 @@ def connectivity(spec, seed):
     return result
 
 
-MODEL_KINDS = {"lif": LifModelSpec, "izhikevich": IzhikevichModelSpec}
-
-__all__ = ["SpikingModelSpec", "LifModelSpec", "IzhikevichModelSpec", "IZHIKEVICH_PRESETS", "MODEL_KINDS",
+__all__ = ["SpikingModelSpec", "LifModelSpec", "IzhikevichModelSpec", "IZHIKEVICH_PRESETS",
            "connectivity", "WEIGHT_UNIT"]

@@ -15,7 +15,7 @@ from brian2 import Function, Network, mV, ms, second
 
 from .layout import Layout, Projection, checked_array as _checked
 from .recipe import BuiltNetwork, Recipe, Regular
-from .spiking import IZHIKEVICH_PRESETS, WEIGHT_UNIT, connectivity
+from .spiking import WEIGHT_UNIT, connectivity
 
 INPUT_RASTER = "input_raster"
 
@@ -39,52 +39,12 @@ def make_layout(spec, copies, steps, blocks=1, seed=0, input_block=None):
     return layout
 
 
-# -- the neuron models --------------------------------------------------------------------------
-def _lif(spec, group, noise):
-    group.add("dv/dt = (v_rest - v + I_syn + pert + I_noise) / tau_m : volt (unless refractory)",
-              "dI_syn/dt = -I_syn / tau_syn : volt", "pert : volt", "I_noise : volt")
-    group.namespace.update(v_rest=spec.v_rest, v_reset=spec.v_reset, v_th=spec.v_th, tau_m=spec.tau_m,
-                           tau_syn=spec.tau_syn)
-    group.threshold.append("v > v_th")
-    group.reset.append("v = v_reset")
-    group.refractory = spec.t_ref
-    group.initial["v"] = spec.v_rest
-    if noise:  # a fresh uniform current every step, from the run's seed
-        group.regular["noise"] = Regular(["I_noise = noise_amplitude * (rand() - 0.5)"], when="start")
-        group.namespace["noise_amplitude"] = spec.noise
-    return "I_syn_post += w"
-
-
-def _izhikevich(spec, group, presets, noise):
-    group.add("v : volt", "u : volt", "I_in : volt", "pert : volt",
-              "a : 1 (constant)", "b : 1 (constant)", "c : volt (constant)", "d : volt (constant)")
-    total = "I_in * (1 * ms / dt) + pert" + (" + noise_amplitude * (rand() - 0.5)" if noise else "")
-    # Izhikevich's own scheme: two half steps of v with the same input, then u with the new v.
-    group.regular["izhikevich"] = Regular([
-        f"I_step = {total}",
-        "v = v + 0.5 * (dt / ms) * (0.04 * v**2 / mV + 5 * v + 140 * mV - u + I_step)",
-        "v = v + 0.5 * (dt / ms) * (0.04 * v**2 / mV + 5 * v + 140 * mV - u + I_step)",
-        "u = u + (dt / ms) * a * (b * v - u)",
-        "I_in = 0 * mV"], when="groups")
-    if noise:
-        group.namespace["noise_amplitude"] = spec.noise
-    group.threshold.append("v >= 30 * mV")
-    group.reset.append("v = c\nu = u + d")
-    params = np.array([IZHIKEVICH_PRESETS[p] for p in presets])
-    group.initial.update(a=params[:, 0], b=params[:, 1], c=params[:, 2] * mV, d=params[:, 3] * mV,
-                         v=params[:, 2] * mV, u=params[:, 1] * params[:, 2] * mV)
-    return "I_in_post += w"
-
-
-def _neurons(spec, recipe, layout, name, presets):
+# -- the neuron models (each spec class builds its own, see SpikingModelSpec.neurons) -------------
+def _neurons(spec, recipe, layout, name, roles):
+    """The group ``name`` of ``spec``'s neurons in every copy; ``roles``: one copy's neurons'. Returns
+    the code a presynaptic spike runs on its synapses."""
     group = recipe.group(name, layout.size(name), method="exact")
-    noise = bool(spec.noise > 0 * mV)
-    if spec.kind == "lif":
-        return _lif(spec, group, noise)
-    elif spec.kind == "izhikevich":
-        return _izhikevich(spec, group, np.tile(presets, layout.copies), noise)
-    else:
-        raise ValueError(f"model.kind: must be one of lif, izhikevich (got {spec.kind!r})")
+    return spec.neurons(group, np.tile(np.asarray(roles, object), layout.copies), bool(spec.noise > 0 * mV))
 
 
 def base_recipe(layout):
@@ -92,8 +52,7 @@ def base_recipe(layout):
     spec = layout.spec
     recipe = Recipe(spec.dt)
     if spec.recurrent:
-        presets = [spec.exc_neuron] * spec.n_exc + [spec.inh_neuron] * spec.n_inh if spec.kind == "izhikevich" else None
-        transmit = _neurons(spec, recipe, layout, "neurons", presets)
+        transmit = _neurons(spec, recipe, layout, "neurons", ["exc"] * spec.n_exc + ["inh"] * spec.n_inh)
         conn, n = connectivity(spec, layout.seed), layout.groups["neurons"]
 
         def replicated(index):  # one copy's neuron indices, in every copy
@@ -113,8 +72,7 @@ def base_recipe(layout):
         source = recipe.group("input", layout.size("input"), method="exact")
         source.threshold.append(f"{INPUT_RASTER}(t, i) > 0.5")
         for l, projection in enumerate(layout.projections):
-            presets = [spec.neuron] * spec.sizes[l + 1] if spec.kind == "izhikevich" else None
-            transmit = _neurons(spec, recipe, layout, projection.post, presets)
+            transmit = _neurons(spec, recipe, layout, projection.post, ["layer"] * spec.sizes[l + 1])
             n_out, n_in = projection.shape
             c, o, k = np.meshgrid(np.arange(layout.copies), np.arange(n_out), np.arange(n_in), indexing="ij")
             source = layout.input_block[c] if l == 0 else c
@@ -135,26 +93,18 @@ def _credit_traces(spec, recipe, layout):
         group = recipe.group(projection.pre)
         group.add("n_spikes : 1")
         group.reset.append("n_spikes += 1")
-        if spec.kind == "lif":
-            group.add("dpsp/dt = -psp / tau_syn : 1")
-            group.namespace["tau_syn"] = spec.tau_syn
-            group.reset.append("psp += 1")
+        spec.credit_trace(group)
 
 
-def presynaptic_drive(spec, n_spikes, psp, duration):
-    r"""The time-averaged input per unit weight over a run of length T, exactly:
-
-    * LIF (a spike adds :math:`e^{-(t - t_k)/\tau_s}` to the current):
-      :math:`\frac1T \sum_k \tau_s (1 - e^{-(T - t_k)/\tau_s}) = \frac{\tau_s}{T}(n - \mathrm{psp}(T))`;
-    * Izhikevich (a spike is one step's pulse that moves v by w): :math:`n \cdot 1\,\mathrm{ms} / T`.
+def presynaptic_drive(spec, n_spikes, traces, duration):
+    r"""The time-averaged input per unit weight over a run of length T (the model's
+    :meth:`~bioplastic.networks.spiking.SpikingModelSpec.drive`, exact for LIF and Izhikevich).
 
     Node perturbation credits synapse ij with :math:`\hat g_i\, \mathrm{drive}_j`, because a
     constant current p into neuron i acts like a weight change of :math:`p / \mathrm{drive}_j`
     on a synapse whose input is spread evenly over the run.
     """
-    if spec.kind == "lif":
-        return float(spec.tau_syn / duration) * (n_spikes - psp)
-    return n_spikes * float(ms / duration)
+    return spec.drive(n_spikes, traces, duration)
 
 
 def clamp(recipe, layout, group):
@@ -271,20 +221,19 @@ class SpikingNetwork(BuiltNetwork):
         layout = self.layout
         final = []
         for projection in layout.projections if not layout.spec.recurrent else []:
-            psp = get(projection.pre, "psp") if layout.spec.kind == "lif" else 0.0
-            drive = presynaptic_drive(layout.spec, get(projection.pre, "n_spikes"), psp, layout.duration)
+            traces = {name: get(projection.pre, name) for name in layout.spec.drive_variables}
+            drive = presynaptic_drive(layout.spec, get(projection.pre, "n_spikes"), traces, layout.duration)
             drive = drive.reshape(-1, layout.groups[projection.pre])
             if projection.pre == layout.input:
                 drive = drive[layout.input_block]
             final.append(drive)
-        readout = self.recipe.notes.get("readout")
-        if readout is not None:
-            final.append(np.asarray(readout(get)).reshape(layout.copies, -1))
+        if self.recipe.readout is not None:
+            final.append(self.recipe.readout.value(get).reshape(layout.copies, -1))
         deltas = {}
-        for rule, variable in self.recipe.notes.get("deltas", {}).items():
+        for rule, variable in self.recipe.deltas.items():
             deltas[rule] = [get(p.synapses, variable).reshape((layout.copies,) + p.shape) / float(WEIGHT_UNIT)
                             for p in layout.projections]
-        rewards = get("modulator", "final_reward") if self.recipe.notes.get("final_reward") and \
+        rewards = get("modulator", "final_reward") if self.recipe.final_reward and \
             "modulator" in self.objects else None
         monitors = {}
         for name, monitor in self.recipe.monitors.items():

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import DivergenceError, SpecError
 
 RULES = {}
 
@@ -142,6 +142,10 @@ class Rule:
     description = ""
     realisation = "between_trials"
     needs_gradient = False  # True for rules that apply the reference gradient (backprop)
+    # How ``align`` sets the rule's state (a reward baseline) for the weights it holds fixed, with
+    # :meth:`calibrate`: None (not at all), "chunk" (from one simulation of samples drawn first),
+    # "samples" (from the very samples drawn: a first pass, then the same random streams again).
+    calibration = None
     model_families = ("rate", "recurrent_rate", "spiking", "recurrent_spiking")  # which model families it can train
 
     def __init__(self, spec):
@@ -180,6 +184,9 @@ class Rule:
 
     def observe(self, trial):
         """Learn from a trial whose update was applied (e.g. a running reward baseline)."""
+
+    def calibrate(self, trials):
+        """Set the rule's state for fixed weights from dry-run ``trials`` (see ``calibration``)."""
 
 
 class InNetworkRule(Rule):
@@ -249,3 +256,10 @@ def checked_update(rule, update, weights):
             refuse(f"layer {layer} has the shape {array.shape}")
         out.append(array)
     return out
+
+
+def check_update_finite(rule, update, where, file):
+    """A non-finite update at a finite loss is the rule's doing: name it."""
+    if not all(np.all(np.isfinite(u)) for u in update):
+        raise DivergenceError("rule.kind", f"the rule {rule.kind!r} returned a non-finite update {where}", rule.kind,
+                              file=file)

@@ -48,3 +48,80 @@ def contributor(rule, model_spec):
 def builder_models(rule_class):
     """The model kinds and families that ``rule_class`` (or a parent) has builders for."""
     return sorted({model for cls in rule_class.__mro__ for (owner, model) in BUILDERS if owner is cls})
+
+
+# -- block forms: a rule's update at the trial boundary, in generated code ----------------------
+BLOCK_BUILDERS = {}
+
+
+class BlockBuilder:
+    """A rule's block form on one model family: ``build(rule, recipe, layout)`` adds the rule's
+    update at every trial boundary to the family's block network (a recipe of ``layout.trials``
+    trials in one run, see the family adapter's ``block_blueprint``); ``values(rule, layout, noise)``
+    gives a block's run values from the trials' perturbations (``noise``: per layer, the draws of
+    every trial); ``supports_task(task_class)`` says whether the block network scores the task (None:
+    every task)."""
+
+    def __init__(self, build, values, supports_task=None, task_requirement=""):
+        self.build, self.values = build, values
+        self.supports_task, self.task_requirement = supports_task, task_requirement
+
+    def contributor(self, rule):
+        """The block form bound to ``rule``: a contributor ``f(recipe, layout)``."""
+        return lambda recipe, layout: self.build(rule, recipe, layout)
+
+    def unsupported_task(self, task_class):
+        if self.supports_task is None or self.supports_task(task_class):
+            return None
+        return f"the task {task_class.kind!r} is not one its block form scores ({self.task_requirement})"
+
+
+def register_block_builder(rule_class, family, *, values, supports_task=None, task_requirement="", override=False):
+    """Decorator: ``build(rule, recipe, layout)`` is ``rule_class``'s block form on ``family``
+    networks, ``values(rule, layout, noise)`` its run values (see :class:`BlockBuilder`). A subclass inherits it as long as it keeps the
+    update and the perturbations that the block form computes; one that overrides either needs a
+    block form of its own. Registering a pair that exists already is refused unless ``override=True``."""
+    def register(build):
+        key = (rule_class, family)
+        if key in BLOCK_BUILDERS and BLOCK_BUILDERS[key].build is not build and not override:
+            raise ValueError(f"register_block_builder: {rule_class.__name__} on {family!r} models has a block form "
+                             f"already; pass override=True to replace it")
+        BLOCK_BUILDERS[key] = BlockBuilder(build, values, supports_task, task_requirement)
+        return build
+
+    return register
+
+
+def find_block_builder(rule, family):
+    """The :class:`BlockBuilder` of ``rule`` on ``family`` networks, or None. Found along the class
+    hierarchy, but only for a class whose ``update`` and ``perturb`` the rule still uses."""
+    rule_class = rule if isinstance(rule, type) else type(rule)
+    for cls in rule_class.__mro__:
+        if (cls, family) in BLOCK_BUILDERS:
+            same = all(getattr(rule_class, name) is getattr(cls, name) for name in ("update", "perturb"))
+            return BLOCK_BUILDERS[(cls, family)] if same else None
+    return None
+
+
+def block_unsupported(rule, model, task_class):
+    """Why ``rule`` cannot train ``model`` on ``task_class`` in blocks (a sentence), or None if it can."""
+    rule_class = rule if isinstance(rule, type) else type(rule)
+    builder = find_block_builder(rule_class, model.family)
+    if builder is None:
+        families = block_families(rule_class)
+        if rule_class.needs_gradient:
+            has = "it applies the reference gradient, computed in NumPy after every trial"
+        elif families:
+            has = f"it has one on {', '.join(families)} models"
+        else:
+            has = "none is registered for it; the trial loop runs it"
+        if any((cls, model.family) in BLOCK_BUILDERS for cls in rule_class.__mro__):
+            has = "it overrides the update or the perturbations of the rule whose block form it would inherit"
+        return f"{rule_class.kind!r} has no block form on {model.family.replace('_', ' ')} models ({has})"
+    return builder.unsupported_task(task_class)
+
+
+def block_families(rule_class):
+    """The model families ``rule_class`` has a block form on."""
+    return sorted({family for cls in rule_class.__mro__ for (owner, family) in BLOCK_BUILDERS
+                   if owner is cls and find_block_builder(rule_class, family) is not None})

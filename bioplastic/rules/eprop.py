@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpecError
-from ..networks.alif import (ELIGIBILITY_ORDER, ERROR_ORDER, READOUT_ORDER, SIGNAL_ORDER, SPIKE_ORDER, TRACE_ORDER)
+from ..networks.alif import STEP
 from ..networks.recipe import Regular
 from ..networks.recurrent_rate import synapse_order
 from ..spec import param, positive, validate
@@ -121,19 +121,19 @@ def build_eprop(rule, recipe, layout):
     neurons, readout = recipe.group("neurons"), recipe.group("readout")
     readout.add("err : 1")
     readout.regular["eprop_error"] = Regular(["err = error_weight * 2 * (y - y_target)"], when="groups",
-                                             order=ERROR_ORDER)
+                                             order=STEP["error"])
     if rule.given_signal:
         recipe.timed_array(GIVEN_SIGNAL, layout.steps, layout.size("neurons"))
         recipe.run_value(GIVEN_SIGNAL, "values", 0.0)
         neurons.add("L : 1")
-        neurons.regular["eprop_signal"] = Regular([f"L = {GIVEN_SIGNAL}(t, i)"], when="groups", order=SPIKE_ORDER)
+        neurons.regular["eprop_signal"] = Regular([f"L = {GIVEN_SIGNAL}(t, i)"], when="groups", order=STEP["spike"])
     else:
         neurons.add("L : 1")
         n_out, n = spec.n_outputs, spec.n_neurons
         c, k, o = np.meshgrid(np.arange(layout.copies), np.arange(n_out), np.arange(n), indexing="ij")
         feedback = recipe.connect(FEEDBACK, "readout", "neurons", (c * n_out + k).ravel(), (c * n + o).ravel())
         feedback.add("w : 1", "L_post = w * err_pre : 1 (summed)")
-        feedback.summed_order["L_post"] = SIGNAL_ORDER
+        feedback.summed_order["L_post"] = STEP["signal"]
         recipe.run_value(FEEDBACK, "w", np.nan)
     # Presynaptic traces: the membrane's filter (after this step's eligibility, it reads the old
     # value) and, for the read-out, the read-out's filter including this step's spikes.
@@ -142,10 +142,10 @@ def build_eprop(rule, recipe, layout):
         group.add("x_bar : 1")
         group.namespace["alpha"] = spec.alpha
         group.regular["eprop_trace"] = Regular([f"x_bar = alpha * x_bar + {activity}"], when="groups",
-                                               order=TRACE_ORDER)
+                                               order=STEP["trace"])
     neurons.add("z_hat : 1")
     neurons.namespace["kappa"] = spec.kappa
-    neurons.regular["eprop_readout_trace"] = Regular(["z_hat = kappa * z_hat + z"], when="groups", order=READOUT_ORDER)
+    neurons.regular["eprop_readout_trace"] = Regular(["z_hat = kappa * z_hat + z"], when="groups", order=STEP["readout"])
     variable = rule.delta_variable
     for projection in layout.projections:
         syn = recipe.synapses[projection.synapses]
@@ -159,5 +159,5 @@ def build_eprop(rule, recipe, layout):
                     "eps_a = psi_post * x_bar_pre + (rho - psi_post * beta_post) * eps_a"]
         else:
             code = [f"{variable} += L_post * psi_post * x_bar_pre"]
-        syn.regular["eprop"] = Regular(code, when="groups", order=ELIGIBILITY_ORDER)
-    recipe.notes.setdefault("deltas", {})[rule.kind] = variable
+        syn.regular["eprop"] = Regular(code, when="groups", order=STEP["eligibility"])
+    recipe.declare_delta(rule.kind, variable)

@@ -74,7 +74,7 @@ from brian2 import Hz
 
 from ..errors import SpecError
 from ..networks.recipe import Regular
-from ..networks.recurrent_rate import ELIGIBILITY_ORDER, FACTOR_ORDER, TRACE_ORDER, draw_kicks
+from ..networks.recurrent_rate import STEP, draw_kicks
 from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
 from .builders import register_builder
@@ -137,7 +137,7 @@ class RewardModulatedHebbian(InNetworkRule):
     """The family's rule; see the module docstring. Registered kinds set their own defaults."""
 
     model_families = ("recurrent_rate",)
-    calibrate_on_samples = True  # align: the baseline is the mean reward of the very samples (see Trainer.align)
+    calibration = "samples"  # align: the baseline is the mean reward of the very samples (see Trainer.align)
 
     def __init__(self, spec):
         super().__init__(spec)
@@ -259,9 +259,9 @@ def build_reward_modulated_hebbian(rule, recipe, layout):
         activation = ACTIVATION_OF[group_name]
         signal = "kick" if spec.signal == "perturbation" else f"({activation} - abar)"
         group.regular["post_factor"] = Regular([f"post_factor = {signal}**3" if cube else f"post_factor = {signal}"],
-                                               when="groups", order=FACTOR_ORDER)
+                                               when="groups", order=STEP["factor"])
         group.regular["trace"] = Regular([f"abar = trace_decay * abar + (1 - trace_decay) * {activation}"],
-                                         when="groups", order=TRACE_ORDER)
+                                         when="groups", order=STEP["trace"])
         recipe.run_value(group_name, "trace_decay", 0.0)
     variable = rule.delta_variable
     for projection in layout.projections:
@@ -273,12 +273,12 @@ def build_reward_modulated_hebbian(rule, recipe, layout):
         source.add(f"{name} : 1")
         rate = "r_prev" if previous else "r"
         source.regular[name] = Regular([f"{name} = {rate}**3" if cube else f"{name} = {rate}"], when="groups",
-                                       order=FACTOR_ORDER)
+                                       order=STEP["factor"])
         if previous:
             source.add("r_prev : 1")
-            source.regular["r_prev"] = Regular(["r_prev = r"], when="groups", order=TRACE_ORDER)
+            source.regular["r_prev"] = Regular(["r_prev = r"], when="groups", order=STEP["trace"])
         syn = recipe.synapses[projection.synapses]
         syn.add(f"{variable} : 1")
         syn.regular[rule.kind] = Regular([f"{variable} += {name}_pre * post_factor_post"], when="groups",
-                                         order=ELIGIBILITY_ORDER)
-    recipe.notes.setdefault("deltas", {})[rule.kind] = variable
+                                         order=STEP["eligibility"])
+    recipe.declare_delta(rule.kind, variable)

@@ -33,12 +33,11 @@ neural networks through reward-modulated Hebbian learning. Cereb. Cortex 24(3):6
 
 from dataclasses import dataclass
 
-import numpy as np
 from brian2 import second
 
 from ..errors import SpecError
 from ..networks.recipe import Regular
-from ..networks.recurrent_rate import ELIGIBILITY_ORDER, FACTOR_ORDER, TRACE_ORDER, draw_kicks
+from ..networks.recurrent_rate import STEP, draw_kicks
 from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
 from .builders import register_builder
@@ -94,9 +93,6 @@ class Hoerzer(InNetworkRule):
     def observe(self, trial):
         self.trained_time += self.duration
 
-    def update(self, trial, perturbation):
-        return [np.asarray(d).sum(axis=0) for d in trial.deltas]
-
 
 @register_builder(Hoerzer, "recurrent_rate")
 def build_hoerzer(rule, recipe, layout):
@@ -108,10 +104,10 @@ def build_hoerzer(rule, recipe, layout):
     readout.namespace["hoerzer_decay"] = rule.spec.trace_decay
     readout.regular["hoerzer_factor"] = Regular([
         "P = -(z - y_target)**2",
-        "hoerzer_factor = hoerzer_lr * (z - z_bar) * int(P > P_bar) * scored"], when="groups", order=FACTOR_ORDER)
+        "hoerzer_factor = hoerzer_lr * (z - z_bar) * int(P > P_bar) * scored"], when="groups", order=STEP["factor"])
     readout.regular["hoerzer_trace"] = Regular([
         "P_bar = hoerzer_decay * P_bar + (1 - hoerzer_decay) * P",
-        "z_bar = hoerzer_decay * z_bar + (1 - hoerzer_decay) * z"], when="groups", order=TRACE_ORDER)
+        "z_bar = hoerzer_decay * z_bar + (1 - hoerzer_decay) * z"], when="groups", order=STEP["trace"])
     for variable in ("hoerzer_lr", "hoerzer_online"):
         recipe.run_value("readout", variable, 0.0)
     variable = rule.delta_variable
@@ -120,5 +116,5 @@ def build_hoerzer(rule, recipe, layout):
         syn.add(f"{variable} : 1")
         syn.regular[rule.kind] = Regular([f"{variable} += hoerzer_factor_post * r_pre",
                                           "w += hoerzer_online_post * hoerzer_factor_post * r_pre"],
-                                         when="groups", order=ELIGIBILITY_ORDER)
-    recipe.notes.setdefault("deltas", {})[rule.kind] = variable
+                                         when="groups", order=STEP["eligibility"])
+    recipe.declare_delta(rule.kind, variable)

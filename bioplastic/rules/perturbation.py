@@ -33,7 +33,9 @@ from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
 from ..errors import SpecError
 from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
+from ..networks.rate import BOUNDARY, every_trial, update_master_weight
 from .base import Perturbation, Rule, register_rule
+from .builders import register_block_builder
 
 
 @dataclass(frozen=True)
@@ -224,3 +226,125 @@ class NodePerturbation(_PerturbationRule):
             if np.isfinite(d):
                 out[name] = (d, expected_cosine(d, k), k)
         return out
+
+
+# -- the block form: WP's and NP's update at every trial boundary, in generated code ---------------
+def _copies(rule, layout):
+    """Per copy: its example, the sign of its perturbation (0 clean, +1, -1) and its direction k."""
+    k, copy = rule.spec.samples, np.arange(layout.copies)
+    variant, example = copy // layout.batch, copy % layout.batch
+    sign = np.where(variant == 0, 0.0, np.where(variant <= k, 1.0, -1.0))
+    direction = np.where(variant <= k, variant - 1, variant - 1 - k).clip(0)  # the k of a ± copy
+    return example, sign, direction
+
+
+def _loss_changes(rule, recipe, layout, per_example):
+    """Group ``directions``: every direction's loss change ΔL_k (per example, or of the batch mean),
+    summed from the copies' losses once per trial."""
+    k, b, antithetic = rule.spec.samples, layout.batch, rule.spec.antithetic
+    recipe.group("directions", k * b if per_example else k, dt=layout.period,
+                 order=BOUNDARY["loss_change"] + 1).add("dL : 1")
+    pre, post, coef = [], [], []
+    for kk in range(k):
+        for bb in range(b):
+            target = kk * b + bb if per_example else kk
+            pairs = ([((1 + kk) * b + bb, 0.5 / b), ((1 + k + kk) * b + bb, -0.5 / b)] if antithetic
+                     else [((1 + kk) * b + bb, 1.0 / b), (bb, -1.0 / b)])
+            for source, c in pairs:
+                pre.append(source), post.append(target), coef.append(c)
+    change = recipe.connect("change", "losses", "directions", pre, post, dt=layout.period)
+    change.add("coef : 1 (constant)", "dL_post = coef * L_pre : 1 (summed)")
+    change.initial["coef"] = np.array(coef)
+
+
+def _noise_tables(rule, recipe, layout, widths):
+    """One table per layer of the trials' noise (``widths`` numbers a row), shifted by one row: the
+    boundary after trial n reads trial n's at t and trial n + 1's at t + loop_period."""
+    for l, width in enumerate(widths, start=1):
+        recipe.timed_array(f"loop_noise{l}", layout.trials + 2, width, dt=layout.period)
+        recipe.run_value(f"loop_noise{l}", "values", 0.0)
+
+
+def build_wp_block(rule, recipe, layout):
+    """WP at the boundary: every synapse steps its master weight by Σ_k ξ_k ΔL_k (its own entry of
+    every direction from the noise table, the directions' ΔL copied to its postsynaptic neuron), then
+    sets its copy's weight to the master weight plus its perturbation for the next trial."""
+    k, copies = rule.spec.samples, layout.copies
+    _, sign, direction = _copies(rule, layout)
+    _loss_changes(rule, recipe, layout, per_example=False)
+    _noise_tables(rule, recipe, layout, [k * p.size for p in layout.projections])
+    for l, projection in enumerate(layout.projections, start=1):
+        group, n = recipe.group(projection.post), layout.groups[projection.post]
+        for kk in range(k):
+            group.add(f"dL{kk} : 1", f"dLlink{kk} : 1 (linked)")
+            group.linked[f"dLlink{kk}"] = ("directions", "dL", np.full(copies * n, kk))
+        every_trial(group, "credit", *(f"dL{kk} = dLlink{kk}" for kk in range(k)), layout=layout)
+        (n_out, n_in), size = projection.shape, projection.size
+        syn = recipe.synapses[projection.synapses]
+        c, o, i = syn.j // n_out, syn.j % n_out, syn.i % n_in  # every synapse's copy, output and input
+        syn.add("wsign : 1 (constant)", "widx0 : integer (constant)", "widx : integer (constant)")
+        syn.initial.update(widx0=o * n_in + i, widx=direction[c] * size + o * n_in + i, wsign=sign[c])
+        syn.namespace["loop_period"] = layout.period
+        estimate = " + ".join(f"loop_noise{l}(t, widx0 + {kk * size}) * dL{kk}_post" for kk in range(k))
+        update_master_weight(syn, estimate, layout)
+        every_trial(syn, "next_trial", f"w = wm + wsign * loop_noise{l}(t + loop_period, widx)", layout=layout)
+
+
+def build_np_block(rule, recipe, layout):
+    """NP at the boundary: every neuron's node gradient g_b = Σ_k ζ_kb ΔL_kb per example (summed on
+    the postsynaptic side), every synapse steps its master weight by Σ_b g_b r_b (the clean copies'
+    read-out rates on the presynaptic side), and every neuron takes its next trial's perturbation."""
+    k, b, copies = rule.spec.samples, layout.batch, layout.copies
+    example, sign, direction = _copies(rule, layout)
+    per_example = rule.spec.credit == "example"
+    _loss_changes(rule, recipe, layout, per_example)
+    _noise_tables(rule, recipe, layout, [k * b * p.shape[0] for p in layout.projections])
+    variant = np.arange(copies) // b
+    perturbed = np.flatnonzero((variant >= 1) & (variant <= k))
+    credit_of = direction * b + example if per_example else direction
+    for projection in layout.projections:  # every clean copy's read-out rate of the presynaptic neurons
+        group, n = recipe.group(projection.pre), layout.groups[projection.pre]
+        unit = np.tile(np.arange(n), copies)
+        for bb in range(b):
+            group.add(f"rc{bb} : 1", f"rclink{bb} : 1 (linked)")
+            group.linked[f"rclink{bb}"] = (projection.pre, "rT", bb * n + unit)
+        every_trial(group, "share_read_out", *(f"rc{bb} = rclink{bb}" for bb in range(b)), layout=layout)
+    for l, projection in enumerate(layout.projections, start=1):
+        name, n = projection.post, layout.groups[projection.post]
+        group, unit = recipe.group(name), np.tile(np.arange(n), copies)
+        group.add("psign : 1 (constant)", "pidx : integer (constant)", "dLn : 1 (linked)", "dLp : 1")
+        group.initial.update(psign=np.repeat(sign, n), pidx=np.repeat(direction * b + example, n) * n + unit)
+        group.linked["dLn"] = ("directions", "dL", np.repeat(credit_of, n))
+        group.namespace["loop_period"] = layout.period
+        every_trial(group, "credit", "dLp = dLn", layout=layout)
+        recipe.group(f"nodegrad{l}", b * n, dt=layout.period, order=BOUNDARY["node_gradient"] + 1).add("g : 1")
+        nodes = recipe.connect(f"nodes{l}", name, f"nodegrad{l}", (perturbed[:, None] * n + np.arange(n)).ravel(),
+                               (example[perturbed][:, None] * n + np.arange(n)).ravel(), dt=layout.period)
+        nodes.add("g_post = pert_pre * dLp_pre : 1 (summed)")
+        for bb in range(b):
+            group.add(f"g{bb} : 1", f"glink{bb} : 1 (linked)")
+            group.linked[f"glink{bb}"] = (f"nodegrad{l}", "g", bb * n + unit)
+        every_trial(group, "share_node_gradient", *(f"g{bb} = glink{bb}" for bb in range(b)), layout=layout)
+        every_trial(group, "next_trial", f"pert = psign * loop_noise{l}(t + loop_period, pidx)", layout=layout)
+        syn = recipe.synapses[projection.synapses]
+        update_master_weight(syn, " + ".join(f"g{bb}_post * rc{bb}_pre" for bb in range(b)), layout)
+        every_trial(syn, "next_trial", "w = wm", layout=layout)
+
+
+def block_values(rule, layout, noise):
+    """The run values of a block: every layer's noise table (``noise``: per layer, the trials' draws
+    (trials, ...)) and the master weight's step per unit of the estimate, lr / (K σ²)."""
+    values = {}
+    for l, (projection, table) in enumerate(zip(layout.projections, noise), start=1):
+        flat = np.asarray(table, float).reshape(layout.trials, -1)
+        values[(f"loop_noise{l}", "values")] = np.concatenate([np.zeros((1, flat.shape[1])), flat,
+                                                               np.zeros((1, flat.shape[1]))])
+        values[(projection.synapses, "lrk")] = rule.spec.lr / (rule.spec.samples * rule.spec.sigma ** 2)
+    return values
+
+
+_SQUARED_ERROR = "the read-out's squared error: teacher_regression, temporal_regression"
+for _rule, _build in ((WeightPerturbation, build_wp_block), (NodePerturbation, build_np_block)):
+    register_block_builder(_rule, "rate", values=block_values,
+                           supports_task=lambda task_class: task_class.squared_error_readout,
+                           task_requirement=_SQUARED_ERROR)(_build)

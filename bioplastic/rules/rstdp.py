@@ -209,6 +209,7 @@ class RSTDP(InNetworkRule):
     spec_class = RSTDPSpec
     description = ("reward-modulated STDP: pair-based STDP into an eligibility trace, gated by dopamine or a "
                    "reward signal (MSTDP, MSTDPET, DA-STDP)")
+    calibration = "chunk"  # align: the baseline per condition at its converged value for the fixed weights
 
     def __init__(self, spec):
         super().__init__(spec)
@@ -292,7 +293,7 @@ def build_rstdp(rule, recipe, layout):
     """Add R-STDP to every plastic projection of a spiking network (see the module docstring)."""
     spec, k = rule.spec, rule.kind
     check_step(spec, layout.dt)
-    check_third_factor(spec, recipe.notes.get("reward_pulses", False), "this task")
+    check_third_factor(spec, recipe.reward_pulses, "this task")
     third = spec.third_factor
     eligible = spec.tau_e > 0 * ms
     constants = rule.constants()
@@ -352,8 +353,8 @@ def build_rstdp(rule, recipe, layout):
         else:
             code += [f"rs_m = {end} * tail_{k} * lr_{k} * e_{k} * tau_e_{k}"]
         syn.regular[f"end_{k}"] = Regular(code + _apply(k, "rs_m"), dt=final_step_clock(layout), when="end", order=10)
-        if recipe.notes.get("record_every") is not None:  # bring every weight up to date before it is recorded
-            syn.regular[f"flush_{k}"] = Regular(_integrate(k, third, level), dt=recipe.notes["record_every"],
+        if recipe.record_every is not None:  # bring every weight up to date before it is recorded
+            syn.regular[f"flush_{k}"] = Regular(_integrate(k, third, level), dt=recipe.record_every,
                                                 when="start", order=-10)
         # The weight and eligibility at any time, for monitors (the stored ones are as of the
         # synapse's last event).
@@ -363,12 +364,12 @@ def build_rstdp(rule, recipe, layout):
         gained = _gained(k, third, held, f"exp(-{gap} / tau_e_{k})", f"exp(-{gap} / tau_d_{k})")
         syn.add(f"e_now_{k} = e_{k} * exp(-{gap} / tau_e_{k}) : 1/second",
                 f"w_now_{k} = w + online_{k} * (clip(w + {gained}, w_min_{k}, w_max_{k}) - w) : volt")
-    recipe.notes.setdefault("deltas", {})[rule.kind] = f"dw_{k}"
-    recipe.notes["w_max"] = float(spec.w_max / mV)
-    recipe.notes["rule"] = rule
+    recipe.declare_delta(rule.kind, f"dw_{k}")
+    recipe.weight_cap = float(spec.w_max / mV)
+    recipe.rule = rule
     # What a task may record: (object, variable) of the rule's quantities, by meaning.
     first = layout.projections[0]
-    recipe.notes["rule_variables"] = dict(
+    recipe.rule_variables = dict(
         weight=(first.synapses, f"w_now_{k}"), eligibility=(first.synapses, f"e_now_{k}"),
         pre_trace=(first.pre, f"apre_{k}"), post_trace=(first.post, f"apost_{k}"),
         **({"third_factor": (MODULATOR, f"level_{k}"), "dopamine": (MODULATOR, f"x_{k}")} if third != "none" else {}))
@@ -434,7 +435,7 @@ def _modulator_kinetics(rule, recipe, layout):
         f"event_{k} = int(pulse_{k} != 0 or level_{k} != level_prev_{k})",
         "n_rewards += rs_event",
         "reward_pulse = 0"], when="before_thresholds", order=1)
-    if recipe.notes.get("final_reward"):
+    if recipe.final_reward:
         group.regular[f"final_{k}"] = Regular(
             [f"final_{k} = (final_reward - baseline_{k}) * {final_flag(layout)}"], dt=final_step_clock(layout),
             when="end", order=6)

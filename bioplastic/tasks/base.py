@@ -42,7 +42,11 @@ class Task:
     description = ""
     families = ("rate",)
     mode = "trials"
-    reward_pulses = False  # True when the reward reaches the network as events during the run
+    # What the task offers the engine and the rules (declared here, so that none is a guess):
+    reward_pulses = False  # the reward reaches the network as events during the run
+    squared_error_readout = False  # the loss is the read-out's squared error (the WP/NP block form computes it)
+    target_in_network = False  # the target and error weights are run values the network reads (e-prop, Hoerzer)
+    error = None  # "squared" or "absolute": the error a recurrent task scores
 
     def __init__(self, spec, model, seed):
         self.spec, self.model, self.seed = spec, model, seed
@@ -61,6 +65,10 @@ class Task:
 
     def losses(self, outputs, targets):
         raise NotImplementedError
+
+    def output_gradient(self, outputs, targets):
+        """dL/d(outputs) of the batch loss, for the reference gradients that backpropagate (BPTT)."""
+        raise NotImplementedError(f"the task {self.kind!r} has no output gradient (no BPTT reference)")
 
     def trial_metrics(self, trial):
         """Extra ``(metric, value)`` pairs logged with a trial's loss (e.g. the error per trial type)."""
@@ -102,7 +110,7 @@ class ContinuousTask(Task):
     """A task that is one long run (an experiment) with an in-network rule learning online.
 
     Subclasses give ``copies`` and ``blocks`` (independent networks and input blocks in the
-    run), and implement :meth:`contribute`, :meth:`run_values`, :meth:`metrics`,
+    run), and implement :meth:`contribute`, :meth:`experiment_values`, :meth:`metrics`,
     :meth:`summary` and, for their figures, :meth:`tables`.
     """
 
@@ -125,12 +133,12 @@ class ContinuousTask(Task):
         """The plastic weights the run starts from (mV), per projection."""
         return weights
 
-    def run_values(self, layout, rng):
+    def experiment_values(self, layout, rng):
         """``(input rasters or None, {(object, variable): value})`` for the run."""
         return None, {}
 
-    def summary(self, metrics, observation, layout, notes=None):
-        """Headline numbers of the run for summary.json (``notes``: the recipe's, e.g. ``w_max``)."""
+    def summary(self, metrics, observation, layout, recipe=None):
+        """Headline numbers of the run for summary.json (``recipe``: the network's, e.g. its ``weight_cap``)."""
         return {}
 
 

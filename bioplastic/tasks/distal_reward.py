@@ -109,8 +109,8 @@ class DistalReward(ContinuousTask):
     def contribute(self, recipe, layout):
         s, n = self.spec, layout.groups["neurons"]
         copies = np.arange(layout.copies)
-        recipe.notes["record_every"] = s.record_every
-        recipe.notes["reward_pulses"] = True
+        recipe.record_every = s.record_every
+        recipe.reward_pulses = True
         mod = neuromodulator(recipe, layout)
         mod.add("t_pre_last : second", "next_slot : integer", "rewards_dropped : 1", "wtotal : volt", "spikes : 1",
                 *(f"due{k} : second" for k in range(SLOTS)))
@@ -191,9 +191,9 @@ class DistalReward(ContinuousTask):
                 "weight_histogram.csv": pd.DataFrame({"weight_mv_low": edges[:-1], "weight_mv_high": edges[1:],
                                                       "synapses": counts})}
 
-    def summary(self, metrics, observation, layout, notes=None):
+    def summary(self, metrics, observation, layout, recipe=None):
         weight = metrics[metrics.metric == "rewarded_weight"]
-        cap = float((notes or {}).get("w_max", np.nan))
+        cap = float(recipe.weight_cap) if recipe is not None and recipe.weight_cap is not None else np.nan
         reached = weight[weight.value >= 0.99 * cap] if np.isfinite(cap) else weight.iloc[0:0]
         first = float(reached.t_s.iloc[0]) if len(reached) else None
         after = weight[weight.t_s >= first] if first is not None else weight.iloc[0:0]

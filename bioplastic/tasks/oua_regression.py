@@ -29,7 +29,7 @@ from brian2 import Hz, second
 
 from ..errors import SpecError
 from ..networks.neuromodulator import MODULATOR, neuromodulator
-from ..networks.recurrent_rate import FEEDBACK_ORDER
+from ..networks.recurrent_rate import STEP
 from ..spec import param, positive, validate
 from .base import CONTINUOUS_COLUMNS, ContinuousTask, record_rows
 
@@ -91,7 +91,7 @@ class OuaRegression(ContinuousTask):
         neuromodulator(recipe, layout)
         syn = recipe.connect("reward", "readout", MODULATOR, np.arange(layout.copies), np.arange(layout.copies))
         syn.add("reward_level_post = -(z_pre - y_target_pre)**2 : 1 (summed)")
-        syn.summed_order["reward_level_post"] = FEEDBACK_ORDER
+        syn.summed_order["reward_level_post"] = STEP["feedback"]
 
     def contribute_after_rule(self, recipe, layout):
         every = self.spec.record_every
@@ -102,7 +102,7 @@ class OuaRegression(ContinuousTask):
     def initial_weights(self, weights, layout):
         return [np.full((1, 1), self.spec.theta_initial)]
 
-    def run_values(self, layout, rng):
+    def experiment_values(self, layout, rng):
         inputs = np.broadcast_to(self.u[None, :, None], (layout.copies, self.steps, 1))
         delayed = np.concatenate([[0.0], self.u[:-1]])
         target = np.tanh(self.spec.theta_target * delayed)
@@ -128,7 +128,7 @@ class OuaRegression(ContinuousTask):
         index = np.clip(np.round(np.asarray(times) / dt).astype(int), 0, len(cumulative) - 1)
         return cumulative[index]
 
-    def summary(self, metrics, observation, layout, notes=None):
+    def summary(self, metrics, observation, layout, recipe=None):
         def last(name):
             return float(metrics[metrics.metric == name].value.iloc[-1])
 

@@ -37,7 +37,7 @@ from brian2 import Hz, ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..networks.recipe import Regular
-from ..networks.recurrent_rate import RATE_ORDER
+from ..networks.recurrent_rate import STEP
 from ..spec import at_least, param, positive, validate
 from .base import Batch, Task
 
@@ -72,7 +72,7 @@ class _ReadoutTarget(Task):
         readout = recipe.group("readout")
         readout.add("y_target : 1", "scored : 1", "error_weight : 1")
         readout.regular["target"] = Regular([f"y_target = {TARGET}(t, i)", f"scored = {SCORED}(t, i)",
-                                             f"error_weight = {ERROR_WEIGHT}(t, i)"], when="groups", order=RATE_ORDER)
+                                             f"error_weight = {ERROR_WEIGHT}(t, i)"], when="groups", order=STEP["rate"])
 
     def run_values(self, batch, layout):
         targets = np.asarray(batch.targets, float)

@@ -32,7 +32,7 @@ from brian2 import Hz, ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..networks.neuromodulator import MODULATOR, final_flag, final_step_clock
-from ..networks.recipe import Regular
+from ..networks.recipe import Readout, Regular
 from ..spec import at_least, non_negative, param, positive, validate
 from .base import Batch, Task, poisson_raster
 
@@ -116,8 +116,8 @@ class SpikeCount(Task):
         out.namespace["readout_tau"] = self.spec.readout_tau
         out.reset += ["count += 1", "ftrace += 1"]
         recipe.run_value(layout.output, "target", 0.0)
-        recipe.notes["readout"] = lambda get: get(layout.output, "count") - get(layout.output, "ftrace")
-        recipe.notes["final_reward"] = True
+        recipe.readout = Readout(layout.output, ("count",), ("ftrace",))  # the filtered spike count
+        recipe.final_reward = True
 
     def contribute_after_rule(self, recipe, layout):
         """R = -L, computed by the network from its own read-out in the last step."""

@@ -66,8 +66,8 @@ class _HandPlaced(ContinuousTask):
 
     def contribute_after_rule(self, recipe, layout):
         """Monitor the rule's quantities (its ``rule_variables``) that this task plots."""
-        self.notes = recipe.notes
-        found = recipe.notes.get("rule_variables", {})
+        self.rule = recipe.rule
+        found = recipe.rule_variables
         self.monitored = {name: found[name] for name in self.recorded if name in found}
         for name, (owner, variable) in self.monitored.items():
             recipe.monitor(f"record_{name}", owner, variables=(variable,), record=self.record, dt=layout.dt,
@@ -122,7 +122,7 @@ class SpikePattern(_HandPlaced):
         clamp(recipe, layout, layout.output)
         schedule(recipe, layout, levels=True)
 
-    def run_values(self, layout, rng):
+    def experiment_values(self, layout, rng):
         raster = np.zeros((1, self.steps, 1))
         raster[0, self.pre, 0] = 1
         forced = np.zeros((self.steps, 1))
@@ -137,7 +137,7 @@ class SpikePattern(_HandPlaced):
         return {"spikes.csv": pd.DataFrame({"t_s": np.concatenate([self.pre, self.post]) * dt,
                                             "neuron": ["pre"] * len(self.pre) + ["post"] * len(self.post)})}
 
-    def summary(self, metrics, observation, layout, notes=None):
+    def summary(self, metrics, observation, layout, recipe=None):
         weight = metrics[metrics.metric == "weight"].value
         return dict(initial_weight_mv=float(self.spec.initial_weight / mV), final_weight_mv=float(weight.iloc[-1]),
                     weight_change_mv=float(weight.iloc[-1] - self.spec.initial_weight / mV))
@@ -204,7 +204,7 @@ class StdpPairing(_HandPlaced):
         clamp(recipe, layout, layout.output)
         schedule(recipe, layout, pulses=True)
 
-    def run_values(self, layout, rng):
+    def experiment_values(self, layout, rng):
         copies = np.arange(self.copies)
         raster = np.zeros((self.copies, self.steps, 1))
         raster[copies, self.pre, 0] = 1
@@ -220,15 +220,14 @@ class StdpPairing(_HandPlaced):
             observation.weights[0].ravel() - float(self.spec.initial_weight / mV)
         after = (self.reward - np.maximum(self.pre, self.post)) * dt
         table = pd.DataFrame({"delta_t_ms": self.delta * dt * 1e3, "dw_mv": measured, "reward_after_s": after})
-        rule = self.notes.get("rule")
-        theory = getattr(rule, "pairing_closed_form", None)
+        theory = getattr(self.rule, "pairing_closed_form", None)
         if theory is not None:  # the rule's closed form for one pairing and one pulse, where it has one
             expected = theory(self.delta * dt, after, self.spec.pulse, (self.steps - self.reward) * dt)
             if expected is not None:
                 table["closed_form_mv"] = expected
         return {"window.csv": table}
 
-    def summary(self, metrics, observation, layout, notes=None):
+    def summary(self, metrics, observation, layout, recipe=None):
         window = self.tables(observation, layout)["window.csv"]
         best = window.iloc[int(np.argmax(window.dw_mv.to_numpy()))]
         out = dict(pairings=len(window), max_dw_mv=float(window.dw_mv.max()), min_dw_mv=float(window.dw_mv.min()),

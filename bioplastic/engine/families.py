@@ -1,0 +1,254 @@
+"""Family adapters: everything that differs between model families, in one registered object each.
+
+A model spec names its ``family``; the engine looks the family's adapter up in
+:data:`bioplastic.registry.FAMILIES` and never branches on the name. An adapter owns:
+
+* its networks: the blueprint of a trial's copies and of an experiment's run;
+* its run values: what the model and seed give every run, and how copies read a batch's inputs;
+* its reference gradient (:mod:`bioplastic.engine.reference`), and whether that reference runs
+  simulations of its own (then it is kept for as long as the weights do not change);
+* its memory estimate, for :mod:`bioplastic.resources`;
+* its gradcheck (:mod:`bioplastic.engine.gradcheck`).
+
+A new family is an adapter registered with :func:`register_family`, plus its tests.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import SpecError
+from ..networks.alif import AlifBlueprint, model_values as alif_model_values
+from ..networks.rate import RateBlockBlueprint, RateBlueprint
+from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values as recurrent_model_values
+from ..networks.spiking_network import SpikingBlueprint
+from ..registry import FAMILIES
+from . import reference
+
+
+class Family:
+    """Base class of a family adapter; subclasses set ``name``, ``reference`` and ``description``."""
+
+    name = None
+    description = ""
+    reference = None  # the name of its own reference gradient (``analysis.reference = "auto"``)
+    reference_apart = False  # True: its reference runs simulations of its own, independent of the trial's
+    fresh_inputs_per_sample = False  # True: every dry-run sample draws fresh inputs (the batch holds one block each)
+
+    # -- networks -----------------------------------------------------------------------------
+    def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
+        """The network of ``samples`` blocks of ``variants * batch`` copies; ``record``: how many
+        clean copies record their trajectory; ``contributors``: ``f(recipe, layout)``."""
+        raise NotImplementedError
+
+    def experiment_blueprint(self, model, steps, copies, blocks, *, seed, contributors):
+        """The network of a continuous run of ``copies`` copies reading ``blocks`` input blocks."""
+        raise SpecError("task.kind", f"{self.name} models run no continuous experiments")
+
+    def block_blueprint(self, model, steps, variants, batch, trials, *, contributors):
+        """The network of a block: ``trials`` trials of ``variants * batch`` copies in one run, with a
+        rule's block form (``contributors``) updating the weights at every trial boundary."""
+        raise SpecError("training.loop", f"{self.name} models have no block network yet")
+
+    def min_steps(self, model):
+        """``(steps, why)``: the fewest steps a trial of ``model`` may have."""
+        return 1, "one step"
+
+    def words(self, kind):
+        """How an error names a model of this family and the key that chose it."""
+        return f"{self.name} models (model.kind = {kind!r})"
+
+    # -- run values ---------------------------------------------------------------------------
+    def copy_inputs(self, batch, blueprint):
+        """``(conditions, inputs)`` of every copy: each copy reads its example's stimulus (the
+        batch repeated to fill the copies)."""
+        copies = blueprint.copies
+        return _tiled(np.asarray(batch.conditions), copies), _tiled(np.asarray(batch.inputs), copies)
+
+    def weight_names(self, model):
+        """Names of the plastic weight matrices, layer order (None: W1, W2, ...)."""
+        return None
+
+    def model_values(self, protocol, copies):
+        """Run values that come from the protocol's model and seed, not from the build."""
+        return {}
+
+    # -- reference, resources, gradcheck ------------------------------------------------------
+    def reference_gradient(self, trainer, batch, observed):
+        raise NotImplementedError
+
+    def memory(self, model, batch, variants, continuous, task_class, task):
+        """``dict(neurons, synapses, size_key, per_step, task)``: one copy's neurons and synapses, the
+        key that sets them, the bytes recorded per step and the task's own arrays."""
+        raise NotImplementedError
+
+    def without_noise(self, model):
+        """``(model, what was changed or None)``: the model with no randomness inside its runs."""
+        return model, None
+
+    def gradcheck(self, protocol, eps):
+        """``(title, reference gradient, numeric gradient)`` per layer, or a SpecError saying why not."""
+        raise SpecError("model.kind", f"gradcheck has no check for {self.name} models", protocol.model_kind)
+
+
+def register_family(adapter, *, override=False):
+    """Make ``adapter`` (a :class:`Family` instance) the adapter of ``adapter.name``."""
+    if not isinstance(adapter, Family):
+        raise TypeError(f"register_family: needs a Family instance (got {type(adapter).__name__})")
+    return FAMILIES.register(adapter.name, adapter, override=override)
+
+
+def _layers(sizes):
+    """Neurons and synapses of one copy of dense feed-forward layers of ``sizes``."""
+    return dict(neurons=sum(sizes), synapses=sum(a * b for a, b in zip(sizes[:-1], sizes[1:])), size_key="model.sizes")
+
+
+def _tiled(array, copies):
+    """``array`` (examples, ...) repeated along its first axis to fill ``copies``."""
+    return np.tile(array, (copies // len(array),) + (1,) * (array.ndim - 1))
+
+
+class FeedForwardRate(Family):
+    name = "rate"
+    description = "feed-forward rate networks (model.kind = \"rate\")"
+    reference = "bptt"
+
+    def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
+        return RateBlueprint(model, samples * variants * batch, steps, record=record, contributors=contributors)
+
+    def block_blueprint(self, model, steps, variants, batch, trials, *, contributors):
+        return RateBlockBlueprint(model, variants * batch, batch, steps, trials, contributors=contributors)
+
+    def min_steps(self, model):
+        return len(model.sizes) - 1, "one per layer"  # the input needs one step per layer to reach the output
+
+    def reference_gradient(self, trainer, batch, observed):
+        return reference.feedforward_bptt_gradient(trainer, batch, observed)
+
+    def memory(self, model, batch, variants, continuous, task_class, task):
+        sizes = list(model.sizes)
+        return dict(_layers(sizes), per_step=batch * sum(sizes[1:]) * 8,  # the clean copies' recorded rates
+                    task=64 * batch * (sizes[0] + sizes[-1]) * 8 * 2)  # 64 labelled batches at once
+
+    def gradcheck(self, protocol, eps):
+        from .gradcheck import bptt_against_finite_differences
+        return bptt_against_finite_differences(protocol, eps)
+
+
+class RecurrentRate(Family):
+    name = "recurrent_rate"
+    description = "recurrent rate networks with a read-out over time (model.kind = \"rate\", recurrent = true)"
+    reference = "bptt"
+    blueprint_class = RecurrentRateBlueprint
+    states = 1  # recorded state variables per neuron and step
+
+    def words(self, kind):
+        return "recurrent_rate models (model.kind = \"rate\" with recurrent = true)"
+
+    def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
+        return self.blueprint_class(model, samples * variants * batch, steps, record=record, seed=seed,
+                                    contributors=contributors)
+
+    def experiment_blueprint(self, model, steps, copies, blocks, *, seed, contributors):
+        return self.blueprint_class(model, copies, steps, seed=seed, contributors=contributors)
+
+    def model_values(self, protocol, copies):
+        return recurrent_model_values(protocol.model, protocol.seed, copies)
+
+    def weight_names(self, model):
+        return list(model.plastic_layers)
+
+    def without_noise(self, model):
+        if model.noise > 0 or model.x_init > 0:
+            return (dataclasses.replace(model, noise=0.0, x_init=0.0),
+                    f"model.noise and model.x_init set to 0 (were {model.noise:g}, {model.x_init:g})")
+        return model, None
+
+    def reference_gradient(self, trainer, batch, observed):
+        return reference.recurrent_bptt_gradient(trainer, batch, observed)
+
+    def memory(self, model, batch, variants, continuous, task_class, task):
+        n = model.n_neurons
+        # the clean copies' states, every copy's stimulus (x3) and read-out (x2)
+        per_step = 8 * (self.states * batch * n + variants * batch * (3 * model.n_inputs + 2 * model.n_outputs))
+        return dict(neurons=n + model.n_inputs + model.n_outputs, synapses=n * (n + model.n_inputs + 2 * model.n_outputs),
+                    size_key="model.n_neurons", per_step=per_step, task=0)
+
+    gradcheck = FeedForwardRate.gradcheck  # BPTT against finite differences, as for feed-forward networks
+
+
+class RecurrentSpiking(RecurrentRate):
+    name = "recurrent_spiking"
+    description = "recurrent LIF/ALIF networks with a read-out over time (model.kind = \"alif\")"
+    reference = "surrogate"
+    blueprint_class = AlifBlueprint
+    states = 2  # v and a
+
+    def words(self, kind):
+        return Family.words(self, kind)
+
+    def model_values(self, protocol, copies):
+        return alif_model_values(protocol.model, protocol.seed, copies)
+
+    def without_noise(self, model):
+        return model, None  # no private noise in the model
+
+    def reference_gradient(self, trainer, batch, observed):
+        return reference.surrogate_gradient(trainer, batch, observed)
+
+    def gradcheck(self, protocol, eps):
+        from .gradcheck import eprop_against_surrogate
+        return eprop_against_surrogate(protocol)
+
+
+class Spiking(Family):
+    name = "spiking"
+    description = "feed-forward and recurrent E/I LIF and Izhikevich networks (model.kind = \"lif\", \"izhikevich\")"
+    reference = "finite_difference"
+    reference_apart = True
+    fresh_inputs_per_sample = True
+
+    def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
+        # Sample s, variant v, example b reads input block s * B + b: the variants of one example
+        # share its input spikes (common random numbers); every sample has fresh ones.
+        copy = np.arange(samples * variants * batch)
+        blocks = (copy // (variants * batch)) * batch + copy % batch
+        return SpikingBlueprint(model, len(copy), steps, blocks=samples * batch, seed=seed,
+                                contributors=contributors, input_block=blocks)
+
+    def experiment_blueprint(self, model, steps, copies, blocks, *, seed, contributors):
+        return SpikingBlueprint(model, copies, steps, blocks=blocks, seed=seed, contributors=contributors)
+
+    def copy_inputs(self, batch, blueprint):
+        """Copies read input blocks (the rasters stay one per block)."""
+        return np.asarray(batch.conditions)[blueprint.layout.input_block], np.asarray(batch.inputs)
+
+    def model_values(self, protocol, copies):
+        return {("guard", "max_rate"): float(protocol.training.max_rate)}
+
+    def reference_gradient(self, trainer, batch, observed):
+        analysis = trainer.protocol.analysis
+        return reference.expected_loss_gradient(trainer, np.asarray(batch.conditions)[:trainer.batch],
+                                                analysis.fd_samples, analysis.fd_eps)
+
+    def memory(self, model, batch, variants, continuous, task_class, task):
+        if model.recurrent:
+            neurons = model.n_exc + model.n_inh
+            shape = dict(neurons=neurons, synapses=neurons * model.out_degree, size_key="model.n_exc")
+        else:
+            shape = _layers(list(model.sizes))
+        if continuous:  # forced spikes, reward schedules, monitors of a few variables
+            return dict(shape, per_step=8 * variants * batch * 8, task=task_class.recorded_bytes(task, model))
+        return dict(shape, per_step=3 * batch * model.sizes[0] * 8, task=0)  # the input rasters (NumPy, TimedArray)
+
+    def gradcheck(self, protocol, eps):
+        raise SpecError("model.kind", "gradcheck holds BPTT against finite differences for rate networks, and e-prop "
+                        "against surrogate BPTT for recurrent LIF/ALIF networks (model.kind = \"alif\"); for this "
+                        "spiking network, `bioplastic align` compares a rule with finite differences of the expected "
+                        "loss", protocol.model_kind)
+
+
+for _adapter in (FeedForwardRate(), RecurrentRate(), RecurrentSpiking(), Spiking()):
+    register_family(_adapter)
+
+__all__ = ["Family", "register_family", "FeedForwardRate", "RecurrentRate", "RecurrentSpiking", "Spiking"]
