@@ -114,13 +114,14 @@ def cmd_list(args):
     """Every model, rule, task and protocol, with its keys and defaults as TOML to paste."""
     import tomllib
 
-    from .config import TOP_KEYS, AnalysisSpec, TrainingSpec
+    from .config import TOP_KEYS, AnalysisSpec, TrainingSpec, load_plugins
     from .networks import MODEL_KINDS, RecurrentRateModelSpec
     from .rules import RULES
     from .rules.builders import block_families, builder_models
     from .spec import describe
     from .tasks import TASKS
     what = args.what
+    load_plugins({"plugins": list(args.plugins)}, Path.cwd())
     if what is None:
         print("# A protocol is a TOML file. Top-level keys:")
         print('name = "my_protocol"  # names results/<name>/ (a plain folder name)')
@@ -344,6 +345,8 @@ def build_parser():
                        parents=[common])
     p.add_argument("what", nargs="?", choices=["models", "rules", "tasks", "protocols"],
                    help="list only these (default: everything)")
+    p.add_argument("--plugins", nargs="+", default=[], metavar="FILE",
+                   help="load these plugins first (Python files or module names), to list what they register")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("figures", help="redraw the figures of a result folder", parents=[common],
                        description="redraw the figures of a run, sweep or alignment folder from its tables")

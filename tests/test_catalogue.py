@@ -25,6 +25,7 @@ from conftest import REPO
 RUNTIME = ["--set", 'training.backend="runtime"']
 QS = "protocols/quickstart.toml"
 RL = "protocols/reward_learning.toml"
+AX = "examples/adex_count.toml"
 DR = "protocols/izhikevich2007_distal_reward.toml"
 ZG = "protocols/zuege2023.toml"
 WP_ONLY = ["--set", 'sweep.grid={ "rule.kind" = ["weight_perturbation"] }']
@@ -136,6 +137,15 @@ CASES = [
                                        write(t, "bad.py", "import not_a_module_anywhere\n")][:2], 2,
      "ModuleNotFoundError"),
     ("plugin-not-a-list", lambda t: ["validate", write(t, "r.toml", 'plugins = "x.py"\n')], 2, "plugins: must be a list"),
+    ("list-plugin-missing", lambda t: ["list", "--plugins", str(t / "gone.py")], 2, "plugins: cannot load"),
+    # a plugin's model and task (examples/adex_plugin.py)
+    ("adex-delta-t", lambda t: ["validate", AX, "--set", 'model.delta_t="-1 mV"'], 2, "model.delta_t: must be > 0"),
+    ("adex-reset-above-peak", lambda t: ["validate", AX, "--set", 'model.v_r="5 mV"'], 2,
+     "model.v_r: must be below v_peak"),
+    ("adex-dt-too-coarse", lambda t: ["validate", AX, "--set", 'model.dt="1 ms"'], 2, "model.dt: too coarse"),
+    ("adex-task-on-rate", lambda t: ["validate", write(t, "cr.toml", f'plugins = ["{Path(AX).resolve().parent}/adex_plugin.py"]'
+                                                      '\n[task]\nkind = "count_regression"\n[rule]\nkind = "backprop"\n')], 2,
+     "task.kind: 'count_regression' works on spiking models, not on rate models"),
 ] + [(f"plugin-update-{name}", (lambda t, n=name: ["run", plugin_protocol(t, n), "--out", str(t / "out")]), 2,
       fragment) for name, (_, fragment) in FAULTS.items()] + [
     # numbers that mean what they say
