@@ -59,7 +59,7 @@ signaling. Cereb. Cortex 17(10).
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import mV, ms
+from brian2 import mV, ms, second
 
 from .. import rng as rng_streams
 from ..errors import SpecError
@@ -221,6 +221,27 @@ class LifModelSpec(SpikingModelSpec):
         :math:`\frac1T \sum_k \tau_s (1 - e^{-(T - t_k)/\tau_s}) = \frac{\tau_s}{T}(n - \mathrm{psp}(T))`."""
         return float(self.tau_syn / duration) * (n_spikes - traces["psp"])
 
+    def numpy_step(self, state, drive, dt):
+        r"""The exact step of the linear equations over ``dt`` (v held at the reset while refractory),
+        then threshold and reset. ``state``: ``v``, ``I_syn`` (volt) and ``refractory`` (steps left in
+        which v stays at the reset); ``drive``: the constant input (``pert``, volt).
+
+        With :math:`u = v - v_\mathrm{rest} - p`:
+        :math:`u(\Delta) = u e^{-\Delta/\tau_m} + I \frac{\tau_s}{\tau_s - \tau_m}(e^{-\Delta/\tau_s} - e^{-\Delta/\tau_m})`.
+        """
+        tau_m, tau_s = float(self.tau_m), float(self.tau_syn)
+        v, i_syn, left = (np.asarray(state[k], float) for k in ("v", "I_syn", "refractory"))
+        em, es = np.exp(-dt / tau_m), np.exp(-dt / tau_s)
+        kernel = tau_s / (tau_s - tau_m) * (es - em) if tau_s != tau_m else dt / tau_m * em
+        u = v - float(self.v_rest) - drive
+        stepped = float(self.v_rest) + drive + u * em + i_syn * kernel
+        free = left <= 0
+        v = np.where(free, stepped, v)
+        spiked = free & (v > float(self.v_th))
+        held = max(int(round(float(self.t_ref / (dt * second)))) - 1, 0)  # Brian2: refractory for t_ref after the spike
+        return dict(v=np.where(spiked, float(self.v_reset), v), I_syn=i_syn * es,
+                    refractory=np.where(spiked, held, np.maximum(left - 1, 0))), spiked
+
 
 @dataclass(frozen=True)
 class IzhikevichModelSpec(SpikingModelSpec):
@@ -266,6 +287,19 @@ class IzhikevichModelSpec(SpikingModelSpec):
     def drive(self, n_spikes, traces, duration):
         """A spike is one step's pulse that moves v by w: the time average is ``n * 1 ms / T``."""
         return n_spikes * float(ms / duration)
+
+    def numpy_step(self, state, drive, dt):
+        """Izhikevich's scheme in volts, for neurons of the preset ``neuron``: two half steps of v
+        with the same input, then u with the new v; spike at 30 mV, then v = c, u += d. ``state``:
+        ``v``, ``u`` (volt); ``drive``: the step's input (volt, as ``pert``)."""
+        a, b, c, d = IZHIKEVICH_PRESETS[self.neuron]
+        v, u = np.asarray(state["v"], float), np.asarray(state["u"], float)
+        h, mv = dt / 1e-3, 1e-3
+        for _ in range(2):
+            v = v + 0.5 * h * (0.04 * v ** 2 / mv + 5 * v + 140 * mv - u + drive)
+        u = u + h * a * (b * v - u)
+        spiked = v >= 30 * mv
+        return dict(v=np.where(spiked, c * mv, v), u=np.where(spiked, u + d * mv, u)), spiked
 
 
 @dataclass(frozen=True)
