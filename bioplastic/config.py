@@ -386,6 +386,10 @@ def resolve(table, file, swept_rule_kinds=None):
 def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed, training):
     """Checks across sections: the model family the task and rule work on, steps, the reference."""
     family = model.family
+    if family not in FAMILIES:  # a plugin's model kind whose family nobody registered an adapter for
+        raise SpecError("model.kind", f"{model_kind!r} is a model of the family {family!r}, which has no adapter "
+                        f"(registered: {', '.join(FAMILIES)}; see bioplastic.engine.families.register_family)",
+                        model_kind)
     task_class, rule_class = TASKS[task_kind], RULES[rule_kind]
     if family not in task_class.families:
         raise SpecError("task.kind", f"{task_kind!r} works on {' or '.join(task_class.families)} models, not on "

@@ -103,6 +103,26 @@ def test_register_task_and_model_kind_check_what_they_register():
         register_model_kind(NoFamily)
 
 
+def test_a_model_kind_of_an_unknown_family_is_refused_by_key(tmp_path, capsys):
+    import dataclasses
+    from bioplastic.networks.spiking import LifModelSpec
+
+    @dataclasses.dataclass(frozen=True)
+    class Orphan(LifModelSpec):
+        kind = "orphan"
+        family = "no_such_family"
+
+    register_model_kind(Orphan)
+    try:
+        path = tmp_path / "o.toml"
+        path.write_text('[model]\nkind = "orphan"\n[task]\nkind = "spike_count"\n[rule]\nkind = "rstdp"\n')
+        assert main(["validate", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "model.kind: 'orphan' is a model of the family 'no_such_family'" in err[0], err
+    finally:
+        MODEL_KINDS.pop("orphan", None)
+
+
 # -- block forms are builders registered for (rule, family) ------------------------------------
 def test_a_subclass_inherits_a_block_form_only_while_it_keeps_the_update():
     class Keeps(WeightPerturbation):
