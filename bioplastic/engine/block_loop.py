@@ -6,7 +6,8 @@ rule has a block form registered for the model's family
 (:func:`~bioplastic.rules.builders.register_block_builder`), the block loop instead runs a network
 that does the trials' scoring and updates itself, many trials per simulation (today: WP and NP on
 feed-forward rate networks with a squared-error task: the block network
-:func:`bioplastic.networks.rate.block_recipe`, their update :func:`bioplastic.rules.perturbation.build_wp_block`). Each block's inputs, targets and perturbations are drawn here from
+:func:`bioplastic.networks.rate.block_recipe`, their updates in :mod:`bioplastic.rules.perturbation`).
+Each block's inputs, targets and perturbations are drawn here from
 the trainer's random streams in the trial loop's order, so both loops give the same learning
 curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial loop,
 which records what the reference gradient needs; the blocks fill the trials between them.

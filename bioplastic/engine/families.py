@@ -27,10 +27,9 @@ from . import reference
 
 
 class Family:
-    """Base class of a family adapter; subclasses set ``name``, ``reference`` and ``description``."""
+    """Base class of a family adapter; subclasses set ``name`` and ``reference``."""
 
     name = None
-    description = ""
     reference = None  # the name of its own reference gradient (``analysis.reference = "auto"``)
     reference_apart = False  # True: its reference runs simulations of its own, independent of the trial's
     fresh_inputs_per_sample = False  # True: every dry-run sample draws fresh inputs (the batch holds one block each)
@@ -109,8 +108,9 @@ def _tiled(array, copies):
 
 
 class FeedForwardRate(Family):
+    """Feed-forward rate networks (``model.kind = "rate"``)."""
+
     name = "rate"
-    description = "feed-forward rate networks (model.kind = \"rate\")"
     reference = "bptt"
 
     def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
@@ -136,8 +136,9 @@ class FeedForwardRate(Family):
 
 
 class RecurrentRate(Family):
+    """Recurrent rate networks with a read-out over time (``model.kind = "rate"``, ``recurrent = true``)."""
+
     name = "recurrent_rate"
-    description = "recurrent rate networks with a read-out over time (model.kind = \"rate\", recurrent = true)"
     reference = "bptt"
     blueprint_class = RecurrentRateBlueprint
     states = 1  # recorded state variables per neuron and step
@@ -178,8 +179,9 @@ class RecurrentRate(Family):
 
 
 class RecurrentSpiking(RecurrentRate):
+    """Recurrent LIF/ALIF networks with a read-out over time (``model.kind = "alif"``)."""
+
     name = "recurrent_spiking"
-    description = "recurrent LIF/ALIF networks with a read-out over time (model.kind = \"alif\")"
     reference = "surrogate"
     blueprint_class = AlifBlueprint
     states = 2  # v and a
@@ -202,8 +204,9 @@ class RecurrentSpiking(RecurrentRate):
 
 
 class Spiking(Family):
+    """Feed-forward and recurrent E/I networks of LIF, Izhikevich or a plugin's spiking neurons."""
+
     name = "spiking"
-    description = "feed-forward and recurrent E/I LIF and Izhikevich networks (model.kind = \"lif\", \"izhikevich\")"
     reference = "finite_difference"
     reference_apart = True
     fresh_inputs_per_sample = True

@@ -257,7 +257,7 @@ def _loss_changes(rule, recipe, layout, per_example):
     change.initial["coef"] = np.array(coef)
 
 
-def _noise_tables(rule, recipe, layout, widths):
+def _noise_tables(recipe, layout, widths):
     """One table per layer of the trials' noise (``widths`` numbers a row), shifted by one row: the
     boundary after trial n reads trial n's at t and trial n + 1's at t + loop_period."""
     for l, width in enumerate(widths, start=1):
@@ -272,7 +272,7 @@ def build_wp_block(rule, recipe, layout):
     k, copies = rule.spec.samples, layout.copies
     _, sign, direction = _copies(rule, layout)
     _loss_changes(rule, recipe, layout, per_example=False)
-    _noise_tables(rule, recipe, layout, [k * p.size for p in layout.projections])
+    _noise_tables(recipe, layout, [k * p.size for p in layout.projections])
     for l, projection in enumerate(layout.projections, start=1):
         group, n = recipe.group(projection.post), layout.groups[projection.post]
         for kk in range(k):
@@ -298,7 +298,7 @@ def build_np_block(rule, recipe, layout):
     example, sign, direction = _copies(rule, layout)
     per_example = rule.spec.credit == "example"
     _loss_changes(rule, recipe, layout, per_example)
-    _noise_tables(rule, recipe, layout, [k * b * p.shape[0] for p in layout.projections])
+    _noise_tables(recipe, layout, [k * b * p.shape[0] for p in layout.projections])
     variant = np.arange(copies) // b
     perturbed = np.flatnonzero((variant >= 1) & (variant <= k))
     credit_of = direction * b + example if per_example else direction
