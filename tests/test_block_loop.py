@@ -10,7 +10,7 @@ import pytest
 from bioplastic.cli import main
 from bioplastic.engine.block_loop import block_length, uses_block_loop
 from bioplastic.engine.trainer import Trainer
-from bioplastic.errors import DivergenceError, SpecError
+from bioplastic.errors import DivergenceError, RunawayError, SpecError
 from conftest import rule_protocol
 
 RUNTIME = 'training.backend="runtime"'
@@ -101,7 +101,8 @@ def test_a_diverged_block_run_is_kept_as_failed(tmp_path, capsys):
 
 @pytest.mark.parametrize("protocol, fragment", [
     ("quickstart.toml", "'backprop' has no block form on rate models (it applies the reference gradient"),  # a variant
-    ("reward_learning.toml", "'rstdp' has no block form on spiking models"),
+    ("reward_learning.toml", "'weight_perturbation' has no block form on spiking models"),  # a variant
+    ("florian2007_fig1.toml", "is not one its block form scores (a reward computed at each trial's end"),
     ("recurrent_rules_dnms.toml", "has no block form on recurrent rate models"),
 ])
 def test_a_rule_or_model_without_a_block_form_is_refused(protocol, fragment, capsys):
@@ -148,3 +149,93 @@ def test_weights_that_overflow_inside_a_block_name_the_rule():
     with pytest.raises(DivergenceError, match="non-finite update at trial 2 .in a block."):
         block_loop._run_block(trainer, Overflowing(), SimpleNamespace(values=lambda rule, layout, noise: {}), 0, 3, 3,
                               [])
+
+
+# -- R-STDP on spiking networks: the trial's change at its end, the critic in the network -----------
+def rstdp_protocol(loop, *overrides):
+    """reward_learning's R-STDP case (LIF 20-2, spike_count) in the given loop, on the runtime backend."""
+    cases = (f'sweep.cases=[{{label="rstdp", "rule.kind"="rstdp", "training.loop"="{loop}"}}, '
+             '{label="wp", "rule.kind"="weight_perturbation", "rule.lr"=200.0}]')
+    return rule_protocol("reward_learning.toml", "rstdp", cases, RUNTIME, *overrides)
+
+
+def rstdp_both_loops(*overrides):
+    trainers = [Trainer(rstdp_protocol(loop, *overrides)) for loop in ("trial", "block")]
+    assert [uses_block_loop(t.protocol) for t in trainers] == [False, True]
+    return trainers, [t.train() for t in trainers]
+
+
+@pytest.mark.parametrize("overrides", [
+    # dopamine, eligibility 500 ms, a reward baseline per pattern; 25 trials with the analysis every
+    # 10: blocks of 9, 9 and 4 trials (the last padded)
+    ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2"),
+    # MSTDP: no eligibility, pairings meet the tonic dopamine; one block of 20
+    ('rule.tau_e="0 ms"', "rule.tonic=0.5", "training.trials=20", "analysis.every=0"),
+    ('rule.third_factor="reward"', "rule.baseline=false", "training.trials=20", "analysis.every=0"),
+])
+def test_rstdp_in_blocks_gives_the_trial_loops_learning_curve(overrides):
+    # Every trial inside a block starts from the state a run starts from. The input spikes are
+    # drawn in advance and the LIF network has no noise: the same numbers to rounding.
+    trainers, (trial, block) = rstdp_both_loops(*overrides)
+    trials = trainers[0].protocol.training.trials
+    assert (block.metric == "loss").sum() == trials and (block.metric == "reward").sum() == trials
+    assert_same_curves(trial, block)
+    np.testing.assert_allclose(trainers[1].weights[0], trainers[0].weights[0], rtol=1e-10)
+    initial = Trainer(trainers[0].protocol).weights[0]
+    assert np.abs(trainers[0].weights[0] - initial).max() > 0.1  # it learnt something
+    assert trainers[1].rule._baselines.keys() == trainers[0].rule._baselines.keys()
+    for c, b in trainers[0].rule._baselines.items():
+        assert trainers[1].rule._baselines[c] == pytest.approx(b, rel=1e-12)
+
+
+def test_rstdp_on_a_plugin_neuron_model_in_blocks():
+    # The AdEx model and count task of examples/adex_plugin.py: the block resets the model's own
+    # state variables (found in its equations) at every trial's end.
+    from conftest import REPO
+    from bioplastic.config import load_protocol
+    tables = []
+    for loop in ("trial", "block"):
+        p = load_protocol(REPO / "examples" / "adex_count.toml",
+                          [RUNTIME, "training.trials=12", "analysis.every=0",
+                           f'sweep.cases=[{{label="r", "rule.kind"="rstdp", "training.loop"="{loop}"}}, '
+                           '{label="n", "rule.kind"="node_perturbation", "rule.lr"=200.0}]'])
+        p = next(v for _, _, v in p.variants() if v.rule_kind == "rstdp")
+        tables.append(Trainer(p).train())
+    assert_same_curves(*tables)
+
+
+def test_runaway_activity_inside_a_block_stops_at_the_trial_loops_trial():
+    errors = []
+    for loop in ("trial", "block"):
+        trainer = Trainer(rstdp_protocol(loop, "training.trials=6", "analysis.every=0", 'training.max_rate="4 Hz"',
+                                         'rule.lr="40 mV"', 'rule.w_max="60 mV"'))
+        with pytest.raises(RunawayError) as error:
+            trainer.train()
+        errors.append(error.value)
+    trial, block = errors
+    # The guard counts spikes in windows of 100 ms from the run's start: in a block they start one
+    # step (the lead-in) before the trial, so the stop can come one step earlier.
+    assert block.trial == trial.trial
+    assert 0 <= float(trial.simulated - block.simulated) <= float(trainer.protocol.model.dt) + 1e-12
+    assert len(block.metrics) == len(trial.metrics)
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("task.batch=2", "task.batch = 1"),
+    ('rule.apply="online"', 'rule.apply = "trial_end"'),
+])
+def test_rstdp_blocks_refuse_what_they_cannot_run(override, fragment):
+    with pytest.raises(SpecError, match="training.loop") as error:
+        rstdp_protocol("block", override)
+    assert fragment in str(error.value)
+    assert not uses_block_loop(rstdp_protocol("auto", override, 'training.backend="standalone"'))
+
+
+@pytest.mark.slow
+def test_rstdp_in_compiled_blocks_gives_the_same_curve():
+    # The C++ standalone build of the same equivalence: 200 trials in one block (two builds, about a minute).
+    tables = [Trainer(rule_protocol("reward_learning.toml", "rstdp", "training.trials=200", "analysis.every=0",
+                                    f'sweep.cases=[{{label="r", "rule.kind"="rstdp", "training.loop"="{loop}"}}, '
+                                    '{label="w", "rule.kind"="weight_perturbation", "rule.lr"=200.0}]')).train()
+              for loop in ("trial", "block")]
+    assert_same_curves(*tables, rtol=1e-9)

@@ -13,23 +13,28 @@ curve, to rounding. The analysis trials (every ``analysis.every``) run through t
 which records what the reference gradient needs; the blocks fill the trials between them.
 """
 
+import copy
+from dataclasses import dataclass
+
 import numpy as np
 from tqdm import tqdm
 
-from ..rules import RULES
+from ..errors import RunawayError
+from ..rules import RULES, TrialData
 from ..rules.base import check_update_finite
 from ..rules.builders import block_unsupported, find_block_builder
 from ..tasks import TASKS
 from .backends import get_backend
 
-MAX_NOISE_PER_BLOCK = 4_000_000  # numbers of perturbation noise per block (32 MB)
+MAX_NUMBERS_PER_BLOCK = 4_000_000  # numbers of perturbation noise and inputs per block (32 MB)
 MAX_BLOCK = 2000
 
 
 def block_loop_unsupported(protocol):
     """Why ``protocol`` cannot train in blocks (a sentence), or None if it can: whether a block
     form is registered for its rule on its model family, and scores its task."""
-    return block_unsupported(RULES[protocol.rule_kind], protocol.model, TASKS[protocol.task_kind])
+    return block_unsupported(RULES[protocol.rule_kind], protocol.model, TASKS[protocol.task_kind], protocol.rule,
+                             protocol.task)
 
 
 def uses_block_loop(protocol):
@@ -41,24 +46,48 @@ def uses_block_loop(protocol):
                                and block_loop_unsupported(protocol) is None and protocol.analysis.every != 1)
 
 
-def block_length(protocol, noise_per_trial):
-    """Trials per simulation: those between two analysis trials (or all), within a memory bound."""
+def block_length(protocol, numbers_per_trial):
+    """Trials per simulation: those between two analysis trials (or all), within a memory bound
+    (``numbers_per_trial``: the noise and inputs one trial hands the block)."""
     every, trials = protocol.analysis.every, protocol.training.trials
     span = trials if every == 0 else max(every - 1, 1)
-    return max(1, min(span, trials, MAX_BLOCK, MAX_NOISE_PER_BLOCK // max(noise_per_trial, 1)))
+    return max(1, min(span, trials, MAX_BLOCK, MAX_NUMBERS_PER_BLOCK // max(numbers_per_trial, 1)))
+
+
+@dataclass
+class Draw:
+    """One trial's draws, in the trial loop's order: its batch, its perturbation, its run seed."""
+
+    batch: object
+    perturbation: object
+    seed: int
+
+
+@dataclass
+class BlockResult:
+    """What a block gives back: the weights after it, and every trial's loss and reward of the
+    clean copies (trials, batch) (rewards None where the run has none)."""
+
+    weights: list
+    losses: np.ndarray
+    rewards: object = None
+    readouts: object = None  # per trial the clean copies' read-out (variants, batch, n), for trial_metrics
 
 
 def train_in_blocks(trainer, progress=False):
     """Train ``trainer``'s protocol, blocks of trials per simulation; returns the metric rows."""
     protocol = trainer.protocol
     training, every, rule = protocol.training, protocol.analysis.every, trainer.rule
-    batch = trainer.batch
-    # the size of one trial's noise, from a throwaway draw (the trainer's streams stay untouched)
-    probe = rule.perturb(trainer.weights, batch, np.random.default_rng(0))
-    length = block_length(protocol, sum(np.size(z) for z in probe.noise))
+    # the numbers one trial hands the block (its noise and inputs), from throwaway draws (the
+    # trainer's streams stay untouched)
+    probe = rule.perturb(trainer.weights, trainer.batch, np.random.default_rng(0))
+    inputs = copy.deepcopy(trainer.task).sample(np.random.default_rng(0)).inputs  # a task may cache its draws
+    length = block_length(protocol, sum(np.size(z) for z in probe.noise) + np.size(inputs))
     form = find_block_builder(rule, protocol.model.family)
-    blueprint = trainer.adapter.block_blueprint(protocol.model, trainer.steps, rule.variants, batch, length,
-                                                contributors=[form.contributor(rule)])
+    blueprint = trainer.adapter.block_blueprint(protocol.model, trainer.steps, rule.variants, trainer.batch, length,
+                                                seed=protocol.seed, conditions=trainer.task.n_conditions(protocol.task),
+                                                contributors=trainer.contributors(),
+                                                block_form=form.contributor(rule))
     backend = get_backend(training.backend, blueprint, training.threads)
     rows, t = [], 0
     with tqdm(total=training.trials, desc=protocol.name, disable=None if progress else True, leave=False,
@@ -77,31 +106,30 @@ def train_in_blocks(trainer, progress=False):
 
 def _run_block(trainer, backend, form, start, count, length, rows):
     """Trials ``start .. start + count - 1`` in one simulation of ``length`` trials (the rest padding)."""
-    protocol, rule = trainer.protocol, trainer.rule
-    inputs, targets, noise, seeds = [], [], [[] for _ in trainer.weights], []
+    protocol, rule, task = trainer.protocol, trainer.rule, trainer.task
+    draws = []
     for _ in range(count):  # the trial loop's draws, in its order: batch, perturbation, run seed
-        batch = trainer.task.sample(trainer.input_rng)
+        batch = task.sample(trainer.input_rng)
         perturbation = trainer._perturb()
-        seeds.append(int(trainer.seed_rng.integers(2 ** 31)))
-        inputs.append(batch.inputs)
-        targets.append(batch.targets)
-        for layer, z in zip(noise, perturbation.noise):
-            layer.append(z)
-    pad = length - count
-
-    def block(parts):
-        stacked = np.asarray(parts, float)
-        return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
-
-    values = form.values(rule, backend.blueprint.layout, [block(n) for n in noise])
-    weights, losses = backend.run(seed=seeds[0], weights=trainer.weights, inputs=block(inputs), targets=block(targets),
-                                  active=np.r_[np.ones(count), np.zeros(pad)], values=values)
+        draws.append(Draw(batch, perturbation, int(trainer.seed_rng.integers(2 ** 31))))
+    try:
+        result = trainer.adapter.run_block(trainer, backend, form, draws, length)
+    except RunawayError as exc:
+        raise exc.at_trial(start + exc.trial, task.duration, rows) from None  # exc.trial: within the block
     no_update = [np.zeros_like(w) for w in trainer.weights]  # the block's updates are checked below, once
-    for t, loss in enumerate(losses[:count, :trainer.batch].mean(axis=1), start=start):
-        trainer.check_trial(t, float(loss), no_update, rows)
+    for n, (draw, losses) in enumerate(zip(draws, result.losses)):
+        t, loss = start + n, float(np.mean(losses))
+        trainer.check_trial(t, loss, no_update, rows)
         if trainer.logs_trial(t):
-            rows.append((t, "", "loss", float(loss)))
-    if not all(np.all(np.isfinite(w)) for w in weights):
-        check_update_finite(rule, [w - w0 for w, w0 in zip(weights, trainer.weights)],
+            rows.append((t, "", "loss", loss))
+            if result.rewards is not None:
+                rows.append((t, "", "reward", float(np.mean(result.rewards[n]))))
+            if result.readouts is not None:
+                trial = TrialData(trainer.weights, np.asarray(losses)[None], [result.readouts[n]], None,
+                                  rewards=None if result.rewards is None else result.rewards[n],
+                                  conditions=draw.batch.conditions)
+                rows += [(t, "", metric, value) for metric, value in task.trial_metrics(trial)]
+    if not all(np.all(np.isfinite(w)) for w in result.weights):
+        check_update_finite(rule, [w - w0 for w, w0 in zip(result.weights, trainer.weights)],
                             f"at trial {start + count - 1} (in a block)", protocol.file)
-    trainer.weights = [np.array(w) for w in weights]
+    trainer.weights = [np.array(w) for w in result.weights]

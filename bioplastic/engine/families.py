@@ -3,7 +3,8 @@
 A model spec names its ``family``; the engine looks the family's adapter up in
 :data:`bioplastic.registry.FAMILIES` and never branches on the name. An adapter owns:
 
-* its networks: the blueprint of a trial's copies and of an experiment's run;
+* its networks: the blueprint of a trial's copies, of an experiment's run and of a block of
+  trials (the block loop), and how a block runs;
 * its run values: what the model and seed give every run, and how copies read a batch's inputs;
 * its reference gradient (:mod:`bioplastic.engine.reference`), and whether that reference runs
   simulations of its own (then it is kept for as long as the weights do not change);
@@ -17,12 +18,14 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import RunawayError, SpecError
 from ..networks.alif import AlifBlueprint, model_values as alif_model_values
 from ..networks.rate import RateBlockBlueprint, RateBlueprint
 from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values as recurrent_model_values
+from ..networks.spiking_block import SpikingBlockBlueprint
 from ..networks.spiking_network import SpikingBlueprint
 from ..registry import FAMILIES
+from ..rules.base import rule_code
 from . import reference
 
 
@@ -44,10 +47,18 @@ class Family:
         """The network of a continuous run of ``copies`` copies reading ``blocks`` input blocks."""
         raise SpecError("task.kind", f"{self.name} models run no continuous experiments")
 
-    def block_blueprint(self, model, steps, variants, batch, trials, *, contributors):
-        """The network of a block: ``trials`` trials of ``variants * batch`` copies in one run, with a
-        rule's block form (``contributors``) updating the weights at every trial boundary."""
+    def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
+        """The network of a block: ``trials`` trials of ``variants * batch`` copies in one run, with
+        the trial network's ``contributors`` (the task's, an in-network rule's) and a rule's
+        ``block_form`` updating the weights at every trial boundary; ``conditions``: how many task
+        conditions the trials draw from (None: unknown)."""
         raise SpecError("training.loop", f"{self.name} models have no block network yet")
+
+    def run_block(self, trainer, backend, form, draws, length):
+        """Run the trials ``draws`` (:class:`~bioplastic.engine.block_loop.Draw`, at most ``length``)
+        in one simulation of ``backend``'s block network; returns a
+        :class:`~bioplastic.engine.block_loop.BlockResult`."""
+        raise NotImplementedError
 
     def min_steps(self, model):
         """``(steps, why)``: the fewest steps a trial of ``model`` may have."""
@@ -116,8 +127,25 @@ class FeedForwardRate(Family):
     def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
         return RateBlueprint(model, samples * variants * batch, steps, record=record, contributors=contributors)
 
-    def block_blueprint(self, model, steps, variants, batch, trials, *, contributors):
-        return RateBlockBlueprint(model, variants * batch, batch, steps, trials, contributors=contributors)
+    def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
+        # the block network scores the squared error itself; a rate task contributes nothing to it
+        return RateBlockBlueprint(model, variants * batch, batch, steps, trials, contributors=[block_form])
+
+    def run_block(self, trainer, backend, form, draws, length):
+        from .block_loop import BlockResult
+        pad = length - len(draws)
+
+        def block(parts):
+            stacked = np.asarray(parts, float)
+            return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
+
+        noise = [block(layer) for layer in zip(*(d.perturbation.noise for d in draws))]
+        values = form.values(trainer.rule, backend.blueprint.layout, noise)
+        weights, losses = backend.run(seed=draws[0].seed, weights=trainer.weights,
+                                      inputs=block([d.batch.inputs for d in draws]),
+                                      targets=block([d.batch.targets for d in draws]),
+                                      active=np.r_[np.ones(len(draws)), np.zeros(pad)], values=values)
+        return BlockResult(weights, losses[:len(draws), :trainer.batch])
 
     def min_steps(self, model):
         return len(model.sizes) - 1, "one per layer"  # the input needs one step per layer to reach the output
@@ -225,6 +253,37 @@ class Spiking(Family):
     def copy_inputs(self, batch, blueprint):
         """Copies read input blocks (the rasters stay one per block)."""
         return np.asarray(batch.conditions)[blueprint.layout.input_block], np.asarray(batch.inputs)
+
+    def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
+        if model.recurrent:
+            raise SpecError("training.loop", "recurrent E/I spiking networks have no block network yet (a spike in "
+                            "flight at a trial's end would reach the next trial)", "block")
+        return SpikingBlockBlueprint(model, variants * batch, batch, steps, trials, seed=seed,
+                                     conditions=conditions or 1, contributors=contributors, block_form=block_form)
+
+    def run_block(self, trainer, backend, form, draws, length):
+        """Each trial's run values are the trial loop's (:meth:`Trainer.run_values`); the block
+        network makes those that change from trial to trial tables with a row per trial."""
+        from .block_loop import BlockResult
+        rule, layout, count = trainer.rule, backend.blueprint.layout, len(draws)
+        trial_values, inputs = zip(*(trainer.run_values(backend, d.batch) for d in draws))
+        weights = [np.broadcast_to(w, (layout.copies,) + w.shape) for w in trainer.weights]
+        observed = backend.run(seed=draws[0].seed, weights=weights, inputs=inputs, trial_values=list(trial_values),
+                               active=np.r_[np.ones(count), np.zeros(length - count)],
+                               values=form.values(rule, layout, None))
+        if observed.stopped_at is not None:  # the block's time since the trial's start (after the lead-in step)
+            steps = float(observed.stopped_at / layout.dt) - 1
+            trial = int(steps // layout.steps)
+            raise RunawayError((steps - trial * layout.steps) * layout.dt, trainer.protocol.training.max_rate,
+                               file=trainer.protocol.file, trial=trial)
+        if form.finish is not None:
+            with rule_code(rule, "finish"):
+                form.finish(rule, observed.state)
+        variants = layout.copies // trainer.batch
+        readouts = observed.readouts[:count].reshape(count, variants, trainer.batch, -1)
+        losses = np.stack([trainer.task.losses(r[0], d.batch.targets) for r, d in zip(readouts, draws)])
+        rewards = None if observed.rewards is None else observed.rewards[:count, :trainer.batch]
+        return BlockResult([w[0] for w in observed.weights], losses, rewards, readouts)
 
     def model_values(self, protocol, copies):
         return {("guard", "max_rate"): float(protocol.training.max_rate)}

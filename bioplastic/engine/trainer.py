@@ -65,18 +65,20 @@ class Trainer:
         self._reference = None  # (weights it was computed at, gradient)
 
     # -- the network ----------------------------------------------------------------------------
+    def contributors(self, with_rule=True):
+        """What the task and the in-network rule (unless ``with_rule`` is False) add to the network."""
+        contributors = [self.task.contribute]
+        if with_rule and self.rule.realisation == "in_network":
+            contributors.append(contributor(self.rule, self.protocol.model))
+        return contributors + [self.task.contribute_after_rule]
+
     def blueprint(self, variants, samples=1, record=True, with_rule=True):
         """The network of ``samples`` blocks of ``variants * batch`` copies (with the in-network
         rule built in unless ``with_rule`` is False)."""
-        contributors = [self.task.contribute]
-        with_rule = with_rule and self.rule.realisation == "in_network"
-        if with_rule:
-            contributors.append(contributor(self.rule, self.protocol.model))
-        contributors.append(self.task.contribute_after_rule)
         blueprint = self.adapter.trial_blueprint(self.protocol.model, self.steps, variants, samples, self.batch,
                                                  record=self.batch if record else 0, seed=self.protocol.seed,
-                                                 contributors=contributors)
-        blueprint.with_rule = with_rule
+                                                 contributors=self.contributors(with_rule))
+        blueprint.with_rule = with_rule and self.rule.realisation == "in_network"
         return blueprint
 
     def backend_for(self, samples, variants=None, record=True, with_rule=True):
@@ -87,9 +89,18 @@ class Trainer:
     def run(self, backend, batch, weights, perts=None, dry_run=False, rule=None, values=None):
         """One simulation of ``backend``'s copies with per-copy ``weights`` (and ``perts``); the
         run values of ``rule`` (default: the protocol's) and ``values`` are written too."""
-        rule = self.rule if rule is None else rule
-        extra = values or {}
+        run_values, inputs = self.run_values(backend, batch, dry_run, rule)
+        run_values.update(values or {})
         seed = int(self.seed_rng.integers(2 ** 31))
+        observed = backend.run(weights=weights, inputs=inputs, perts=perts, values=run_values, seed=seed)
+        if observed.stopped_at is not None:
+            raise RunawayError(observed.stopped_at, self.protocol.training.max_rate, file=self.protocol.file)
+        return observed
+
+    def run_values(self, backend, batch, dry_run=False, rule=None):
+        """``(values, inputs)``: the run values of one trial of ``batch`` on ``backend`` (the
+        model's, the task's and, where it is built in, the rule's), and its copies' inputs."""
+        rule = self.rule if rule is None else rule
         layout = backend.blueprint.layout
         conditions, inputs = self.adapter.copy_inputs(batch, backend.blueprint)
         values = self.adapter.model_values(self.protocol, backend.copies)
@@ -98,11 +109,7 @@ class Trainer:
             with rule_code(rule, "run_values"):
                 values.update(rule.run_values(RunContext(layout.copies, conditions, dry_run=dry_run, continuous=False,
                                                          layout=layout, weights=self.weights)))
-        values.update(extra)
-        observed = backend.run(weights=weights, inputs=inputs, perts=perts, values=values, seed=seed)
-        if observed.stopped_at is not None:
-            raise RunawayError(observed.stopped_at, self.protocol.training.max_rate, file=self.protocol.file)
-        return observed
+        return values, inputs
 
     # -- one trial ------------------------------------------------------------------------------
     def step(self, batch, with_gradient, dry_run=False):

@@ -29,6 +29,18 @@ class NamedClock(Clock):
         return self.__dict__["_name_hash"]
 
 
-def own_clock(dt, name):
-    """A clock of its own for code run every ``dt`` (None: the group's clock)."""
-    return None if dt is None else NamedClock(dt, name=f"{name}_clock")
+class SharedClocks:
+    """One clock per ``dt`` for the code that runs on a clock of its own: a standalone binary checks
+    every clock at every step, so fifteen clocks of one trial's period cost more than one."""
+
+    def __init__(self):
+        self.clocks = {}
+
+    def __call__(self, dt):
+        """The clock of period ``dt`` (None: the group's clock)."""
+        if dt is None:
+            return None
+        key = int(round(float(dt) * 1e12))  # picoseconds: a name that is the same in every process
+        if key not in self.clocks:
+            self.clocks[key] = NamedClock(dt, name=f"every_{key}ps_clock")
+        return self.clocks[key]

@@ -26,7 +26,9 @@ class Layout:
 
     A run holds ``trials`` trials of ``steps`` steps each (one, except in a block of the block
     loop); its copies are ``copies // batch`` variants of ``batch`` examples (copy ``c`` is variant
-    ``c // batch`` on example ``c % batch``)."""
+    ``c // batch`` on example ``c % batch``). A block (``block``) starts with one lead-in step, so
+    that trial n occupies steps ``1 + n*steps .. (n+1)*steps`` and ends on a tick of a clock of
+    one trial's period; ``conditions`` is the number of task conditions its trials draw from."""
 
     spec: object
     copies: int
@@ -41,6 +43,8 @@ class Layout:
     input_block: np.ndarray = None  # (copies,): the input block every copy reads
     trials: int = 1  # trials per run
     batch: int = 1  # examples per variant
+    block: bool = False  # many trials in one run, after a lead-in step
+    conditions: int = 1  # task conditions (input patterns, trial types) a block's trials draw from
 
     def __post_init__(self):
         if self.input_block is None:
@@ -62,6 +66,11 @@ class Layout:
     def period(self):
         """One trial's length."""
         return self.steps * self.spec.dt
+
+    @property
+    def run_steps(self):
+        """Steps of one run: a trial's, or a block's trials after its lead-in step."""
+        return self.trials * self.steps + 1 if self.block else self.steps
 
     def copy_index(self, group):
         """The copy that every neuron of ``group`` belongs to (the input group: its block)."""

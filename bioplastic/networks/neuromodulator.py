@@ -33,16 +33,19 @@ def neuromodulator(recipe, layout):
 
 
 def final_step_clock(layout):
-    """The ``dt`` of a ``run_regularly`` that ticks at the start and in the last step of a run.
+    """The ``dt`` of a ``run_regularly`` that ticks at the start and in the last step of every
+    trial (in a block: at the end of the lead-in step and of every trial, see
+    :class:`~bioplastic.networks.layout.Layout`).
 
     Code on this clock runs at t = 0 too; multiply it by :func:`final_flag`.
     """
-    return max(layout.steps - 1, 1) * layout.dt
+    return layout.period if layout.block else max(layout.steps - 1, 1) * layout.dt
 
 
 def final_flag(layout):
-    """An expression that is 1 in the last step of the run and 0 before it."""
-    return f"int(t >= {float((layout.steps - 1) * layout.dt)!r} * second - 0.5 * dt)"
+    """An expression that is 1 in the last step of a trial and 0 at the clock's tick before it."""
+    last = layout.period if layout.block else (layout.steps - 1) * layout.dt
+    return f"int(t >= {float(last)!r} * second - 0.5 * dt)"
 
 
 def schedule(recipe, layout, levels=None, pulses=None):

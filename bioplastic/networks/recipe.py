@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2.units.fundamentalunits import Quantity
 
-from .clocks import own_clock
+from .clocks import SharedClocks
 
 
 @dataclass
@@ -138,8 +138,9 @@ class Recipe:
     Besides the Brian2 objects, owners declare to each other (and to the engine), in typed fields:
     what each in-network rule accumulates (:meth:`declare_delta`), what the task scores
     (``readout``), how rewards reach the network (``final_reward``, ``reward_pulses``), how often
-    an experiment records (``record_every``), and the rule that was built in with the quantities a
-    task may record (``rule``, ``rule_variables``, ``weight_cap``).
+    an experiment records (``record_every``), the rule that was built in with the quantities a
+    task may record (``rule``, ``rule_variables``, ``weight_cap``), and what a block of trials
+    carries from trial to trial and reads back at its end (``carried``, ``block_state``).
     """
 
     def __init__(self, dt):
@@ -158,6 +159,11 @@ class Recipe:
         self.rule = None  # the in-network rule built in (a task may compare with its closed forms)
         self.rule_variables = {}  # meaning -> (object, variable) of the rule's quantities a task may record
         self.weight_cap = None  # the rule's upper weight bound (mV), where it has one
+        # A block of trials (see networks/spiking_block.py) resets every state variable at each
+        # trial's end, except these (owner, variable; variable None: the whole object) ...
+        self.carried = set()
+        # ... and reads these (owner, variable) back after the block (e.g. a rule's critic).
+        self.block_state = []
 
     # -- adding -------------------------------------------------------------------------------
     def group(self, name, n=None, **kwargs):
@@ -239,6 +245,7 @@ class Recipe:
         # order; Brian2 cannot see that and warns about every one of them.
         BrianLogger.suppress_hierarchy("brian2.codegen.generators.base")
         objects = {}
+        own_clock = SharedClocks()
         namespace = dict(self.functions)
         for ta in self.timed_arrays.values():
             values = np.zeros(ta.steps if ta.columns is None else (ta.steps, ta.columns))
@@ -247,14 +254,14 @@ class Recipe:
             objects[g.name] = NeuronGroup(
                 g.n, "\n".join(g.equations) or "dummy : 1", threshold=" or ".join(f"({c})" for c in g.threshold) or None,
                 reset="\n".join(g.reset) or None, refractory=g.refractory, method=g.method, events=dict(g.events) or None,
-                namespace={**namespace, **g.namespace}, clock=own_clock(g.dt, g.name) or clock, name=g.name,
+                namespace={**namespace, **g.namespace}, clock=own_clock(g.dt) or clock, name=g.name,
                 order=g.order)
         for g in self.groups.values():
             group = objects[g.name]
             for event, code in g.event_code.items():
                 group.run_on_event(event, "\n".join(code))
             for name, r in g.regular.items():
-                group.run_regularly("\n".join(r.code), clock=own_clock(r.dt, f"{g.name}_{name}"), when=r.when,
+                group.run_regularly("\n".join(r.code), clock=own_clock(r.dt), when=r.when,
                                     order=r.order, name=f"{g.name}_{name}")
             for variable, (source, source_variable, index) in g.linked.items():
                 setattr(group, variable, linked_var(objects[source], source_variable, index=np.asarray(index)))
@@ -268,7 +275,7 @@ class Recipe:
                            on_pre={k: "\n".join(v) for k, v in on_pre.items()} or None,
                            on_post={k: "\n".join(v) for k, v in s.on_post.items()} or None,
                            on_event=s.on_event or "spike", delay=s.delay if s.delay is not None else None,
-                           namespace={**namespace, **s.namespace}, clock=own_clock(s.dt, s.name) or clock, name=s.name,
+                           namespace={**namespace, **s.namespace}, clock=own_clock(s.dt) or clock, name=s.name,
                            method=s.method)
             syn.connect(i=s.i, j=s.j)
             for pathway, order in s.pathway_order.items():
@@ -276,7 +283,7 @@ class Recipe:
             for variable, order in s.summed_order.items():
                 syn.summed_updaters[variable].order = order
             for name, r in s.regular.items():
-                syn.run_regularly("\n".join(r.code), clock=own_clock(r.dt, f"{s.name}_{name}"), when=r.when,
+                syn.run_regularly("\n".join(r.code), clock=own_clock(r.dt), when=r.when,
                                   order=r.order, name=f"{s.name}_{name}")
             for variable, initial in s.initial.items():
                 setattr(syn, variable, initial)
@@ -287,7 +294,7 @@ class Recipe:
             source = objects[m.source]
             if m.variables:
                 objects[m.name] = StateMonitor(source, list(m.variables), record=m.record,
-                                               clock=own_clock(m.dt, m.name), when=m.when, order=m.order, name=m.name)
+                                               clock=own_clock(m.dt), when=m.when, order=m.order, name=m.name)
             elif m.event in (None, "spike"):
                 objects[m.name] = SpikeMonitor(source, record=m.record, name=m.name)
             else:

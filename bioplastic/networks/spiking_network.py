@@ -66,8 +66,7 @@ def base_recipe(layout):
         recipe.synapses["inh"].initial["w"] = spec.w_inh
         recipe.synapses["exc"].initial["w"] = spec.w_exc
     else:
-        steps, n_in = layout.steps, spec.sizes[0]
-        recipe.timed_array(INPUT_RASTER, steps, layout.blocks * n_in)
+        recipe.timed_array(INPUT_RASTER, layout.run_steps, layout.blocks * spec.sizes[0])
         recipe.run_value(INPUT_RASTER, "values", 0.0)
         source = recipe.group("input", layout.size("input"), method="exact")
         source.threshold.append(f"{INPUT_RASTER}(t, i) > 0.5")

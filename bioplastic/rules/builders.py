@@ -59,11 +59,14 @@ class BlockBuilder:
     update at every trial boundary to the family's block network (a recipe of ``layout.trials``
     trials in one run, see the family adapter's ``block_blueprint``); ``values(rule, layout, noise)``
     gives a block's run values from the trials' perturbations (``noise``: per layer, the draws of
-    every trial); ``supports_task(task_class)`` says whether the block network scores the task (None:
-    every task)."""
+    every trial); ``finish(rule, state)`` takes back what the block kept in the network
+    (``recipe.block_state``: ``{(owner, variable): values}``), e.g. a critic's baselines.
+    ``supports_task(task_class)`` says whether the block network scores the task (None: every
+    task); ``requires(rule_spec, task_class, task_spec)`` gives a reason the form cannot run a
+    protocol (a sentence) or None."""
 
-    def __init__(self, build, values, supports_task=None, task_requirement=""):
-        self.build, self.values = build, values
+    def __init__(self, build, values, supports_task=None, task_requirement="", finish=None, requires=None):
+        self.build, self.values, self.finish, self.requires = build, values, finish, requires
         self.supports_task, self.task_requirement = supports_task, task_requirement
 
     def contributor(self, rule):
@@ -76,17 +79,19 @@ class BlockBuilder:
         return f"the task {task_class.kind!r} is not one its block form scores ({self.task_requirement})"
 
 
-def register_block_builder(rule_class, family, *, values, supports_task=None, task_requirement="", override=False):
+def register_block_builder(rule_class, family, *, values, supports_task=None, task_requirement="", finish=None,
+                           requires=None, override=False):
     """Decorator: ``build(rule, recipe, layout)`` is ``rule_class``'s block form on ``family``
-    networks, ``values(rule, layout, noise)`` its run values (see :class:`BlockBuilder`). A subclass inherits it as long as it keeps the
-    update and the perturbations that the block form computes; one that overrides either needs a
-    block form of its own. Registering a pair that exists already is refused unless ``override=True``."""
+    networks, ``values(rule, layout, noise)`` its run values, ``finish`` and ``requires`` as in
+    :class:`BlockBuilder`. A subclass inherits it as long as it keeps the update and the
+    perturbations that the block form computes; one that overrides either needs a block form of
+    its own. Registering a pair that exists already is refused unless ``override=True``."""
     def register(build):
         key = (rule_class, family)
         if key in BLOCK_BUILDERS and BLOCK_BUILDERS[key].build is not build and not override:
             raise ValueError(f"register_block_builder: {rule_class.__name__} on {family!r} models has a block form "
                              f"already; pass override=True to replace it")
-        BLOCK_BUILDERS[key] = BlockBuilder(build, values, supports_task, task_requirement)
+        BLOCK_BUILDERS[key] = BlockBuilder(build, values, supports_task, task_requirement, finish, requires)
         return build
 
     return register
@@ -103,8 +108,9 @@ def find_block_builder(rule, family):
     return None
 
 
-def block_unsupported(rule, model, task_class):
-    """Why ``rule`` cannot train ``model`` on ``task_class`` in blocks (a sentence), or None if it can."""
+def block_unsupported(rule, model, task_class, rule_spec=None, task_spec=None):
+    """Why ``rule`` cannot train ``model`` on ``task_class`` in blocks (a sentence), or None if it
+    can; with the rule's and the task's specs, the block form's own requirements are asked too."""
     rule_class = rule if isinstance(rule, type) else type(rule)
     builder = find_block_builder(rule_class, model.family)
     if builder is None:
@@ -118,7 +124,10 @@ def block_unsupported(rule, model, task_class):
         if any((cls, model.family) in BLOCK_BUILDERS for cls in rule_class.__mro__):
             has = "it overrides the update or the perturbations of the rule whose block form it would inherit"
         return f"{rule_class.kind!r} has no block form on {model.family.replace('_', ' ')} models ({has})"
-    return builder.unsupported_task(task_class)
+    reason = builder.unsupported_task(task_class)
+    if reason is None and builder.requires is not None and rule_spec is not None:
+        reason = builder.requires(rule_spec, task_class, task_spec)
+    return reason
 
 
 def block_families(rule_class):

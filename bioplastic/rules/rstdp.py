@@ -124,9 +124,10 @@ from brian2 import mV, ms
 from ..errors import SpecError
 from ..networks.neuromodulator import MODULATOR, final_flag, final_step_clock, neuromodulator
 from ..networks.recipe import Regular
+from ..networks.spiking_block import ACTIVE as BLOCK_ACTIVE, at_trial_end
 from ..spec import non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
-from .builders import register_builder
+from .builders import register_block_builder, register_builder
 
 THIRD_FACTORS = ("dopamine", "reward", "none")
 # The shared constants of every plastic synapse (written before every run) and their units.
@@ -263,6 +264,7 @@ class RSTDP(InNetworkRule):
             values[(MODULATOR, f"baseline_rate_{k}")] = c["baseline_rate"] if self.spec.baseline else 0.0
             values[(MODULATOR, f"baseline_{k}")] = np.array(
                 [self._baselines.get(int(cond), 0.0) if self.spec.baseline else 0.0 for cond in context.conditions])
+            values[(MODULATOR, f"condition_{k}")] = np.asarray(context.conditions, float)
         return values
 
     def calibrate(self, trials):
@@ -420,9 +422,10 @@ def _modulator_kinetics(rule, recipe, layout):
     group = neuromodulator(recipe, layout)
     group.add(f"level_{k} : 1", f"level_prev_{k} : 1", f"pulse_{k} : 1", f"x_{k} : 1", f"final_{k} : 1",
               f"event_{k} : 1",
-              f"baseline_{k} : 1", f"tonic_{k} : 1 (shared, constant)", f"tau_d_{k} : second (shared, constant)",
-              f"baseline_rate_{k} : 1 (shared, constant)")
+              f"baseline_{k} : 1", f"condition_{k} : 1", f"tonic_{k} : 1 (shared, constant)",
+              f"tau_d_{k} : second (shared, constant)", f"baseline_rate_{k} : 1 (shared, constant)")
     recipe.run_value(MODULATOR, f"baseline_{k}", 0.0)
+    recipe.run_value(MODULATOR, f"condition_{k}", 0.0)  # the copy's task condition (a block's critic reads it)
     for name in ("tonic", "tau_d", "baseline_rate"):
         recipe.run_value(MODULATOR, f"{name}_{k}", 0.0)
     group.regular[f"third_factor_{k}"] = Regular([
@@ -451,6 +454,80 @@ def _modulator_kinetics(rule, recipe, layout):
         syn.initial[f"copy_{k}"] = np.repeat(np.arange(layout.copies), projection.size)
         for v in LINKED:
             syn.linked[f"mod_{v}_{k}"] = (MODULATOR, f"{v}_{k}", f"copy_{k}")
+
+
+# -- the block form: many trials in one run (the block loop) ----------------------------------------
+def build_rstdp_block(rule, recipe, layout):
+    """R-STDP at the end of every trial of a block (:mod:`bioplastic.networks.spiking_block`), as
+    the trial loop does after each run: the trial's change ``dw`` is applied within the bounds.
+    With a baseline, the modulator keeps the running reward average of every task condition (the
+    critic, which the trial loop keeps in Python, :meth:`RSTDP.observe`) and starts each trial with
+    the average of the copy's condition. The critic's averages go back to the rule after the block
+    (:func:`finish_rstdp_block`)."""
+    k, spec = rule.kind, rule.spec
+    for projection in layout.projections:
+        syn = recipe.synapses[projection.synapses]
+        at_trial_end(syn, "update", f"w = clip(w + {BLOCK_ACTIVE}(t) * dw_{k}, w_min_{k}, w_max_{k})", layout=layout)
+        if spec.tau_e > 0 * ms:  # the time of the synapse's last update: the next trial's start
+            at_trial_end(syn, "trial_start", f"tl_{k} = t + dt", layout=layout)
+    if not spec.baseline or spec.third_factor == "none":
+        return
+    group = recipe.group(MODULATOR)
+    recipe.carried.add((MODULATOR, f"baseline_{k}"))  # set at every trial's start, from the critic
+    update, start = [], []
+    for c in range(layout.conditions):
+        mean, seen = f"critic{c}_{k}", f"seen{c}_{k}"
+        group.add(f"{mean} : 1", f"{seen} : 1")
+        for name in (mean, seen):
+            recipe.run_value(MODULATOR, name, 0.0)
+            recipe.carried.add((MODULATOR, name))
+            recipe.block_state.append((MODULATOR, name))
+        here = f"int(abs(condition_{k} - {c}) < 0.5)"
+        # The first reward of a condition starts its average (rate 1), later ones move it by the
+        # baseline rate: written so that the arithmetic is the trial loop's, bit for bit.
+        update += [f"rs_here = {BLOCK_ACTIVE}(t) * {here}",
+                   f"{mean} = {mean} + rs_here * ((final_reward - {mean}) * ({seen} * baseline_rate_{k} + (1 - {seen})))",
+                   f"{seen} = {seen} + rs_here * (1 - {seen})"]
+        start.append(f"{here} * {mean}")
+    at_trial_end(group, "update", *update, layout=layout)
+    at_trial_end(group, "trial_start", f"baseline_{k} = " + " + ".join(start), layout=layout)
+
+
+def rstdp_block_values(rule, layout, noise):
+    """The critic's averages at the block's start, per copy (the rule's, for every copy's condition)."""
+    if not rule.spec.baseline or rule.spec.third_factor == "none":
+        return {}
+    k, values = rule.kind, {}
+    for c in range(layout.conditions):
+        values[(MODULATOR, f"critic{c}_{k}")] = rule._baselines.get(c, 0.0)
+        values[(MODULATOR, f"seen{c}_{k}")] = float(c in rule._baselines)
+    return values
+
+
+def finish_rstdp_block(rule, state):
+    """Take the critic's averages back (copy 0's: with one example per trial every copy has the same)."""
+    for (owner, name), value in state.items():
+        if name.startswith("critic") and state[(owner, name.replace("critic", "seen", 1))][0] > 0:
+            rule._baselines[int(name[len("critic"):name.index("_")])] = float(value[0])
+
+
+def rstdp_block_requires(spec, task_class, task_spec):
+    """Why R-STDP's block form cannot run a protocol, or None."""
+    if spec.apply != "trial_end":
+        return "its block form applies each trial's change at the trial's end (rule.apply = \"trial_end\")"
+    if task_spec is not None and getattr(task_spec, "batch", 1) != 1:
+        return "its block form trains one example per trial (task.batch = 1): it sums no changes across examples yet"
+    if spec.baseline and spec.third_factor != "none" and task_spec is not None \
+            and task_class.n_conditions(task_spec) is None:
+        return f"the task {task_class.kind!r} does not say how many conditions it has, so the critic cannot keep a " \
+               "baseline per condition in the network"
+    return None
+
+
+register_block_builder(RSTDP, "spiking", values=rstdp_block_values, finish=finish_rstdp_block,
+                       requires=rstdp_block_requires,
+                       supports_task=lambda task_class: task_class.final_reward and not task_class.reward_pulses,
+                       task_requirement="a reward computed at each trial's end, as spike_count's")(build_rstdp_block)
 
 
 # -- the NumPy reference ---------------------------------------------------------------------

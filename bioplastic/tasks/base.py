@@ -44,6 +44,7 @@ class Task:
     mode = "trials"
     # What the task offers the engine and the rules (declared here, so that none is a guess):
     reward_pulses = False  # the reward reaches the network as events during the run
+    final_reward = False  # the network hands R = -L to the neuromodulator at each trial's end
     squared_error_readout = False  # the loss is the read-out's squared error (the WP/NP block form computes it)
     target_in_network = False  # the target and error weights are run values the network reads (e-prop, Hoerzer)
     error = None  # "squared" or "absolute": the error a recurrent task scores
@@ -54,6 +55,12 @@ class Task:
     @property
     def duration(self):
         return self.spec.duration
+
+    @classmethod
+    def n_conditions(cls, spec):
+        """How many conditions (input patterns, trial types) the trials draw from, numbered from 0;
+        None where the task does not say (a critic per condition cannot be kept in the network)."""
+        return None
 
     @classmethod
     def quick(cls, table):

@@ -81,6 +81,11 @@ class SpikeCount(Task):
     spec_class = SpikeCountSpec
     description = "each of P Poisson input patterns asks one output neuron for a spike count (reward = -loss)"
     families = ("spiking",)
+    final_reward = True
+
+    @classmethod
+    def n_conditions(cls, spec):
+        return spec.patterns
 
     def __init__(self, spec, model, seed):
         super().__init__(spec, model, seed)
