@@ -24,6 +24,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trial_loop.py
 	$(BIN)/python benchmarks/bench_block_loop.py
+	$(BIN)/python benchmarks/bench_reward_learning.py
 	$(BIN)/python benchmarks/bench_distal_reward.py
 	$(BIN)/python benchmarks/bench_dnms.py
 	$(BIN)/python benchmarks/bench_eprop.py

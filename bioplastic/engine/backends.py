@@ -162,9 +162,11 @@ class StandaloneBackend(_Backend):
         net.network.run(net.duration, namespace={})
         self._link_scratch()
         prefs.devices.cpp_standalone.make_cmd_unix = "make >make.log 2>&1"  # the compiler's words go to a file
+        network_source = self.directory / "network.cpp"
+        before = (network_source.read_text(), network_source.stat()) if network_source.exists() else None
         try:
             device.build(directory=str(self.directory), run=False, compile=False, with_output=False)
-            _read_the_clock_once(self.directory / "network.cpp")
+            _read_the_clock_once(network_source, before)
             device.compile_source(str(self.directory), get_compiler_and_args()[0], debug=False, clean=False)
         except RuntimeError as exc:
             if "compilation failed" not in str(exc):
@@ -239,13 +241,17 @@ _CLOCK_EVERY_STEP = """        current = std::clock();
 _LOOP_END = "    Network::_globally_running = false;\n"
 
 
-def _read_the_clock_once(network_source):
-    """Move the loop's clock reading after the loop (left as it is where the source differs)."""
+def _read_the_clock_once(network_source, before=None):
+    """Move the loop's clock reading after the loop (left as it is where the source differs).
+    ``before``: the file's text and stat before Brian2 wrote it again; if the result is that
+    text, its time stamp is restored, so that make finds a copied build up to date."""
     code = network_source.read_text()
     if code.count(_CLOCK_EVERY_STEP) == 1 and code.count(_LOOP_END) == 1:
         code = code.replace(_CLOCK_EVERY_STEP, "").replace(_LOOP_END, _CLOCK_EVERY_STEP.replace("        ", "    ")
                                                              + _LOOP_END)
         network_source.write_text(code)
+    if before is not None and before[0] == code:
+        os.utime(network_source, ns=(before[1].st_atime_ns, before[1].st_mtime_ns))
 
 
 def _result_files(device):

@@ -512,15 +512,14 @@ def finish_rstdp_block(rule, state):
 
 
 def rstdp_block_requires(spec, task_class, task_spec):
-    """Why R-STDP's block form cannot run a protocol, or None."""
+    """Why R-STDP's block form cannot run a protocol (completing "its block form ..."), or None."""
     if spec.apply != "trial_end":
-        return "its block form applies each trial's change at the trial's end (rule.apply = \"trial_end\")"
+        return "applies each trial's change at the trial's end (rule.apply = \"trial_end\")"
     if task_spec is not None and getattr(task_spec, "batch", 1) != 1:
-        return "its block form trains one example per trial (task.batch = 1): it sums no changes across examples yet"
+        return "trains one example per trial (task.batch = 1): it sums no changes across examples yet"
     if spec.baseline and spec.third_factor != "none" and task_spec is not None \
             and task_class.n_conditions(task_spec) is None:
-        return f"the task {task_class.kind!r} does not say how many conditions it has, so the critic cannot keep a " \
-               "baseline per condition in the network"
+        return f"keeps a baseline per task condition, and the task {task_class.kind!r} does not say how many it has"
     return None
 
 
