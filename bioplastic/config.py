@@ -419,7 +419,7 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
                         f"{REFERENCE_REASONS[analysis.reference]}", analysis.reference)
     declared.check(model, task_class)
     if training.loop == "block":
-        reason = block_unsupported(rule_class, model, task_class, rule, task)
+        reason = FAMILIES[family].block_refusal(model) or block_unsupported(rule_class, model, task_class, rule, task)
         if reason:
             raise SpecError("training.loop", f"\"block\" is not available here: {reason}; use \"trial\" (or \"auto\")",
                             "block")

@@ -104,6 +104,7 @@ def test_a_diverged_block_run_is_kept_as_failed(tmp_path, capsys):
     ("reward_learning.toml", "'weight_perturbation' has no block form on spiking models"),  # a variant
     ("florian2007_fig1.toml", "is not one its block form scores (a reward computed at each trial's end"),
     ("recurrent_rules_dnms.toml", "has no block form on recurrent rate models"),
+    ("izhikevich2007_distal_reward.toml", "recurrent E/I spiking networks have no block network yet"),
 ])
 def test_a_rule_or_model_without_a_block_form_is_refused(protocol, fragment, capsys):
     assert main(["validate", f"protocols/{protocol}", "--set", 'training.loop="block"']) == 2

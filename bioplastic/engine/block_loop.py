@@ -4,13 +4,15 @@ The trial loop (:meth:`Trainer.train_trial`) starts one simulation per trial: fo
 network most of a trial's time is then spent starting the binary and moving its files. Where a
 rule has a block form registered for the model's family
 (:func:`~bioplastic.rules.builders.register_block_builder`), the block loop instead runs a network
-that does the trials' scoring and updates itself, many trials per simulation (today: WP and NP on
-feed-forward rate networks with a squared-error task: the block network
-:func:`bioplastic.networks.rate.block_recipe`, their updates in :mod:`bioplastic.rules.perturbation`).
-Each block's inputs, targets and perturbations are drawn here from
-the trainer's random streams in the trial loop's order, so both loops give the same learning
-curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial loop,
-which records what the reference gradient needs; the blocks fill the trials between them.
+that does the trials' scoring and updates itself, many trials per simulation. Today: WP and NP on
+feed-forward rate networks with a squared-error task (the block network
+:func:`bioplastic.networks.rate.block_recipe`, their updates in :mod:`bioplastic.rules.perturbation`),
+and R-STDP on feed-forward spiking networks with a reward at each trial's end (the block network
+:mod:`bioplastic.networks.spiking_block`, its update in :mod:`bioplastic.rules.rstdp`). The family's
+adapter runs a block (``run_block``). Each block's inputs, targets and perturbations are drawn
+here from the trainer's random streams in the trial loop's order, so both loops give the same
+learning curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial
+loop, which records what the reference gradient needs; the blocks fill the trials between them.
 """
 
 import copy
@@ -20,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import RunawayError
+from ..registry import FAMILIES
 from ..rules import RULES, TrialData
 from ..rules.base import check_update_finite
 from ..rules.builders import block_unsupported, find_block_builder
@@ -33,8 +36,8 @@ MAX_BLOCK = 2000
 def block_loop_unsupported(protocol):
     """Why ``protocol`` cannot train in blocks (a sentence), or None if it can: whether a block
     form is registered for its rule on its model family, and scores its task."""
-    return block_unsupported(RULES[protocol.rule_kind], protocol.model, TASKS[protocol.task_kind], protocol.rule,
-                             protocol.task)
+    return FAMILIES[protocol.model.family].block_refusal(protocol.model) or block_unsupported(
+        RULES[protocol.rule_kind], protocol.model, TASKS[protocol.task_kind], protocol.rule, protocol.task)
 
 
 def uses_block_loop(protocol):

@@ -54,6 +54,10 @@ class Family:
         conditions the trials draw from (None: unknown)."""
         raise SpecError("training.loop", f"{self.name} models have no block network yet")
 
+    def block_refusal(self, model):
+        """Why ``model`` has no block network though its family has one (a sentence), or None."""
+        return None
+
     def run_block(self, trainer, backend, form, draws, length):
         """Run the trials ``draws`` (:class:`~bioplastic.engine.block_loop.Draw`, at most ``length``)
         in one simulation of ``backend``'s block network; returns a
@@ -254,10 +258,15 @@ class Spiking(Family):
         """Copies read input blocks (the rasters stay one per block)."""
         return np.asarray(batch.conditions)[blueprint.layout.input_block], np.asarray(batch.inputs)
 
-    def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
+    def block_refusal(self, model):
         if model.recurrent:
-            raise SpecError("training.loop", "recurrent E/I spiking networks have no block network yet (a spike in "
-                            "flight at a trial's end would reach the next trial)", "block")
+            return ("recurrent E/I spiking networks have no block network yet (a spike in flight at a trial's end "
+                    "would reach the next trial)")
+        return None
+
+    def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
+        if self.block_refusal(model):
+            raise SpecError("training.loop", self.block_refusal(model), "block")
         return SpikingBlockBlueprint(model, variants * batch, batch, steps, trials, seed=seed,
                                      conditions=conditions or 1, contributors=contributors, block_form=block_form)
 
