@@ -101,7 +101,7 @@ def test_a_diverged_block_run_is_kept_as_failed(tmp_path, capsys):
 
 @pytest.mark.parametrize("protocol, fragment", [
     ("quickstart.toml", "'backprop' has no block form on rate models (it applies the reference gradient"),  # a variant
-    ("reward_learning.toml", "'weight_perturbation' has no block form on spiking models"),  # a variant
+    ("reward_learning.toml", "'node_perturbation' has no block form on spiking models"),  # a variant
     ("florian2007_fig1.toml", "is not one its block form scores (a reward computed at each trial's end"),
     ("recurrent_rules_dnms.toml", "has no block form on recurrent rate models"),
     ("izhikevich2007_distal_reward.toml", "recurrent E/I spiking networks have no block network yet"),
@@ -230,6 +230,30 @@ def test_rstdp_blocks_refuse_what_they_cannot_run(override, fragment):
         rstdp_protocol("block", override)
     assert fragment in str(error.value)
     assert not uses_block_loop(rstdp_protocol("auto", override, 'training.backend="standalone"'))
+
+
+# -- WP and NP on spiking networks: the copies' losses and the update in the network ---------------
+def perturbation_protocol(kind, loop, *overrides):
+    """reward_learning's WP or NP case (LIF 20-2, spike_count, K = 4 antithetic) in the given loop."""
+    cases = ('sweep.cases=[{label="r", "rule.kind"="rstdp"}, '
+             f'{{label="p", "rule.kind"="{kind}", "rule.lr"=200.0, "training.loop"="{loop}"}}]')
+    return rule_protocol("reward_learning.toml", kind, cases, RUNTIME, *overrides)
+
+
+@pytest.mark.parametrize("kind, overrides", [
+    # blocks of 9, 9 and 4 (the last padded) around the analysis trials 0, 10, 20
+    ("weight_perturbation", ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2")),
+    ("weight_perturbation", ("rule.antithetic=false", "task.batch=2", "training.trials=15", "analysis.every=0")),
+])
+def test_perturbation_rules_in_spiking_blocks_give_the_trial_loops_curve(kind, overrides):
+    # The trial loop's perturbations and input spikes, drawn in advance: the same spikes, the same
+    # losses, the same update.
+    trainers = [Trainer(perturbation_protocol(kind, loop, *overrides)) for loop in ("trial", "block")]
+    assert [uses_block_loop(t.protocol) for t in trainers] == [False, True]
+    trial, block = (t.train() for t in trainers)
+    assert_same_curves(trial, block)
+    np.testing.assert_allclose(trainers[1].weights[0], trainers[0].weights[0], rtol=1e-10)
+    assert np.abs(trainers[0].weights[0] - Trainer(trainers[0].protocol).weights[0]).max() > 0.1
 
 
 @pytest.mark.slow

@@ -127,7 +127,7 @@ CASES = [
     ("loop-block-backprop", lambda t: ["validate", QS, "--set", 'training.loop="block"'], 2,
      "training.loop: \"block\" is not available here: 'backprop' has no block form on rate models"),
     ("loop-block-spiking", lambda t: ["validate", RL, "--set", 'training.loop="block"'], 2,
-     "training.loop: \"block\" is not available here: 'weight_perturbation' has no block form on spiking models"),
+     "training.loop: \"block\" is not available here: 'node_perturbation' has no block form on spiking models"),
     ("loop-block-rstdp-batch", lambda t: ["validate", RL, "--set", 'training.loop="block"', "--set",
                                           'sweep.cases=[{label="r", "rule.kind"="rstdp"}, {label="w", "rule.kind"="weight_perturbation", "rule.lr"=200.0, "training.loop"="trial"}]',
                                           "--set", "task.batch=2"], 2,

@@ -77,6 +77,18 @@ class BlockResult:
     readouts: object = None  # per trial the clean copies' read-out (variants, batch, n), for trial_metrics
 
 
+def padded(parts, length):
+    """``parts`` (one array per trial) stacked, with zeros for the padding trials up to ``length``."""
+    stacked = np.asarray(parts, float)
+    pad = length - len(stacked)
+    return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
+
+
+def block_noise(draws, length):
+    """Per weight layer, the trials' perturbation noise stacked (padded to ``length``)."""
+    return [padded(layer, length) for layer in zip(*(d.perturbation.noise for d in draws))]
+
+
 def train_in_blocks(trainer, progress=False):
     """Train ``trainer``'s protocol, blocks of trials per simulation; returns the metric rows."""
     protocol = trainer.protocol

@@ -136,20 +136,14 @@ class FeedForwardRate(Family):
         return RateBlockBlueprint(model, variants * batch, batch, steps, trials, contributors=[block_form])
 
     def run_block(self, trainer, backend, form, draws, length):
-        from .block_loop import BlockResult
-        pad = length - len(draws)
-
-        def block(parts):
-            stacked = np.asarray(parts, float)
-            return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
-
-        noise = [block(layer) for layer in zip(*(d.perturbation.noise for d in draws))]
-        values = form.values(trainer.rule, backend.blueprint.layout, noise)
+        from .block_loop import BlockResult, block_noise, padded
+        count = len(draws)
+        values = form.values(trainer.rule, backend.blueprint.layout, block_noise(draws, length))
         weights, losses = backend.run(seed=draws[0].seed, weights=trainer.weights,
-                                      inputs=block([d.batch.inputs for d in draws]),
-                                      targets=block([d.batch.targets for d in draws]),
-                                      active=np.r_[np.ones(len(draws)), np.zeros(pad)], values=values)
-        return BlockResult(weights, losses[:len(draws), :trainer.batch])
+                                      inputs=padded([d.batch.inputs for d in draws], length),
+                                      targets=padded([d.batch.targets for d in draws], length),
+                                      active=np.r_[np.ones(count), np.zeros(length - count)], values=values)
+        return BlockResult(weights, losses[:count, :trainer.batch])
 
     def min_steps(self, model):
         return len(model.sizes) - 1, "one per layer"  # the input needs one step per layer to reach the output
@@ -273,13 +267,13 @@ class Spiking(Family):
     def run_block(self, trainer, backend, form, draws, length):
         """Each trial's run values are the trial loop's (:meth:`Trainer.run_values`); the block
         network makes those that change from trial to trial tables with a row per trial."""
-        from .block_loop import BlockResult
+        from .block_loop import BlockResult, block_noise
         rule, layout, count = trainer.rule, backend.blueprint.layout, len(draws)
         trial_values, inputs = zip(*(trainer.run_values(backend, d.batch) for d in draws))
         weights = [np.broadcast_to(w, (layout.copies,) + w.shape) for w in trainer.weights]
         observed = backend.run(seed=draws[0].seed, weights=weights, inputs=inputs, trial_values=list(trial_values),
                                active=np.r_[np.ones(count), np.zeros(length - count)],
-                               values=form.values(rule, layout, None))
+                               values=form.values(rule, layout, block_noise(draws, length)))
         if observed.stopped_at is not None:  # the block's time since the trial's start (after the lead-in step)
             steps = float(observed.stopped_at / layout.dt) - 1
             trial = int(steps // layout.steps)

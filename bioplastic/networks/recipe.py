@@ -120,11 +120,14 @@ class TimedArrayRecipe:
 @dataclass
 class Readout:
     """What a task scores of every copy: the variables ``plus`` of group ``owner``, less ``minus``
-    (one value per neuron, read at the run's end)."""
+    (one value per neuron, read at the run's end). ``error``, where the task gives it, is each
+    neuron's error as code: the mean over a copy's neurons is the copy's loss, the number the
+    task's ``losses`` gives (a block form that needs the loss inside the run reads it)."""
 
     owner: str
     plus: tuple
     minus: tuple = ()
+    error: str | None = None
 
     def value(self, get):
         """The read-out from the backend's reader ``get(owner, variable)``."""

@@ -8,8 +8,11 @@ reward and the rule's end-of-trial code (orders 5 to 10), code runs in these slo
 
 ``record`` (20)
     the read-out and the reward of the trial that ended (monitors);
-``update`` (30)
-    the rule's block form: the trial's change applied, its critic updated;
+``score``, ``loss`` (22, 24)
+    where a block form asks for them (:func:`copy_losses`): each neuron's error, every copy's loss;
+``loss_change``, ``credit``, ``update`` (26, 28, 30)
+    the rule's block form: loss changes and their credit, the trial's change applied, a critic
+    updated;
 ``reset`` (40)
     every state variable back to its value at the start of a run (:func:`trial_boundary`);
 ``next_trial`` (45)
@@ -38,7 +41,8 @@ from .recipe import Regular
 from .spiking import WEIGHT_UNIT
 from .spiking_network import INPUT_RASTER, SpikingNetwork, base_recipe, make_layout
 
-SLOTS = dict(record=20, update=30, reset=40, next_trial=45, trial_start=50)
+SLOTS = dict(record=20, score=22, loss=24, loss_change=26, credit=28, update=30, reset=40, next_trial=45,
+             trial_start=50)
 ACTIVE = "block_active"  # per trial: 1, or 0 on the padding trials that fill a block's last build
 READOUT, REWARD = "trial_readout", "trial_reward"
 _FIXED = {"constant", "shared", "linked"}
@@ -50,6 +54,28 @@ def at_trial_end(owner, slot, *lines, layout):
     regular = owner.regular.setdefault(f"block_{slot}", Regular([], dt=layout.period, when="end", order=SLOTS[slot]))
     regular.code.extend(lines)
     return regular
+
+
+def copy_losses(recipe, layout):
+    """Every copy's loss at each trial's end, in the group ``losses`` (variable ``L``, slot
+    ``loss``): the mean over the copy's read-out neurons of the error the task declares
+    (``recipe.readout.error``, computed in slot ``score``). A block form that scores copies calls it."""
+    if "losses" in recipe.groups:
+        return recipe.groups["losses"]
+    readout = recipe.readout
+    if readout is None or readout.error is None:
+        raise ValueError("this block form needs the task's error inside the network (recipe.readout.error)")
+    n, copies = layout.groups[readout.owner], layout.copies
+    output = recipe.group(readout.owner)
+    output.add("sqerr : 1")
+    at_trial_end(output, "score", f"sqerr = {readout.error}", layout=layout)
+    losses = recipe.group("losses", copies)
+    losses.add("L : 1", *(f"error{o} : 1 (linked)" for o in range(n)))
+    for o in range(n):
+        losses.linked[f"error{o}"] = (readout.owner, "sqerr", np.arange(copies) * n + o)
+    # summed in the neurons' order, then divided: the task's mean over its outputs, to the last bit
+    at_trial_end(losses, "loss", f"L = ({' + '.join(f'error{o}' for o in range(n))}) / {n}", layout=layout)
+    return losses
 
 
 def state_variables(lines):
@@ -170,6 +196,9 @@ class SpikingBlockNetwork(SpikingNetwork):
                 rows.append(np.broadcast_to(value, (size,)))
             rows += [rows[-1]] * (trials + 1 - count)  # padding trials, and the tick after the last trial
             given[(table, "values")] = np.stack(rows)
+        for projection, w in zip(layout.projections, weights):
+            if (projection.synapses, "wm") in self.recipe.run_values:  # a master weight, kept by the block form
+                given[(projection.synapses, "wm")] = np.asarray(w, float).ravel() * float(WEIGHT_UNIT)
         return super().assignments(weights=weights, values=given)
 
     def read(self, get):
@@ -182,8 +211,8 @@ class SpikingBlockNetwork(SpikingNetwork):
         stopped = float(get("guard", "stopped_at")[0])
         return BlockObservation(
             readouts=values.reshape(layout.trials, layout.copies, -1), rewards=rewards,
-            weights=[get(p.synapses, "w").reshape((layout.copies,) + p.shape) / float(WEIGHT_UNIT)
-                     for p in layout.projections],
+            weights=[get(p.synapses, "wm" if (p.synapses, "wm") in recipe.run_values else "w").reshape(
+                (layout.copies,) + p.shape) / float(WEIGHT_UNIT) for p in layout.projections],
             state={key: get(*key) for key in recipe.block_state},
             stopped_at=stopped * second if stopped >= 0 else None)
 
@@ -211,5 +240,5 @@ class SpikingBlockBlueprint:
         return SpikingBlockNetwork(self.layout, self.recipe, objects, network, self.tables)
 
 
-__all__ = ["SLOTS", "ACTIVE", "at_trial_end", "trial_boundary", "state_variables", "BlockObservation",
+__all__ = ["SLOTS", "ACTIVE", "at_trial_end", "copy_losses", "trial_boundary", "state_variables", "BlockObservation",
            "SpikingBlockBlueprint", "SpikingBlockNetwork"]

@@ -34,6 +34,7 @@ from ..errors import SpecError
 from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
 from ..networks.rate import BOUNDARY, every_trial, update_master_weight
+from ..networks.spiking_block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
 from .base import Perturbation, Rule, register_rule
 from .builders import register_block_builder
 
@@ -343,8 +344,52 @@ def block_values(rule, layout, noise):
     return values
 
 
+def build_wp_spiking_block(rule, recipe, layout):
+    """WP at the end of every trial of a spiking block (:mod:`bioplastic.networks.spiking_block`):
+    every copy's loss from the task's error, each direction's change of the batch's mean loss,
+    then every synapse steps its master weight ``wm`` by ``-lrk Σ_k ξ_k ΔL_k`` (ξ in mV, from the
+    noise table) and sets its copy's weight to the master weight plus its perturbation for the
+    next trial."""
+    k, b, copies, antithetic = rule.spec.samples, layout.batch, layout.copies, rule.spec.antithetic
+    _, sign, direction = _copies(rule, layout)
+    copy_losses(recipe, layout)
+    directions = recipe.group("directions", k)
+    directions.add("dL : 1", *(f"{side}{bb} : 1 (linked)" for side in ("plus", "minus") for bb in range(b)))
+    kk = np.arange(k)
+    for bb in range(b):  # the batch's losses of direction k's + copy and of its - (or the clean) copy
+        directions.linked[f"plus{bb}"] = ("losses", "L", (1 + kk) * b + bb)
+        directions.linked[f"minus{bb}"] = ("losses", "L", (1 + k + kk) * b + bb if antithetic else np.full(k, bb))
+    mean = {side: f"({' + '.join(f'{side}{bb}' for bb in range(b))}) / {b}" for side in ("plus", "minus")}
+    change = f"0.5 * ({mean['plus']} - {mean['minus']})" if antithetic else f"{mean['plus']} - {mean['minus']}"
+    at_trial_end(directions, "loss_change", f"dL = {change}", layout=layout)
+    _noise_tables(recipe, layout, [k * p.size for p in layout.projections])
+    for l, projection in enumerate(layout.projections, start=1):
+        group, n = recipe.group(projection.post), layout.size(projection.post)
+        for d in range(k):
+            group.add(f"dL{d} : 1", f"dLlink{d} : 1 (linked)")
+            group.linked[f"dLlink{d}"] = ("directions", "dL", np.full(n, d))
+        at_trial_end(group, "credit", *(f"dL{d} = dLlink{d}" for d in range(k)), layout=layout)
+        syn = recipe.synapses[projection.synapses]
+        size = projection.size
+        s = np.arange(copies * size)
+        c, within = s // size, s % size  # the spiking synapses are copy-major, then (output, input)
+        syn.add("wm : volt", "lrk : 1", "wsign : 1 (constant)", "widx0 : integer (constant)",
+                "widx : integer (constant)")
+        syn.initial.update(widx0=within, widx=direction[c] * size + within, wsign=sign[c])
+        syn.namespace["loop_period"] = layout.period
+        for name in ("wm", "lrk"):
+            recipe.run_value(projection.synapses, name, 0.0)
+        estimate = " + ".join(f"loop_noise{l}(t, widx0 + {d * size}) * dL{d}_post" for d in range(k))
+        at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
+        at_trial_end(syn, "next_trial", f"w = wm + wsign * loop_noise{l}(t + loop_period, widx) * mV", layout=layout)
+
+
 _SQUARED_ERROR = "the read-out's squared error: teacher_regression, temporal_regression"
 for _rule, _build in ((WeightPerturbation, build_wp_block), (NodePerturbation, build_np_block)):
     register_block_builder(_rule, "rate", values=block_values,
                            supports_task=lambda task_class: task_class.squared_error_readout,
                            task_requirement=_SQUARED_ERROR)(_build)
+register_block_builder(WeightPerturbation, "spiking", values=block_values,
+                       supports_task=lambda task_class: task_class.error_in_network,
+                       task_requirement="a read-out whose error the network computes: spike_count"
+                       )(build_wp_spiking_block)

@@ -45,6 +45,7 @@ class Task:
     # What the task offers the engine and the rules (declared here, so that none is a guess):
     reward_pulses = False  # the reward reaches the network as events during the run
     final_reward = False  # the network hands R = -L to the neuromodulator at each trial's end
+    error_in_network = False  # its read-out declares each neuron's error as code (a spiking block form scores it)
     squared_error_readout = False  # the loss is the read-out's squared error (the WP/NP block form computes it)
     target_in_network = False  # the target and error weights are run values the network reads (e-prop, Hoerzer)
     error = None  # "squared" or "absolute": the error a recurrent task scores

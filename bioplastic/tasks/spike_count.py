@@ -82,6 +82,7 @@ class SpikeCount(Task):
     description = "each of P Poisson input patterns asks one output neuron for a spike count (reward = -loss)"
     families = ("spiking",)
     final_reward = True
+    error_in_network = True
 
     @classmethod
     def n_conditions(cls, spec):
@@ -118,10 +119,11 @@ class SpikeCount(Task):
     def contribute(self, recipe, layout):
         out = recipe.group(layout.output)
         out.add("count : 1", "dftrace/dt = -ftrace / readout_tau : 1", "target : 1")
-        out.namespace["readout_tau"] = self.spec.readout_tau
+        out.namespace.update(readout_tau=self.spec.readout_tau, target_scale=self.spec.target_high)
         out.reset += ["count += 1", "ftrace += 1"]
         recipe.run_value(layout.output, "target", 0.0)
-        recipe.readout = Readout(layout.output, ("count",), ("ftrace",))  # the filtered spike count
+        recipe.readout = Readout(layout.output, ("count",), ("ftrace",),  # the filtered spike count
+                                 error="((count - ftrace - target) / target_scale)**2")
         recipe.final_reward = True
 
     def contribute_after_rule(self, recipe, layout):
