@@ -101,7 +101,6 @@ def test_a_diverged_block_run_is_kept_as_failed(tmp_path, capsys):
 
 @pytest.mark.parametrize("protocol, fragment", [
     ("quickstart.toml", "'backprop' has no block form on rate models (it applies the reference gradient"),  # a variant
-    ("reward_learning.toml", "'node_perturbation' has no block form on spiking models"),  # a variant
     ("florian2007_fig1.toml", "is not one its block form scores (a reward computed at each trial's end"),
     ("recurrent_rules_dnms.toml", "has no block form on recurrent rate models"),
     ("izhikevich2007_distal_reward.toml", "recurrent E/I spiking networks have no block network yet"),
@@ -244,6 +243,9 @@ def perturbation_protocol(kind, loop, *overrides):
     # blocks of 9, 9 and 4 (the last padded) around the analysis trials 0, 10, 20
     ("weight_perturbation", ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2")),
     ("weight_perturbation", ("rule.antithetic=false", "task.batch=2", "training.trials=15", "analysis.every=0")),
+    ("node_perturbation", ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2")),
+    ("node_perturbation", ("rule.antithetic=false", "task.batch=2", "training.trials=15", "analysis.every=0")),
+    ("node_perturbation", ('rule.credit="trial"', "task.batch=2", "training.trials=15", "analysis.every=0")),
 ])
 def test_perturbation_rules_in_spiking_blocks_give_the_trial_loops_curve(kind, overrides):
     # The trial loop's perturbations and input spikes, drawn in advance: the same spikes, the same
@@ -254,6 +256,63 @@ def test_perturbation_rules_in_spiking_blocks_give_the_trial_loops_curve(kind, o
     assert_same_curves(trial, block)
     np.testing.assert_allclose(trainers[1].weights[0], trainers[0].weights[0], rtol=1e-10)
     assert np.abs(trainers[0].weights[0] - Trainer(trainers[0].protocol).weights[0]).max() > 0.1
+
+
+IZHIKEVICH = """name = "izhikevich_count"
+seed = 0
+[model]
+kind = "izhikevich"
+sizes = [20, 5, 2]
+dt = "1 ms"
+init_mean = "6 mV"
+init_std = "2 mV"
+[task]
+kind = "spike_count"
+duration = "100 ms"
+target_high = 4.0
+[rule]
+kind = "{kind}"
+lr = 50.0
+sigma = 1.0
+samples = 2
+[training]
+trials = 10
+backend = "runtime"
+loop = "{loop}"
+[analysis]
+every = 0
+"""
+
+
+@pytest.mark.parametrize("kind", ["weight_perturbation", "node_perturbation"])
+def test_perturbation_blocks_on_two_layers_of_izhikevich_neurons(kind, tmp_path):
+    # Two weight layers (the hidden layer's drive is a group of copies, the input's of blocks) and
+    # Izhikevich's own step and drive.
+    from bioplastic.config import load_protocol
+    tables, weights = [], []
+    for loop in ("trial", "block"):
+        (tmp_path / f"{loop}.toml").write_text(IZHIKEVICH.format(kind=kind, loop=loop))
+        trainer = Trainer(load_protocol(tmp_path / f"{loop}.toml"))
+        tables.append(trainer.train())
+        weights.append(trainer.weights)
+    assert_same_curves(*tables)
+    for w_trial, w_block in zip(*weights):
+        np.testing.assert_allclose(w_block, w_trial, rtol=1e-10)
+
+
+def test_node_perturbation_refuses_blocks_on_a_model_without_its_drive_as_code(capsys):
+    # examples/adex_plugin.py's AdEx model gives its drive in NumPy only: NP trains it in the trial loop.
+    assert main(["validate", "examples/adex_count.toml", "--set", 'training.loop="block"']) == 2
+    err = capsys.readouterr().err
+    assert "the block form of 'node_perturbation' needs the presynaptic drive as code" in err, err
+    p = next(v for _, _, v in protocol_file("examples/adex_count.toml").variants() if v.rule_kind == "node_perturbation")
+    assert not uses_block_loop(p) and p.training.backend == "standalone"
+
+
+def protocol_file(path, *overrides):
+    from conftest import REPO
+    from bioplastic.config import load_protocol
+    return load_protocol(REPO / path, overrides)
 
 
 @pytest.mark.slow

@@ -143,6 +143,9 @@ class SpikingModelSpec:
         """Add what :meth:`drive` reads to a presynaptic ``group`` (which counts its spikes, ``n_spikes``)."""
 
     drive_variables = ()  # the presynaptic variables :meth:`drive` reads besides ``n_spikes``
+    # The same drive as code in the presynaptic group (``trial_duration``: T), for node
+    # perturbation's block form; None: node perturbation trains this model in the trial loop only.
+    drive_code = None
 
     def drive(self, n_spikes, traces, duration):
         """The time average over a run of ``duration`` of the input one unit of weight gives, per
@@ -215,6 +218,7 @@ class LifModelSpec(SpikingModelSpec):
         group.reset.append("psp += 1")
 
     drive_variables = ("psp",)
+    drive_code = "tau_syn / trial_duration * (n_spikes - psp)"
 
     def drive(self, n_spikes, traces, duration):
         r"""A spike adds :math:`e^{-(t - t_k)/\tau_s}` to the current, so the time average is
@@ -283,6 +287,8 @@ class IzhikevichModelSpec(SpikingModelSpec):
         group.initial.update(a=params[:, 0], b=params[:, 1], c=params[:, 2] * mV, d=params[:, 3] * mV,
                              v=params[:, 2] * mV, u=params[:, 1] * params[:, 2] * mV)
         return "I_in_post += w"
+
+    drive_code = "n_spikes * (1 * ms / trial_duration)"
 
     def drive(self, n_spikes, traces, duration):
         """A spike is one step's pulse that moves v by w: the time average is ``n * 1 ms / T``."""

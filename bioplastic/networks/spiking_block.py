@@ -10,9 +10,9 @@ reward and the rule's end-of-trial code (orders 5 to 10), code runs in these slo
     the read-out and the reward of the trial that ended (monitors);
 ``score``, ``loss`` (22, 24)
     where a block form asks for them (:func:`copy_losses`): each neuron's error, every copy's loss;
-``loss_change``, ``credit``, ``update`` (26, 28, 30)
-    the rule's block form: loss changes and their credit, the trial's change applied, a critic
-    updated;
+``loss_change``, ``credit``, ``share``, ``update`` (26 to 30)
+    the rule's block form: loss changes, their credit, what synapses read of their neurons, the
+    trial's change applied, a critic updated;
 ``reset`` (40)
     every state variable back to its value at the start of a run (:func:`trial_boundary`);
 ``next_trial`` (45)
@@ -41,8 +41,8 @@ from .recipe import Regular
 from .spiking import WEIGHT_UNIT
 from .spiking_network import INPUT_RASTER, SpikingNetwork, base_recipe, make_layout
 
-SLOTS = dict(record=20, score=22, loss=24, loss_change=26, credit=28, update=30, reset=40, next_trial=45,
-             trial_start=50)
+SLOTS = dict(record=20, score=22, loss=24, loss_change=26, credit=27, share=28, update=30, reset=40,
+             next_trial=45, trial_start=50)
 ACTIVE = "block_active"  # per trial: 1, or 0 on the padding trials that fill a block's last build
 READOUT, REWARD = "trial_readout", "trial_reward"
 _FIXED = {"constant", "shared", "linked"}

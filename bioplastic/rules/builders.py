@@ -62,7 +62,7 @@ class BlockBuilder:
     every trial); ``finish(rule, state)`` takes back what the block kept in the network
     (``recipe.block_state``: ``{(owner, variable): values}``), e.g. a critic's baselines.
     ``supports_task(task_class)`` says whether the block network scores the task (None: every
-    task); ``requires(rule_spec, task_class, task_spec)`` gives the reason the form cannot run a
+    task); ``requires(rule_spec, model, task_class, task_spec)`` gives the reason the form cannot run a
     protocol (completing "its block form ...", e.g. "needs task.batch = 1") or None."""
 
     def __init__(self, build, values, supports_task=None, task_requirement="", finish=None, requires=None):
@@ -126,7 +126,7 @@ def block_unsupported(rule, model, task_class, rule_spec=None, task_spec=None):
         return f"{rule_class.kind!r} has no block form on {model.family.replace('_', ' ')} models ({has})"
     reason = builder.unsupported_task(task_class)
     if reason is None and builder.requires is not None and rule_spec is not None:
-        reason = builder.requires(rule_spec, task_class, task_spec)
+        reason = builder.requires(rule_spec, model, task_class, task_spec)
         reason = reason and f"the block form of {rule_class.kind!r} {reason}"
     return reason
 

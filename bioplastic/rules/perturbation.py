@@ -344,24 +344,48 @@ def block_values(rule, layout, noise):
     return values
 
 
+def _direction_changes(rule, recipe, layout, per_example):
+    """Group ``directions``: each direction's loss change at each trial's end, from the copies'
+    losses (:func:`~bioplastic.networks.spiking_block.copy_losses`), as the trial loop forms it:
+    per example and divided by the batch (``per_example``), or of the batch's mean loss."""
+    k, b, antithetic = rule.spec.samples, layout.batch, rule.spec.antithetic
+    copy_losses(recipe, layout)
+    kk = np.repeat(np.arange(k), b) if per_example else np.arange(k)
+    examples = [np.tile(np.arange(b), k)] if per_example else [np.full(k, bb) for bb in range(b)]
+    directions = recipe.group("directions", len(kk))
+    for side in ("plus", "minus"):
+        for e, example in enumerate(examples):  # the loss of direction k's + copy and of its - (or clean) copy
+            copy = (1 + kk) * b + example if side == "plus" else (
+                (1 + k + kk) * b + example if antithetic else example)
+            directions.add(f"{side}{e} : 1 (linked)")
+            directions.linked[f"{side}{e}"] = ("losses", "L", copy)
+    mean = {side: f"({' + '.join(f'{side}{e}' for e in range(len(examples)))}) / {len(examples)}"
+            for side in ("plus", "minus")}
+    if per_example:
+        mean = {"plus": "plus0", "minus": "minus0"}
+    change = f"0.5 * ({mean['plus']} - {mean['minus']})" if antithetic else f"({mean['plus']} - {mean['minus']})"
+    directions.add("dL : 1")
+    at_trial_end(directions, "loss_change", f"dL = {change}" + (f" / {b}" if per_example else ""), layout=layout)
+
+
+def _master_weights(recipe, projection):
+    """The synapses of ``projection`` keep a master weight ``wm`` (volt) and the step ``lrk``."""
+    syn = recipe.synapses[projection.synapses]
+    syn.add("wm : volt", "lrk : 1")
+    for name in ("wm", "lrk"):
+        recipe.run_value(projection.synapses, name, 0.0)
+    return syn
+
+
 def build_wp_spiking_block(rule, recipe, layout):
     """WP at the end of every trial of a spiking block (:mod:`bioplastic.networks.spiking_block`):
     every copy's loss from the task's error, each direction's change of the batch's mean loss,
     then every synapse steps its master weight ``wm`` by ``-lrk Σ_k ξ_k ΔL_k`` (ξ in mV, from the
     noise table) and sets its copy's weight to the master weight plus its perturbation for the
     next trial."""
-    k, b, copies, antithetic = rule.spec.samples, layout.batch, layout.copies, rule.spec.antithetic
+    k, copies = rule.spec.samples, layout.copies
     _, sign, direction = _copies(rule, layout)
-    copy_losses(recipe, layout)
-    directions = recipe.group("directions", k)
-    directions.add("dL : 1", *(f"{side}{bb} : 1 (linked)" for side in ("plus", "minus") for bb in range(b)))
-    kk = np.arange(k)
-    for bb in range(b):  # the batch's losses of direction k's + copy and of its - (or the clean) copy
-        directions.linked[f"plus{bb}"] = ("losses", "L", (1 + kk) * b + bb)
-        directions.linked[f"minus{bb}"] = ("losses", "L", (1 + k + kk) * b + bb if antithetic else np.full(k, bb))
-    mean = {side: f"({' + '.join(f'{side}{bb}' for bb in range(b))}) / {b}" for side in ("plus", "minus")}
-    change = f"0.5 * ({mean['plus']} - {mean['minus']})" if antithetic else f"{mean['plus']} - {mean['minus']}"
-    at_trial_end(directions, "loss_change", f"dL = {change}", layout=layout)
+    _direction_changes(rule, recipe, layout, per_example=False)
     _noise_tables(recipe, layout, [k * p.size for p in layout.projections])
     for l, projection in enumerate(layout.projections, start=1):
         group, n = recipe.group(projection.post), layout.size(projection.post)
@@ -369,19 +393,70 @@ def build_wp_spiking_block(rule, recipe, layout):
             group.add(f"dL{d} : 1", f"dLlink{d} : 1 (linked)")
             group.linked[f"dLlink{d}"] = ("directions", "dL", np.full(n, d))
         at_trial_end(group, "credit", *(f"dL{d} = dLlink{d}" for d in range(k)), layout=layout)
-        syn = recipe.synapses[projection.synapses]
-        size = projection.size
+        syn, size = _master_weights(recipe, projection), projection.size
         s = np.arange(copies * size)
         c, within = s // size, s % size  # the spiking synapses are copy-major, then (output, input)
-        syn.add("wm : volt", "lrk : 1", "wsign : 1 (constant)", "widx0 : integer (constant)",
-                "widx : integer (constant)")
+        syn.add("wsign : 1 (constant)", "widx0 : integer (constant)", "widx : integer (constant)")
         syn.initial.update(widx0=within, widx=direction[c] * size + within, wsign=sign[c])
         syn.namespace["loop_period"] = layout.period
-        for name in ("wm", "lrk"):
-            recipe.run_value(projection.synapses, name, 0.0)
         estimate = " + ".join(f"loop_noise{l}(t, widx0 + {d * size}) * dL{d}_post" for d in range(k))
         at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
         at_trial_end(syn, "next_trial", f"w = wm + wsign * loop_noise{l}(t + loop_period, widx) * mV", layout=layout)
+
+
+def build_np_spiking_block(rule, recipe, layout):
+    """NP at the end of every trial of a spiking block: each direction's loss change (per
+    example, or of the batch); every neuron's node gradient per example, g_b = Σ_k ζ_kb ΔL_kb
+    (group ``nodegrad<l>``, ζ from the noise table); every synapse steps its master weight by
+    ``-lrk Σ_b g_b drive_b`` (the clean copies' presynaptic drive, the model's ``drive_code``); and
+    every neuron takes its next trial's current ``pert``."""
+    k, b, copies = rule.spec.samples, layout.batch, layout.copies
+    example, sign, direction = _copies(rule, layout)
+    per_example = rule.spec.credit == "example"
+    _direction_changes(rule, recipe, layout, per_example)
+    _noise_tables(recipe, layout, [k * b * p.shape[0] for p in layout.projections])
+    for projection in layout.projections:  # the clean copies' drive of every presynaptic neuron
+        group, n = recipe.group(projection.pre), layout.groups[projection.pre]
+        if "np_drive : 1" in group.equations:
+            continue
+        group.add("np_drive : 1")
+        group.namespace["trial_duration"] = layout.period
+        at_trial_end(group, "score", f"np_drive = {layout.spec.drive_code}", layout=layout)
+        unit = np.tile(np.arange(n), layout.size(projection.pre) // n)
+        for bb in range(b):  # example bb's clean copy is copy bb (its input block is block bb)
+            group.add(f"rc{bb} : 1", f"rclink{bb} : 1 (linked)")
+            group.linked[f"rclink{bb}"] = (projection.pre, "np_drive", bb * n + unit)
+        at_trial_end(group, "share", *(f"rc{bb} = rclink{bb}" for bb in range(b)), layout=layout)
+    for l, projection in enumerate(layout.projections, start=1):
+        name, n = projection.post, layout.groups[projection.post]
+        nodes = recipe.group(f"nodegrad{l}", b * n)
+        nodes.add("g : 1", *(f"dLk{d} : 1 (linked)" for d in range(k)))
+        neuron = np.arange(b * n)
+        for d in range(k):
+            nodes.linked[f"dLk{d}"] = ("directions", "dL", d * b + neuron // n if per_example else np.full(b * n, d))
+        at_trial_end(nodes, "credit", "g = " + " + ".join(f"loop_noise{l}(t, i + {d * b * n}) * dLk{d}"
+                                                           for d in range(k)), layout=layout)
+        group, unit = recipe.group(name), np.tile(np.arange(n), copies)
+        group.add("psign : 1 (constant)", "pidx : integer (constant)")
+        group.initial.update(psign=np.repeat(sign, n), pidx=np.repeat(direction * b + example, n) * n + unit)
+        group.namespace["loop_period"] = layout.period
+        for bb in range(b):
+            group.add(f"g{bb} : 1", f"glink{bb} : 1 (linked)")
+            group.linked[f"glink{bb}"] = (f"nodegrad{l}", "g", bb * n + unit)
+        at_trial_end(group, "share", *(f"g{bb} = glink{bb}" for bb in range(b)), layout=layout)
+        at_trial_end(group, "next_trial", f"pert = psign * loop_noise{l}(t + loop_period, pidx) * mV", layout=layout)
+        syn = _master_weights(recipe, projection)
+        estimate = " + ".join(f"g{bb}_post * rc{bb}_pre" for bb in range(b))
+        at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
+        at_trial_end(syn, "next_trial", "w = wm", layout=layout)
+
+
+def np_spiking_block_requires(spec, model, task_class, task_spec):
+    """Why NP's block form cannot run on a spiking model (completing "its block form ..."), or None."""
+    if getattr(model, "drive_code", None) is None:
+        return (f"needs the presynaptic drive as code, and the model {model.kind!r} gives none "
+                "(SpikingModelSpec.drive_code)")
+    return None
 
 
 _SQUARED_ERROR = "the read-out's squared error: teacher_regression, temporal_regression"
@@ -389,7 +464,10 @@ for _rule, _build in ((WeightPerturbation, build_wp_block), (NodePerturbation, b
     register_block_builder(_rule, "rate", values=block_values,
                            supports_task=lambda task_class: task_class.squared_error_readout,
                            task_requirement=_SQUARED_ERROR)(_build)
+_ERROR_IN_NETWORK = "a read-out whose error the network computes: spike_count"
 register_block_builder(WeightPerturbation, "spiking", values=block_values,
                        supports_task=lambda task_class: task_class.error_in_network,
-                       task_requirement="a read-out whose error the network computes: spike_count"
-                       )(build_wp_spiking_block)
+                       task_requirement=_ERROR_IN_NETWORK)(build_wp_spiking_block)
+register_block_builder(NodePerturbation, "spiking", values=block_values, requires=np_spiking_block_requires,
+                       supports_task=lambda task_class: task_class.error_in_network,
+                       task_requirement=_ERROR_IN_NETWORK)(build_np_spiking_block)

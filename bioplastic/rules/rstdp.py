@@ -511,7 +511,7 @@ def finish_rstdp_block(rule, state):
             rule._baselines[int(name[len("critic"):name.index("_")])] = float(value[0])
 
 
-def rstdp_block_requires(spec, task_class, task_spec):
+def rstdp_block_requires(spec, model, task_class, task_spec):
     """Why R-STDP's block form cannot run a protocol (completing "its block form ..."), or None."""
     if spec.apply != "trial_end":
         return "applies each trial's change at the trial's end (rule.apply = \"trial_end\")"
