@@ -166,9 +166,9 @@ def rstdp_both_loops(*overrides):
 
 
 @pytest.mark.parametrize("overrides", [
-    # dopamine, eligibility 500 ms, a reward baseline per pattern; 25 trials with the analysis every
-    # 10: blocks of 9, 9 and 4 trials (the last padded)
-    ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2"),
+    # dopamine, eligibility 500 ms, a reward baseline per pattern; 16 trials with the analysis every
+    # 6: blocks of 5, 5 and 3 trials (the last padded)
+    ("training.trials=16", "analysis.every=6", "analysis.fd_samples=2"),
     # MSTDP: no eligibility, pairings meet the tonic dopamine; one block of 20
     ('rule.tau_e="0 ms"', "rule.tonic=0.5", "training.trials=20", "analysis.every=0"),
     ('rule.third_factor="reward"', "rule.baseline=false", "training.trials=20", "analysis.every=0"),
@@ -240,10 +240,10 @@ def perturbation_protocol(kind, loop, *overrides):
 
 
 @pytest.mark.parametrize("kind, overrides", [
-    # blocks of 9, 9 and 4 (the last padded) around the analysis trials 0, 10, 20
-    ("weight_perturbation", ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2")),
+    # blocks of 5, 5 and 3 (the last padded) around the analysis trials 0, 6, 12
+    ("weight_perturbation", ("training.trials=16", "analysis.every=6", "analysis.fd_samples=2")),
     ("weight_perturbation", ("rule.antithetic=false", "task.batch=2", "training.trials=15", "analysis.every=0")),
-    ("node_perturbation", ("training.trials=25", "analysis.every=10", "analysis.fd_samples=2")),
+    ("node_perturbation", ("training.trials=15", "analysis.every=0")),
     ("node_perturbation", ("rule.antithetic=false", "task.batch=2", "training.trials=15", "analysis.every=0")),
     ("node_perturbation", ('rule.credit="trial"', "task.batch=2", "training.trials=15", "analysis.every=0")),
 ])

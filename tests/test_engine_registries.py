@@ -136,11 +136,32 @@ def test_a_subclass_inherits_a_block_form_only_while_it_keeps_the_update():
 
     assert find_block_builder(Keeps, "rate") is find_block_builder(WeightPerturbation, "rate") is not None
     assert find_block_builder(Overrides, "rate") is None
-    assert block_families(Keeps) == ["rate"] and block_families(Overrides) == []
+    assert block_families(Keeps) == ["rate", "spiking"] and block_families(Overrides) == []
     model = rule_protocol("quickstart.toml", "weight_perturbation").model
     from bioplastic.tasks.teacher import TeacherRegression
     assert block_unsupported(Keeps, model, TeacherRegression) is None
-    assert "overrides the update or the perturbations" in block_unsupported(Overrides, model, TeacherRegression)
+    assert "it overrides update of 'weight_perturbation', whose block form computes them" in block_unsupported(
+        Overrides, model, TeacherRegression)
+
+
+def test_a_subclass_of_rstdp_with_its_own_critic_does_not_inherit_the_block_form():
+    # R-STDP's block form keeps the baseline (observe) and the rule's run values in the network.
+    from bioplastic.rules.rstdp import RSTDP
+
+    class OwnCritic(RSTDP):
+        kind = "own_critic"
+
+        def observe(self, trial):
+            pass
+
+    class Renamed(RSTDP):
+        kind = "renamed_rstdp"
+
+    assert find_block_builder(Renamed, "spiking") is find_block_builder(RSTDP, "spiking") is not None
+    assert find_block_builder(OwnCritic, "spiking") is None
+    model = rule_protocol("reward_learning.toml", "rstdp").model
+    from bioplastic.tasks.spike_count import SpikeCount
+    assert "it overrides observe of 'rstdp'" in block_unsupported(OwnCritic, model, SpikeCount)
 
 
 def test_a_plugin_subclass_of_wp_trains_in_blocks_like_the_built_in_rule():

@@ -52,6 +52,9 @@ def builder_models(rule_class):
 
 # -- block forms: a rule's update at the trial boundary, in generated code ----------------------
 BLOCK_BUILDERS = {}
+# What a block form computes in the network in the rule's place: a subclass that overrides any of
+# these does not inherit the form (its blocks would not be its trials).
+MIRRORED = ("update", "perturb", "constrain", "observe")
 
 
 class BlockBuilder:
@@ -65,9 +68,11 @@ class BlockBuilder:
     task); ``requires(rule_spec, model, task_class, task_spec)`` gives the reason the form cannot run a
     protocol (completing "its block form ...", e.g. "needs task.batch = 1") or None."""
 
-    def __init__(self, build, values, supports_task=None, task_requirement="", finish=None, requires=None):
+    def __init__(self, build, values, supports_task=None, task_requirement="", finish=None, requires=None,
+                 mirrors=()):
         self.build, self.values, self.finish, self.requires = build, values, finish, requires
         self.supports_task, self.task_requirement = supports_task, task_requirement
+        self.mirrors = MIRRORED + tuple(mirrors)
 
     def contributor(self, rule):
         """The block form bound to ``rule``: a contributor ``f(recipe, layout)``."""
@@ -80,18 +85,19 @@ class BlockBuilder:
 
 
 def register_block_builder(rule_class, family, *, values, supports_task=None, task_requirement="", finish=None,
-                           requires=None, override=False):
+                           requires=None, mirrors=(), override=False):
     """Decorator: ``build(rule, recipe, layout)`` is ``rule_class``'s block form on ``family``
     networks, ``values(rule, layout, noise)`` its run values, ``finish`` and ``requires`` as in
-    :class:`BlockBuilder`. A subclass inherits it as long as it keeps the update and the
-    perturbations that the block form computes; one that overrides either needs a block form of
-    its own. Registering a pair that exists already is refused unless ``override=True``."""
+    :class:`BlockBuilder`. A subclass inherits it as long as it keeps the methods the block form
+    computes in the network (:data:`MIRRORED`, and the rule's own ``mirrors``); one that overrides
+    any needs a block form of its own. Registering a pair that exists already is refused unless
+    ``override=True``."""
     def register(build):
         key = (rule_class, family)
         if key in BLOCK_BUILDERS and BLOCK_BUILDERS[key].build is not build and not override:
             raise ValueError(f"register_block_builder: {rule_class.__name__} on {family!r} models has a block form "
                              f"already; pass override=True to replace it")
-        BLOCK_BUILDERS[key] = BlockBuilder(build, values, supports_task, task_requirement, finish, requires)
+        BLOCK_BUILDERS[key] = BlockBuilder(build, values, supports_task, task_requirement, finish, requires, mirrors)
         return build
 
     return register
@@ -99,13 +105,26 @@ def register_block_builder(rule_class, family, *, values, supports_task=None, ta
 
 def find_block_builder(rule, family):
     """The :class:`BlockBuilder` of ``rule`` on ``family`` networks, or None. Found along the class
-    hierarchy, but only for a class whose ``update`` and ``perturb`` the rule still uses."""
+    hierarchy, but only for a class whose mirrored methods the rule still uses."""
+    return None if _overridden(rule, family) else _inherited(rule, family)[1]
+
+
+def _inherited(rule, family):
+    """``(class, BlockBuilder)`` of the nearest class of ``rule`` with a block form on ``family``."""
     rule_class = rule if isinstance(rule, type) else type(rule)
     for cls in rule_class.__mro__:
         if (cls, family) in BLOCK_BUILDERS:
-            same = all(getattr(rule_class, name) is getattr(cls, name) for name in ("update", "perturb"))
-            return BLOCK_BUILDERS[(cls, family)] if same else None
-    return None
+            return cls, BLOCK_BUILDERS[(cls, family)]
+    return None, None
+
+
+def _overridden(rule, family):
+    """The mirrored methods that ``rule`` overrides of the block form it would inherit on ``family``."""
+    rule_class = rule if isinstance(rule, type) else type(rule)
+    cls, builder = _inherited(rule_class, family)
+    if builder is None:
+        return []
+    return [name for name in builder.mirrors if getattr(rule_class, name) is not getattr(cls, name)]
 
 
 def block_unsupported(rule, model, task_class, rule_spec=None, task_spec=None):
@@ -121,8 +140,11 @@ def block_unsupported(rule, model, task_class, rule_spec=None, task_spec=None):
             has = f"it has one on {', '.join(families)} models"
         else:
             has = "none is registered for it; the trial loop runs it"
-        if any((cls, model.family) in BLOCK_BUILDERS for cls in rule_class.__mro__):
-            has = "it overrides the update or the perturbations of the rule whose block form it would inherit"
+        overridden = _overridden(rule_class, model.family)
+        if overridden:
+            parent = _inherited(rule_class, model.family)[0]
+            has = (f"it overrides {', '.join(overridden)} of {parent.kind!r}, whose block form computes them in the "
+                   "network; it needs a block form of its own")
         return f"{rule_class.kind!r} has no block form on {model.family.replace('_', ' ')} models ({has})"
     reason = builder.unsupported_task(task_class)
     if reason is None and builder.requires is not None and rule_spec is not None:

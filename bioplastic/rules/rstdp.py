@@ -524,7 +524,7 @@ def rstdp_block_requires(spec, model, task_class, task_spec):
 
 
 register_block_builder(RSTDP, "spiking", values=rstdp_block_values, finish=finish_rstdp_block,
-                       requires=rstdp_block_requires,
+                       requires=rstdp_block_requires, mirrors=("run_values", "constants"),
                        supports_task=lambda task_class: task_class.final_reward and not task_class.reward_pulses,
                        task_requirement="a reward computed at each trial's end, as spike_count's")(build_rstdp_block)
 
