@@ -84,6 +84,11 @@ def padded(parts, length):
     return np.concatenate([stacked, np.zeros((pad,) + stacked.shape[1:])]) if pad else stacked
 
 
+def active(count, length):
+    """Per trial of a block of ``length``: 1 for the ``count`` trials drawn, 0 for the padding."""
+    return np.r_[np.ones(count), np.zeros(length - count)]
+
+
 def block_noise(draws, length):
     """Per weight layer, the trials' perturbation noise stacked (padded to ``length``)."""
     return [padded(layer, length) for layer in zip(*(d.perturbation.noise for d in draws))]
@@ -135,15 +140,12 @@ def _run_block(trainer, backend, form, start, count, length, rows):
     for n, (draw, losses) in enumerate(zip(draws, result.losses)):
         t, loss = start + n, float(np.mean(losses))
         trainer.check_trial(t, loss, no_update, rows)
-        if trainer.logs_trial(t):
-            rows.append((t, "", "loss", loss))
-            if result.rewards is not None:
-                rows.append((t, "", "reward", float(np.mean(result.rewards[n]))))
-            if result.readouts is not None:
-                trial = TrialData(trainer.weights, np.asarray(losses)[None], [result.readouts[n]], None,
-                                  rewards=None if result.rewards is None else result.rewards[n],
-                                  conditions=draw.batch.conditions)
-                rows += [(t, "", metric, value) for metric, value in task.trial_metrics(trial)]
+        trial = None  # what the trial loop logs besides the loss, where the block network reports it
+        if result.readouts is not None:
+            trial = TrialData(trainer.weights, np.asarray(losses)[None], [result.readouts[n]], None,
+                              rewards=None if result.rewards is None else result.rewards[n],
+                              conditions=draw.batch.conditions)
+        trainer.log_trial(t, loss, rows, trial)
     if not all(np.all(np.isfinite(w)) for w in result.weights):
         check_update_finite(rule, [w - w0 for w, w0 in zip(result.weights, trainer.weights)],
                             f"at trial {start + count - 1} (in a block)", protocol.file)

@@ -136,13 +136,13 @@ class FeedForwardRate(Family):
         return RateBlockBlueprint(model, variants * batch, batch, steps, trials, contributors=[block_form])
 
     def run_block(self, trainer, backend, form, draws, length):
-        from .block_loop import BlockResult, block_noise, padded
+        from .block_loop import BlockResult, active, block_noise, padded
         count = len(draws)
         values = form.values(trainer.rule, backend.blueprint.layout, block_noise(draws, length))
         weights, losses = backend.run(seed=draws[0].seed, weights=trainer.weights,
                                       inputs=padded([d.batch.inputs for d in draws], length),
                                       targets=padded([d.batch.targets for d in draws], length),
-                                      active=np.r_[np.ones(count), np.zeros(length - count)], values=values)
+                                      active=active(count, length), values=values)
         return BlockResult(weights, losses[:count, :trainer.batch])
 
     def min_steps(self, model):
@@ -259,21 +259,21 @@ class Spiking(Family):
         return None
 
     def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
-        if self.block_refusal(model):
-            raise SpecError("training.loop", self.block_refusal(model), "block")
+        refusal = self.block_refusal(model)
+        if refusal:
+            raise SpecError("training.loop", refusal, "block")
         return SpikingBlockBlueprint(model, variants * batch, batch, steps, trials, seed=seed,
                                      conditions=conditions or 1, contributors=contributors, block_form=block_form)
 
     def run_block(self, trainer, backend, form, draws, length):
         """Each trial's run values are the trial loop's (:meth:`Trainer.run_values`); the block
         network makes those that change from trial to trial tables with a row per trial."""
-        from .block_loop import BlockResult, block_noise
+        from .block_loop import BlockResult, active, block_noise
         rule, layout, count = trainer.rule, backend.blueprint.layout, len(draws)
         trial_values, inputs = zip(*(trainer.run_values(backend, d.batch) for d in draws))
         weights = [np.broadcast_to(w, (layout.copies,) + w.shape) for w in trainer.weights]
         observed = backend.run(seed=draws[0].seed, weights=weights, inputs=inputs, trial_values=list(trial_values),
-                               active=np.r_[np.ones(count), np.zeros(length - count)],
-                               values=form.values(rule, layout, block_noise(draws, length)))
+                               active=active(count, length), values=form.values(rule, layout, block_noise(draws, length)))
         if observed.stopped_at is not None:  # the block's time since the trial's start (after the lead-in step)
             steps = float(observed.stopped_at / layout.dt) - 1
             trial = int(steps // layout.steps)

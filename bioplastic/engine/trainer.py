@@ -229,11 +229,7 @@ class Trainer:
             raise exc.at_trial(t, self.task.duration, rows) from None
         loss = float(trial.losses[0].mean())
         self.check_trial(t, loss, update, rows)
-        if self.logs_trial(t):
-            rows.append((t, "", "loss", loss))
-            if trial.rewards is not None:
-                rows.append((t, "", "reward", float(np.mean(trial.rewards))))
-            rows += [(t, "", metric, value) for metric, value in self.task.trial_metrics(trial)]
+        self.log_trial(t, loss, rows, trial)
         if analyse:
             rows += [(t, layer, metric, value) for layer, metric, value in self.analyse(trial, update)]
         with rule_code(self.rule, "constrain"):
@@ -334,6 +330,18 @@ class Trainer:
         except DivergenceError as exc:
             exc.metrics, exc.trial = rows + [(t, "", "loss", loss)], t
             raise
+
+    def log_trial(self, t, loss, rows, trial=None):
+        """Trial ``t``'s rows, where :meth:`logs_trial`: its loss, and from ``trial`` (where given)
+        its mean reward (where the run has one) and the task's metrics."""
+        if not self.logs_trial(t):
+            return
+        rows.append((t, "", "loss", loss))
+        if trial is None:
+            return
+        if trial.rewards is not None:
+            rows.append((t, "", "reward", float(np.mean(trial.rewards))))
+        rows += [(t, "", metric, value) for metric, value in self.task.trial_metrics(trial)]
 
     def logs_trial(self, t):
         """Whether trial ``t``'s loss goes into the metrics (every ``eval_every``, and the last)."""

@@ -156,7 +156,7 @@ class Recipe:
         self.run_values = {}  # (object name, variable) -> default value (written before every run)
         self.deltas = {}  # rule kind -> the synaptic variable it accumulates, read back after every run
         self.readout = None  # Readout: what the task scores (spiking networks)
-        self.final_reward = False  # the task hands the neuromodulator R = -L in the run's last step
+        self.final_reward = False  # the task hands the neuromodulator R = -L in each trial's last step
         self.reward_pulses = False  # rewards reach the neuromodulator as events during the run
         self.record_every = None  # an experiment records every this long: rules bring their state up to date
         self.rule = None  # the in-network rule built in (a task may compare with its closed forms)
@@ -248,7 +248,7 @@ class Recipe:
         # order; Brian2 cannot see that and warns about every one of them.
         BrianLogger.suppress_hierarchy("brian2.codegen.generators.base")
         objects = {}
-        own_clock = SharedClocks()
+        clock_for = SharedClocks()  # code on one period shares one clock
         namespace = dict(self.functions)
         for ta in self.timed_arrays.values():
             values = np.zeros(ta.steps if ta.columns is None else (ta.steps, ta.columns))
@@ -257,14 +257,14 @@ class Recipe:
             objects[g.name] = NeuronGroup(
                 g.n, "\n".join(g.equations) or "dummy : 1", threshold=" or ".join(f"({c})" for c in g.threshold) or None,
                 reset="\n".join(g.reset) or None, refractory=g.refractory, method=g.method, events=dict(g.events) or None,
-                namespace={**namespace, **g.namespace}, clock=own_clock(g.dt) or clock, name=g.name,
+                namespace={**namespace, **g.namespace}, clock=clock_for(g.dt) or clock, name=g.name,
                 order=g.order)
         for g in self.groups.values():
             group = objects[g.name]
             for event, code in g.event_code.items():
                 group.run_on_event(event, "\n".join(code))
             for name, r in g.regular.items():
-                group.run_regularly("\n".join(r.code), clock=own_clock(r.dt), when=r.when,
+                group.run_regularly("\n".join(r.code), clock=clock_for(r.dt), when=r.when,
                                     order=r.order, name=f"{g.name}_{name}")
             for variable, (source, source_variable, index) in g.linked.items():
                 setattr(group, variable, linked_var(objects[source], source_variable, index=np.asarray(index)))
@@ -278,7 +278,7 @@ class Recipe:
                            on_pre={k: "\n".join(v) for k, v in on_pre.items()} or None,
                            on_post={k: "\n".join(v) for k, v in s.on_post.items()} or None,
                            on_event=s.on_event or "spike", delay=s.delay if s.delay is not None else None,
-                           namespace={**namespace, **s.namespace}, clock=own_clock(s.dt) or clock, name=s.name,
+                           namespace={**namespace, **s.namespace}, clock=clock_for(s.dt) or clock, name=s.name,
                            method=s.method)
             syn.connect(i=s.i, j=s.j)
             for pathway, order in s.pathway_order.items():
@@ -286,7 +286,7 @@ class Recipe:
             for variable, order in s.summed_order.items():
                 syn.summed_updaters[variable].order = order
             for name, r in s.regular.items():
-                syn.run_regularly("\n".join(r.code), clock=own_clock(r.dt), when=r.when,
+                syn.run_regularly("\n".join(r.code), clock=clock_for(r.dt), when=r.when,
                                   order=r.order, name=f"{s.name}_{name}")
             for variable, initial in s.initial.items():
                 setattr(syn, variable, initial)
@@ -297,7 +297,7 @@ class Recipe:
             source = objects[m.source]
             if m.variables:
                 objects[m.name] = StateMonitor(source, list(m.variables), record=m.record,
-                                               clock=own_clock(m.dt), when=m.when, order=m.order, name=m.name)
+                                               clock=clock_for(m.dt), when=m.when, order=m.order, name=m.name)
             elif m.event in (None, "spike"):
                 objects[m.name] = SpikeMonitor(source, record=m.record, name=m.name)
             else:

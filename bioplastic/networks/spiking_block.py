@@ -39,7 +39,7 @@ from .layout import checked_array
 from .neuromodulator import MODULATOR
 from .recipe import Regular
 from .spiking import WEIGHT_UNIT
-from .spiking_network import INPUT_RASTER, SpikingNetwork, base_recipe, make_layout
+from .spiking_network import INPUT_RASTER, SpikingNetwork, base_recipe, make_layout, raster_rows
 
 SLOTS = dict(record=20, score=22, loss=24, loss_change=26, credit=27, share=28, update=30, reset=40,
              next_trial=45, trial_start=50)
@@ -138,8 +138,7 @@ def _reset(owner, name, dim):
         owner.add(f"{name}_at_start : {_unit_name(dim)} (constant)")
         owner.initial[f"{name}_at_start"] = initial
         return f"{name} = {name}_at_start"
-    owner.namespace[f"{name}_at_start"] = initial if isinstance(initial, Quantity) else float(initial) * Quantity(
-        1.0, dim=dim)
+    owner.namespace[f"{name}_at_start"] = initial if isinstance(initial, Quantity) else Quantity(float(initial), dim=dim)
     return f"{name} = {name}_at_start"
 
 
@@ -176,13 +175,9 @@ class SpikingBlockNetwork(SpikingNetwork):
         trials; ``values``: the block form's own run values."""
         layout = self.layout
         trials, steps, count = layout.trials, layout.steps, len(trial_values)
-        shape = (layout.blocks, steps, layout.spec.sizes[0])
-        raster = np.zeros((layout.run_steps, layout.blocks * shape[2]))
+        raster = np.zeros((layout.run_steps, layout.blocks * layout.spec.sizes[0]))  # row 0: the lead-in step
         for n, x in enumerate(inputs):
-            x = np.asarray(x, float)
-            if x.shape != shape:
-                raise ValueError(f"inputs[{n}]: must have shape {shape} (got {x.shape})")
-            raster[1 + n * steps:1 + (n + 1) * steps] = x.transpose(1, 0, 2).reshape(steps, -1)
+            raster[1 + n * steps:1 + (n + 1) * steps] = raster_rows(x, layout, f"inputs[{n}]")
         given = {key: value for key, value in trial_values[0].items() if key not in self.tables}
         given.update(values or {})
         given[(INPUT_RASTER, "values")] = raster
@@ -204,9 +199,7 @@ class SpikingBlockNetwork(SpikingNetwork):
     def read(self, get):
         layout, recipe = self.layout, self.recipe
         trials = slice(1, layout.trials + 1)  # the ticks at the end of each trial (the first is the lead-in's)
-        readout = recipe.readout
-        values = sum(np.asarray(get(READOUT, v), float)[trials] for v in readout.plus)
-        values = values - sum(np.asarray(get(READOUT, v), float)[trials] for v in readout.minus)
+        values = recipe.readout.value(lambda owner, variable: get(READOUT, variable)[trials])
         rewards = np.asarray(get(REWARD, "final_reward"), float)[trials] if REWARD in recipe.monitors else None
         stopped = float(get("guard", "stopped_at")[0])
         return BlockObservation(

@@ -155,6 +155,15 @@ def _runaway_guard(recipe, layout):
         syn.on_pre["pre"] = ["spikes_post += 1"]
 
 
+def raster_rows(inputs, layout, name="inputs"):
+    """One trial's input spikes (blocks, steps, n_in) as the rows of the input raster (steps, blocks * n_in)."""
+    raster = np.asarray(inputs, float)
+    shape = (layout.blocks, layout.steps, layout.spec.sizes[0])
+    if raster.shape != shape:
+        raise ValueError(f"{name}: must have shape {shape} (got {raster.shape})")
+    return raster.transpose(1, 0, 2).reshape(layout.steps, -1)
+
+
 # -- the network once built ---------------------------------------------------------------------
 @dataclass
 class SpikingObservation:
@@ -198,11 +207,7 @@ class SpikingNetwork(BuiltNetwork):
         layout = self.layout
         given = dict(values or {})
         if inputs is not None:
-            raster = np.asarray(inputs, float)
-            shape = (layout.blocks, layout.steps, layout.spec.sizes[0])
-            if raster.shape != shape:
-                raise ValueError(f"inputs: must have shape {shape} (got {raster.shape})")
-            given[(INPUT_RASTER, "values")] = raster.transpose(1, 0, 2).reshape(layout.steps, -1)
+            given[(INPUT_RASTER, "values")] = raster_rows(inputs, layout)
         out = self.run_value_assignments(given)
         if weights is not None:
             for projection, w in zip(layout.projections, weights):

@@ -270,16 +270,14 @@ def build_wp_block(rule, recipe, layout):
     """WP at the boundary: every synapse steps its master weight by Σ_k ξ_k ΔL_k (its own entry of
     every direction from the noise table, the directions' ΔL copied to its postsynaptic neuron), then
     sets its copy's weight to the master weight plus its perturbation for the next trial."""
-    k, copies = rule.spec.samples, layout.copies
+    k = rule.spec.samples
     _, sign, direction = _copies(rule, layout)
     _loss_changes(rule, recipe, layout, per_example=False)
     _noise_tables(recipe, layout, [k * p.size for p in layout.projections])
     for l, projection in enumerate(layout.projections, start=1):
-        group, n = recipe.group(projection.post), layout.groups[projection.post]
-        for kk in range(k):
-            group.add(f"dL{kk} : 1", f"dLlink{kk} : 1 (linked)")
-            group.linked[f"dLlink{kk}"] = ("directions", "dL", np.full(copies * n, kk))
-        every_trial(group, "credit", *(f"dL{kk} = dLlink{kk}" for kk in range(k)), layout=layout)
+        group, n = recipe.group(projection.post), layout.size(projection.post)
+        _read_across(group, {f"dL{kk}": ("directions", "dL", np.full(n, kk)) for kk in range(k)},
+                     _slot(group, "credit", layout, every_trial))
         (n_out, n_in), size = projection.shape, projection.size
         syn = recipe.synapses[projection.synapses]
         c, o, i = syn.j // n_out, syn.j % n_out, syn.i % n_in  # every synapse's copy, output and input
@@ -306,10 +304,8 @@ def build_np_block(rule, recipe, layout):
     for projection in layout.projections:  # every clean copy's read-out rate of the presynaptic neurons
         group, n = recipe.group(projection.pre), layout.groups[projection.pre]
         unit = np.tile(np.arange(n), copies)
-        for bb in range(b):
-            group.add(f"rc{bb} : 1", f"rclink{bb} : 1 (linked)")
-            group.linked[f"rclink{bb}"] = (projection.pre, "rT", bb * n + unit)
-        every_trial(group, "share_read_out", *(f"rc{bb} = rclink{bb}" for bb in range(b)), layout=layout)
+        _read_across(group, {f"rc{bb}": (projection.pre, "rT", bb * n + unit) for bb in range(b)},
+                     _slot(group, "share_read_out", layout, every_trial))
     for l, projection in enumerate(layout.projections, start=1):
         name, n = projection.post, layout.groups[projection.post]
         group, unit = recipe.group(name), np.tile(np.arange(n), copies)
@@ -322,10 +318,8 @@ def build_np_block(rule, recipe, layout):
         nodes = recipe.connect(f"nodes{l}", name, f"nodegrad{l}", (perturbed[:, None] * n + np.arange(n)).ravel(),
                                (example[perturbed][:, None] * n + np.arange(n)).ravel(), dt=layout.period)
         nodes.add("g_post = pert_pre * dLp_pre : 1 (summed)")
-        for bb in range(b):
-            group.add(f"g{bb} : 1", f"glink{bb} : 1 (linked)")
-            group.linked[f"glink{bb}"] = (f"nodegrad{l}", "g", bb * n + unit)
-        every_trial(group, "share_node_gradient", *(f"g{bb} = glink{bb}" for bb in range(b)), layout=layout)
+        _read_across(group, {f"g{bb}": (f"nodegrad{l}", "g", bb * n + unit) for bb in range(b)},
+                     _slot(group, "share_node_gradient", layout, every_trial))
         every_trial(group, "next_trial", f"pert = psign * loop_noise{l}(t + loop_period, pidx)", layout=layout)
         syn = recipe.synapses[projection.synapses]
         update_master_weight(syn, " + ".join(f"g{bb}_post * rc{bb}_pre" for bb in range(b)), layout)
@@ -368,13 +362,33 @@ def _direction_changes(rule, recipe, layout, per_example):
     at_trial_end(directions, "loss_change", f"dL = {change}" + (f" / {b}" if per_example else ""), layout=layout)
 
 
-def _master_weights(recipe, projection):
-    """The synapses of ``projection`` keep a master weight ``wm`` (volt) and the step ``lrk``."""
+def _master_weights(recipe, projection, estimate, next_weight, layout):
+    """The synapses of ``projection`` keep a master weight ``wm`` (volt): at each trial's end it
+    steps by ``-lrk * estimate`` (in mV; not on padding trials), then each copy's weight becomes
+    ``next_weight`` for the next trial."""
     syn = recipe.synapses[projection.synapses]
     syn.add("wm : volt", "lrk : 1")
     for name in ("wm", "lrk"):
         recipe.run_value(projection.synapses, name, 0.0)
+    at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
+    at_trial_end(syn, "next_trial", f"w = {next_weight}", layout=layout)
     return syn
+
+
+def _read_across(group, copies, at):
+    """At each trial boundary, ``group``'s variables ``name`` take ``source.variable`` at ``index``
+    (``copies``: ``{name: (source, variable, index per neuron)}``) through linked variables, since
+    synapses read a neuron's plain variables, not its linked ones; ``at(*lines)`` puts the copying
+    lines in the block network's slot."""
+    for name, link in copies.items():
+        group.add(f"{name} : 1", f"{name}_link : 1 (linked)")
+        group.linked[f"{name}_link"] = link
+    at(*(f"{name} = {name}_link" for name in copies))
+
+
+def _slot(group, name, layout, place):
+    """``at(*lines)`` for :func:`_read_across`: ``place`` (``every_trial`` or ``at_trial_end``) in slot ``name``."""
+    return lambda *lines: place(group, name, *lines, layout=layout)
 
 
 def build_wp_spiking_block(rule, recipe, layout):
@@ -389,19 +403,18 @@ def build_wp_spiking_block(rule, recipe, layout):
     _noise_tables(recipe, layout, [k * p.size for p in layout.projections])
     for l, projection in enumerate(layout.projections, start=1):
         group, n = recipe.group(projection.post), layout.size(projection.post)
-        for d in range(k):
-            group.add(f"dL{d} : 1", f"dLlink{d} : 1 (linked)")
-            group.linked[f"dLlink{d}"] = ("directions", "dL", np.full(n, d))
-        at_trial_end(group, "credit", *(f"dL{d} = dLlink{d}" for d in range(k)), layout=layout)
-        syn, size = _master_weights(recipe, projection), projection.size
+        _read_across(group, {f"dL{d}": ("directions", "dL", np.full(n, d)) for d in range(k)},
+                     _slot(group, "credit", layout, at_trial_end))
+        size = projection.size
+        syn = recipe.synapses[projection.synapses]
         s = np.arange(copies * size)
         c, within = s // size, s % size  # the spiking synapses are copy-major, then (output, input)
         syn.add("wsign : 1 (constant)", "widx0 : integer (constant)", "widx : integer (constant)")
         syn.initial.update(widx0=within, widx=direction[c] * size + within, wsign=sign[c])
         syn.namespace["loop_period"] = layout.period
         estimate = " + ".join(f"loop_noise{l}(t, widx0 + {d * size}) * dL{d}_post" for d in range(k))
-        at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
-        at_trial_end(syn, "next_trial", f"w = wm + wsign * loop_noise{l}(t + loop_period, widx) * mV", layout=layout)
+        _master_weights(recipe, projection, estimate, f"wm + wsign * loop_noise{l}(t + loop_period, widx) * mV",
+                        layout)
 
 
 def build_np_spiking_block(rule, recipe, layout):
@@ -423,10 +436,9 @@ def build_np_spiking_block(rule, recipe, layout):
         group.namespace["trial_duration"] = layout.period
         at_trial_end(group, "score", f"np_drive = {layout.spec.drive_code}", layout=layout)
         unit = np.tile(np.arange(n), layout.size(projection.pre) // n)
-        for bb in range(b):  # example bb's clean copy is copy bb (its input block is block bb)
-            group.add(f"rc{bb} : 1", f"rclink{bb} : 1 (linked)")
-            group.linked[f"rclink{bb}"] = (projection.pre, "np_drive", bb * n + unit)
-        at_trial_end(group, "share", *(f"rc{bb} = rclink{bb}" for bb in range(b)), layout=layout)
+        # example bb's clean copy is copy bb (its input block is block bb)
+        _read_across(group, {f"rc{bb}": (projection.pre, "np_drive", bb * n + unit) for bb in range(b)},
+                     _slot(group, "share", layout, at_trial_end))
     for l, projection in enumerate(layout.projections, start=1):
         name, n = projection.post, layout.groups[projection.post]
         nodes = recipe.group(f"nodegrad{l}", b * n)
@@ -440,15 +452,10 @@ def build_np_spiking_block(rule, recipe, layout):
         group.add("psign : 1 (constant)", "pidx : integer (constant)")
         group.initial.update(psign=np.repeat(sign, n), pidx=np.repeat(direction * b + example, n) * n + unit)
         group.namespace["loop_period"] = layout.period
-        for bb in range(b):
-            group.add(f"g{bb} : 1", f"glink{bb} : 1 (linked)")
-            group.linked[f"glink{bb}"] = (f"nodegrad{l}", "g", bb * n + unit)
-        at_trial_end(group, "share", *(f"g{bb} = glink{bb}" for bb in range(b)), layout=layout)
+        _read_across(group, {f"g{bb}": (f"nodegrad{l}", "g", bb * n + unit) for bb in range(b)},
+                     _slot(group, "share", layout, at_trial_end))
         at_trial_end(group, "next_trial", f"pert = psign * loop_noise{l}(t + loop_period, pidx) * mV", layout=layout)
-        syn = _master_weights(recipe, projection)
-        estimate = " + ".join(f"g{bb}_post * rc{bb}_pre" for bb in range(b))
-        at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
-        at_trial_end(syn, "next_trial", "w = wm", layout=layout)
+        _master_weights(recipe, projection, " + ".join(f"g{bb}_post * rc{bb}_pre" for bb in range(b)), "wm", layout)
 
 
 def np_spiking_block_requires(spec, model, task_class, task_spec):
