@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes side by side (pytest-xdist): CI has 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow bench figures clean
 
@@ -16,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/bioplastic run protocols/quickstart.toml --out results/quickstart/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -6,6 +9,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Standalone builds are cached inside the repository (ignored by git), never elsewhere.
 os.environ.setdefault("BIOPLASTIC_CACHE", str(REPO / ".bioplastic_cache"))
+# Every test process (each pytest-xdist worker) and what it starts get a temporary folder of their
+# own, so that a test that checks what a command leaves there (Brian2's logs, scripts) sees only
+# its own process's files, not those of a test running beside it. Removed at exit, after Brian2
+# removed its own files (exit handlers run last-registered first; Brian2 is imported later).
+TEST_TMP = Path(tempfile.mkdtemp(prefix=f"bioplastic-tests-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
+os.environ["TMPDIR"] = str(TEST_TMP)
+tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+atexit.register(shutil.rmtree, TEST_TMP, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

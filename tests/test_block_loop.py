@@ -323,3 +323,72 @@ def test_rstdp_in_compiled_blocks_gives_the_same_curve():
                                     '{label="w", "rule.kind"="weight_perturbation", "rule.lr"=200.0}]')).train()
               for loop in ("trial", "block")]
     assert_same_curves(*tables, rtol=1e-9)
+
+
+# -- the reward-modulated Hebbian family on recurrent rate networks --------------------------------
+def hebbian_protocol(kind, loop, *overrides):
+    """Quick DNMS on 20 units with no randomness inside the run (no private noise, no initial
+    spread, kicks of amplitude 0): the trial loop and the block loop then see the same trials."""
+    from conftest import protocol
+    return protocol("miconi2017_dnms.toml", RUNTIME, "training.trials=12", "analysis.every=0",
+                    "training.eval_every=1", "model.n_neurons=20", "model.x_init=0.0", "model.noise=0.0",
+                    f'rule.kind="{kind}"', "rule.perturbation_rate=\"100 Hz\"", "rule.perturbation_amplitude=0.0",
+                    f'training.loop="{loop}"', *overrides, quick=True)
+
+
+@pytest.mark.parametrize("kind,overrides", [
+    ("miconi", ('rule.baseline="running"', "rule.warmup=3", "rule.lr=10.0", "rule.max_change=0.001")),
+    ("miconi", ("rule.warmup=2", "rule.lr=10.0", "rule.max_change=0.0005")),  # a baseline per trial type
+    # no warm-up, no clip, no error-trace factor, no cube (the protocol file sets Miconi's)
+    ("exploratory_hebbian", ("rule.lr=0.05", "rule.trace_decay=0.9", "rule.warmup=0", "rule.max_change=0.0",
+                             "rule.scale_by_error=false", 'rule.nonlinearity="none"')),
+])
+def test_hebbian_rules_in_blocks_give_the_trial_loops_curve(kind, overrides):
+    # 12 trials in one block: each trial starts from the state of a run, reads its own rows of the
+    # stimulus and target tables, and the update, the clip, the warm-up and the critic of every
+    # trial type are computed in the network as RewardModulatedHebbian.update and observe do.
+    trainers, tables = [], []
+    for loop in ("trial", "block"):
+        trainer = Trainer(hebbian_protocol(kind, loop, *overrides))
+        assert uses_block_loop(trainer.protocol) == (loop == "block")
+        if "per_condition" == trainer.rule.spec.baseline:  # baselines that the first trials do not meet
+            trainer.rule.baselines = {0: -0.5, 1: -1.0, 3: -0.2}
+        tables.append(trainer.train())
+        trainers.append(trainer)
+    trial, block = tables
+    assert (block.metric == "loss").sum() == 12 and (block.metric == "error_AB").sum() > 0
+    assert_same_curves(trial, block)
+    initial = Trainer(trainers[0].protocol).weights[0]
+    assert np.abs(trainers[0].weights[0] - initial).max() > 1e-4  # it learnt something
+    np.testing.assert_allclose(trainers[1].weights[0], trainers[0].weights[0], rtol=1e-10, atol=1e-14)
+    a, b = (t.rule for t in trainers)
+    assert a.trials_seen == b.trials_seen == 12 and a.baselines.keys() == b.baselines.keys()
+    for key, value in a.baselines.items():
+        assert b.baselines[key] == pytest.approx(value, rel=1e-12)
+    if a.spec.max_change > 0:  # no weight moved more than the clip allows after the warm-up
+        assert np.abs(trainers[1].weights[0] - initial).max() <= (12 - a.spec.warmup) * a.spec.max_change + 1e-15
+
+
+def test_each_trial_of_a_recurrent_block_draws_its_own_initial_state():
+    # With x_init > 0 the trials of a block start from fresh draws: the same trial type gives
+    # different losses, as in the trial loop (where every run draws its own).
+    trainer = Trainer(hebbian_protocol("miconi", "block", "model.x_init=0.5", "rule.warmup=100"))
+    losses = trainer.train().query("metric == 'loss'").value.to_numpy()
+    same_type = losses[0::4]  # the types come in turn
+    assert len(set(np.round(same_type, 12))) == len(same_type)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (("task.batch=2",), "the block form of 'miconi' trains one example per trial (task.batch = 1)"),
+])
+def test_hebbian_blocks_refuse_what_they_do_not_compute(overrides, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        hebbian_protocol("miconi", "block", *overrides)
+
+
+def test_alif_networks_have_no_block_network():
+    from conftest import protocol
+    p = protocol("eprop_pattern.toml", quick=True)
+    p = next(v for _, _, v in p.variants())
+    from bioplastic.engine.block_loop import block_loop_unsupported
+    assert "no block form on recurrent spiking models" in block_loop_unsupported(p)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,6 +133,9 @@ CASES = [
                                           'sweep.cases=[{label="r", "rule.kind"="rstdp"}, {label="w", "rule.kind"="weight_perturbation", "rule.lr"=200.0, "training.loop"="trial"}]',
                                           "--set", "task.batch=2"], 2,
      "the block form of 'rstdp' trains one example per trial (task.batch = 1)"),
+    ("loop-block-miconi-batch", lambda t: ["validate", "protocols/miconi2017_dnms.toml", "--set", 'training.loop="block"',
+                                           "--set", "task.batch=2"], 2,
+     "the block form of 'miconi' trains one example per trial (task.batch = 1)"),
     # the wrong command for the protocol
     ("gradcheck-spiking", lambda t: ["gradcheck", RL], 2, "gradcheck holds BPTT"),
     ("align-experiment", lambda t: ["align", DR], 2, "align draws dry-run updates of a trial task"),
@@ -184,7 +188,8 @@ def test_catalogue(case, tmp_path, capsys):
 
 
 def brian_leftovers():
-    return list(Path("/tmp").glob("brian_debug_*.log")) + list(Path("/tmp").glob("brian_script_*.py"))
+    folder = Path(tempfile.gettempdir())  # this test process's own (tests/conftest.py)
+    return list(folder.glob("brian_debug_*.log")) + list(folder.glob("brian_script_*.py"))
 
 
 def test_the_catalogue_is_large():

@@ -22,6 +22,7 @@ from ..errors import RunawayError, SpecError
 from ..networks.alif import AlifBlueprint, model_values as alif_model_values
 from ..networks.rate import RateBlockBlueprint, RateBlueprint
 from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values as recurrent_model_values
+from ..networks.recurrent_rate_block import RecurrentRateBlockBlueprint
 from ..networks.spiking_block import SpikingBlockBlueprint
 from ..networks.spiking_network import SpikingBlueprint
 from ..registry import FAMILIES
@@ -61,8 +62,29 @@ class Family:
     def run_block(self, trainer, backend, form, draws, length):
         """Run the trials ``draws`` (:class:`~bioplastic.engine.block_loop.Draw`, at most ``length``)
         in one simulation of ``backend``'s block network; returns a
-        :class:`~bioplastic.engine.block_loop.BlockResult`."""
-        raise NotImplementedError
+        :class:`~bioplastic.engine.block_loop.BlockResult`.
+
+        Each trial's run values are the trial loop's (:meth:`Trainer.run_values`); the block
+        network (:mod:`bioplastic.networks.block`) makes those that change from trial to trial
+        tables with a row per trial, and the task scores every trial's read-out as the trial loop's."""
+        from .block_loop import BlockResult, active, block_noise
+        rule, layout, count = trainer.rule, backend.blueprint.layout, len(draws)
+        trial_values, inputs = zip(*(trainer.run_values(backend, d.batch) for d in draws))
+        weights = [np.broadcast_to(w, (layout.copies,) + w.shape) for w in trainer.weights]
+        observed = backend.run(seed=draws[0].seed, weights=weights, inputs=inputs, trial_values=list(trial_values),
+                               active=active(count, length), values=form.values(rule, layout, block_noise(draws, length)))
+        self.check_block(trainer, observed, layout)
+        if form.finish is not None:
+            with rule_code(rule, "finish"):
+                form.finish(rule, observed.state)
+        variants = layout.copies // trainer.batch
+        readouts = observed.readouts[:count].reshape(count, variants, trainer.batch, -1)
+        losses = np.stack([trainer.task.losses(r[0], d.batch.targets) for r, d in zip(readouts, draws)])
+        rewards = None if observed.rewards is None else observed.rewards[:count, :trainer.batch]
+        return BlockResult([w[0] for w in observed.weights], losses, rewards, readouts)
+
+    def check_block(self, trainer, observed, layout):
+        """Stop training when a block's run went wrong (e.g. a spiking network ran away)."""
 
     def min_steps(self, model):
         """``(steps, why)``: the fewest steps a trial of ``model`` may have."""
@@ -179,6 +201,11 @@ class RecurrentRate(Family):
     def experiment_blueprint(self, model, steps, copies, blocks, *, seed, contributors):
         return self.blueprint_class(model, copies, steps, seed=seed, contributors=contributors)
 
+    def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
+        return RecurrentRateBlockBlueprint(model, variants * batch, batch, steps, trials, seed=seed,
+                                           conditions=conditions or 1, contributors=contributors,
+                                           block_form=block_form)
+
     def model_values(self, protocol, copies):
         return recurrent_model_values(protocol.model, protocol.seed, copies)
 
@@ -211,6 +238,8 @@ class RecurrentSpiking(RecurrentRate):
     reference = "surrogate"
     blueprint_class = AlifBlueprint
     states = 2  # v and a
+
+    block_blueprint = Family.block_blueprint  # no block network yet
 
     def words(self, kind):
         return Family.words(self, kind)
@@ -265,28 +294,12 @@ class Spiking(Family):
         return SpikingBlockBlueprint(model, variants * batch, batch, steps, trials, seed=seed,
                                      conditions=conditions or 1, contributors=contributors, block_form=block_form)
 
-    def run_block(self, trainer, backend, form, draws, length):
-        """Each trial's run values are the trial loop's (:meth:`Trainer.run_values`); the block
-        network makes those that change from trial to trial tables with a row per trial."""
-        from .block_loop import BlockResult, active, block_noise
-        rule, layout, count = trainer.rule, backend.blueprint.layout, len(draws)
-        trial_values, inputs = zip(*(trainer.run_values(backend, d.batch) for d in draws))
-        weights = [np.broadcast_to(w, (layout.copies,) + w.shape) for w in trainer.weights]
-        observed = backend.run(seed=draws[0].seed, weights=weights, inputs=inputs, trial_values=list(trial_values),
-                               active=active(count, length), values=form.values(rule, layout, block_noise(draws, length)))
+    def check_block(self, trainer, observed, layout):
         if observed.stopped_at is not None:  # the block's time since the trial's start (after the lead-in step)
             steps = float(observed.stopped_at / layout.dt) - 1
             trial = int(steps // layout.steps)
             raise RunawayError((steps - trial * layout.steps) * layout.dt, trainer.protocol.training.max_rate,
                                file=trainer.protocol.file, trial=trial)
-        if form.finish is not None:
-            with rule_code(rule, "finish"):
-                form.finish(rule, observed.state)
-        variants = layout.copies // trainer.batch
-        readouts = observed.readouts[:count].reshape(count, variants, trainer.batch, -1)
-        losses = np.stack([trainer.task.losses(r[0], d.batch.targets) for r, d in zip(readouts, draws)])
-        rewards = None if observed.rewards is None else observed.rewards[:count, :trainer.batch]
-        return BlockResult([w[0] for w in observed.weights], losses, rewards, readouts)
 
     def model_values(self, protocol, copies):
         return {("guard", "max_rate"): float(protocol.training.max_rate)}

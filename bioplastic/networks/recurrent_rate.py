@@ -33,6 +33,7 @@ from brian2 import ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
+from .block import at_trial_end
 from .layout import Layout, Projection, checked_array as _checked, matrix_order, synapse_order
 from .rate_math import ACTIVATIONS
 from .rate import _BRIAN_ACTIVATION
@@ -175,9 +176,11 @@ def base_recipe(layout, record=0):
     neurons.namespace["tau"] = spec.tau
     neurons.regular["rate"] = Regular([f"r = {f}"], when="groups", order=STEP["rate"])
     neurons.regular["noise"] = Regular(["I_noise = noise_std * randn()"], when="start")
-    # Code on a clock of the run's length runs once, at t = 0: the trial's initial state.
-    neurons.regular["initial"] = Regular(["x = x_init * (2 * rand() - 1)"], dt=layout.duration, when="start",
-                                         order=-1)
+    initial = "x = x_init * (2 * rand() - 1)"
+    if layout.block:  # each trial's initial state, drawn at the boundary before it
+        at_trial_end(neurons, "next_trial", initial, layout=layout)
+    else:  # code on a clock of the run's length runs once, at t = 0: the trial's initial state
+        neurons.regular["initial"] = Regular([initial], dt=layout.duration, when="start", order=-1)
     # Values of the model spec and seed, not of the build (one build serves many): no default, so
     # that a run without model_values() fails loudly instead of using another protocol's.
     recipe.run_value("neurons", "noise_std", np.nan)
@@ -203,6 +206,13 @@ def base_recipe(layout, record=0):
     recipe.monitor("trace_z", "readout", variables=("z",), record=True, when="end")
     _credit_traces(recipe, layout)
     return recipe
+
+
+def stimulus_rows(inputs, layout, name="inputs"):
+    """The copies' ``inputs`` (copies, steps, n_inputs) as the rows of the ``stimulus`` TimedArray
+    (steps, copies * n_inputs)."""
+    stimulus = _checked(name, inputs, (layout.copies, layout.steps, layout.spec.n_inputs))
+    return stimulus.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2).reshape(layout.steps, -1)
 
 
 def draw_kicks(recipe, group_name):
@@ -264,11 +274,10 @@ class RecurrentRateNetwork(BuiltNetwork):
         steps, n_inputs); ``perts``: per plastic projection, its target's constant current
         (copies, n_post); ``values``: ``{(owner, variable): value}`` for declared run values,
         which must include :func:`model_values`."""
-        layout, spec = self.layout, self.layout.spec
+        layout = self.layout
         given = dict(values or {})
         if inputs is not None:
-            stimulus = _checked("inputs", inputs, (layout.copies, layout.steps, spec.n_inputs))
-            given[(STIMULUS, "values")] = stimulus.reshape(layout.copies, layout.steps, -1).transpose(1, 0, 2)
+            given[(STIMULUS, "values")] = stimulus_rows(inputs, layout)
         out = self.run_value_assignments(given)
         for projection, w in zip(layout.projections, weights or []):
             w = np.asarray(w, float)

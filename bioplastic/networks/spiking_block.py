@@ -1,163 +1,20 @@
-"""Many trials of a spiking network in one run: the block loop's network.
+"""Many trials of a feed-forward spiking network in one run: the block loop's network.
 
-A block is the trial network (:func:`~bioplastic.networks.spiking_network.base_recipe` with the
-task's and the in-network rule's contributions, unchanged) run for ``layout.trials`` trials after
-one lead-in step, so that trial n ends on a tick of a clock of one trial's period (see
-:class:`~bioplastic.networks.layout.Layout`). At each tick, in the ``end`` slot after the task's
-reward and the rule's end-of-trial code (orders 5 to 10), code runs in these slots:
-
-``record`` (20)
-    the read-out and the reward of the trial that ended (monitors);
-``score``, ``loss`` (22, 24)
-    where a block form asks for them (:func:`copy_losses`): each neuron's error, every copy's loss;
-``loss_change``, ``credit``, ``share``, ``update`` (26 to 30)
-    the rule's block form: loss changes, their credit, what synapses read of their neurons, the
-    trial's change applied, a critic updated;
-``reset`` (40)
-    every state variable back to its value at the start of a run (:func:`trial_boundary`);
-``next_trial`` (45)
-    the run values that the trial loop writes before every trial (the targets, node
-    perturbation's currents, a rule's per-copy values) set to the next trial's;
-``trial_start`` (50)
-    the rule's block form: what it keeps in the network for the next trial (a reward baseline).
-
-So a trial inside a block starts from the state, and with the run values, of the same trial run
-alone, and the two give the same numbers (tests/test_block_loop.py holds them to 1e-10). What a
-block carries from trial to trial is declared: the plastic weights, the runaway guard, and what
-a block form adds to ``recipe.carried``.
+The block is the trial network (:func:`~bioplastic.networks.spiking_network.base_recipe` with the
+task's and the in-network rule's contributions) with the trial boundary of
+:mod:`bioplastic.networks.block`. In its ``record`` slot the read-out and the reward of every
+trial are recorded at the trial's end; the runaway guard is carried from trial to trial.
 """
 
-from dataclasses import dataclass, field
-
 import numpy as np
-from brian2 import Equations, second
-from brian2.equations.equations import DIFFERENTIAL_EQUATION, PARAMETER
-from brian2.units.fundamentalunits import DIMENSIONLESS, Quantity
+from brian2 import second
 
-from .clocks import NamedClock
-from .layout import checked_array
+from .block import BlockBlueprint, BlockObservation, SLOTS, block_run_values
 from .neuromodulator import MODULATOR
-from .recipe import Regular
 from .spiking import WEIGHT_UNIT
 from .spiking_network import INPUT_RASTER, SpikingNetwork, base_recipe, make_layout, raster_rows
 
-SLOTS = dict(record=20, score=22, loss=24, loss_change=26, credit=27, share=28, update=30, reset=40,
-             next_trial=45, trial_start=50)
-ACTIVE = "block_active"  # per trial: 1, or 0 on the padding trials that fill a block's last build
 READOUT, REWARD = "trial_readout", "trial_reward"
-_FIXED = {"constant", "shared", "linked"}
-
-
-def at_trial_end(owner, slot, *lines, layout):
-    """Run ``lines`` on ``owner`` (a group or synapse recipe) at the end of every trial of a block
-    (and of the lead-in step), in ``slot`` (see :data:`SLOTS`); a second call appends."""
-    regular = owner.regular.setdefault(f"block_{slot}", Regular([], dt=layout.period, when="end", order=SLOTS[slot]))
-    regular.code.extend(lines)
-    return regular
-
-
-def copy_losses(recipe, layout):
-    """Every copy's loss at each trial's end, in the group ``losses`` (variable ``L``, slot
-    ``loss``): the mean over the copy's read-out neurons of the error the task declares
-    (``recipe.readout.error``, computed in slot ``score``). A block form that scores copies calls it."""
-    if "losses" in recipe.groups:
-        return recipe.groups["losses"]
-    readout = recipe.readout
-    if readout is None or readout.error is None:
-        raise ValueError("this block form needs the task's error inside the network (recipe.readout.error)")
-    n, copies = layout.groups[readout.owner], layout.copies
-    output = recipe.group(readout.owner)
-    output.add("sqerr : 1")
-    at_trial_end(output, "score", f"sqerr = {readout.error}", layout=layout)
-    losses = recipe.group("losses", copies)
-    losses.add("L : 1", *(f"error{o} : 1 (linked)" for o in range(n)))
-    for o in range(n):
-        losses.linked[f"error{o}"] = (readout.owner, "sqerr", np.arange(copies) * n + o)
-    # summed in the neurons' order, then divided: the task's mean over its outputs, to the last bit
-    at_trial_end(losses, "loss", f"L = ({' + '.join(f'error{o}' for o in range(n))}) / {n}", layout=layout)
-    return losses
-
-
-def state_variables(lines):
-    """``(name, dimension)`` of every variable in equation ``lines`` that a run changes: the
-    differential equations and parameters that are not constant, shared or linked."""
-    return [(eq.varname, eq.dim) for eq in Equations("\n".join(lines)).ordered
-            if eq.type in (DIFFERENTIAL_EQUATION, PARAMETER) and not _FIXED & set(eq.flags)]
-
-
-def trial_boundary(recipe, layout):
-    """Turn a trial recipe into a block's: record every trial's read-out and reward, reset every
-    state variable that ``recipe.carried`` does not name at each trial's end, and make each run
-    value of a group (one value per neuron, written before every trial) a table with one row per
-    trial. Returns ``{(owner, variable): (table, default value)}`` for those run values."""
-    period, trials = layout.period, layout.trials
-    readout = recipe.readout
-    if readout is None:
-        raise ValueError("a block of trials needs the task's read-out (recipe.readout)")
-    recipe.monitor(READOUT, readout.owner, variables=tuple(readout.plus) + tuple(readout.minus), record=True,
-                   dt=period, when="end", order=SLOTS["record"])
-    if recipe.final_reward and MODULATOR in recipe.groups:
-        recipe.monitor(REWARD, MODULATOR, variables=("final_reward",), record=True, dt=period, when="end",
-                       order=SLOTS["record"])
-    recipe.timed_array(ACTIVE, trials + 1, None, dt=period)
-    recipe.run_value(ACTIVE, "values", 0.0)
-    recipe.carried |= {(p.synapses, "w") for p in layout.projections} | {("guard", None)}
-    tables = {}
-    for owner in [*recipe.groups.values(), *recipe.synapses.values()]:
-        if (owner.name, None) in recipe.carried:
-            continue
-        is_group = owner.name in recipe.groups
-        lines = []
-        for name, dim in state_variables(owner.equations if is_group else owner.model):
-            key = (owner.name, name)
-            if key in recipe.carried:
-                continue
-            if key in recipe.run_values:
-                if is_group:  # the trial loop writes it before every trial: the block, before each of its trials
-                    table = f"trial_{owner.name}_{name}"
-                    tables[key] = (table, recipe.run_values.pop(key))
-                    recipe.timed_array(table, trials + 1, owner.n, dt=period)
-                    recipe.run_value(table, "values", 0.0)
-                    unit = ""
-                    if dim is not DIMENSIONLESS:
-                        unit, owner.namespace[f"unit_{name}"] = f" * unit_{name}", Quantity(1.0, dim=dim)
-                    at_trial_end(owner, "next_trial", f"{name} = {table}(t, i){unit}", layout=layout)
-                continue  # a synapse's run value (its weight) is the block's, not the trial's
-            lines.append(_reset(owner, name, dim))
-        if is_group and owner.refractory is not False:
-            lines += ["lastspike = -1e4 * second", "not_refractory = True"]  # Brian2's values before any spike
-        if lines:
-            at_trial_end(owner, "reset", *lines, layout=layout)
-    return tables
-
-
-def _reset(owner, name, dim):
-    """The line that sets ``name`` back to its value at the start of a run (its initial value)."""
-    initial = owner.initial.get(name, 0.0)
-    if np.ndim(initial) > 0:  # a value per neuron or synapse: kept in a constant of its own
-        owner.add(f"{name}_at_start : {_unit_name(dim)} (constant)")
-        owner.initial[f"{name}_at_start"] = initial
-        return f"{name} = {name}_at_start"
-    owner.namespace[f"{name}_at_start"] = initial if isinstance(initial, Quantity) else Quantity(float(initial), dim=dim)
-    return f"{name} = {name}_at_start"
-
-
-def _unit_name(dim):
-    from brian2 import get_unit
-    return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
-
-
-@dataclass
-class BlockObservation:
-    """What a block produced: every trial's read-out (trials, copies, n) and reward (trials,
-    copies) or None, the plastic weights at its end (per projection (copies, *shape), mV), the
-    ``recipe.block_state`` variables, and when the runaway guard stopped it (or None)."""
-
-    readouts: np.ndarray
-    rewards: object
-    weights: list
-    state: dict = field(default_factory=dict)
-    stopped_at: object = None
 
 
 class SpikingBlockNetwork(SpikingNetwork):
@@ -174,23 +31,11 @@ class SpikingBlockNetwork(SpikingNetwork):
         loop would write (``{(owner, variable): value}``); ``active``: (trials,), 0 on padding
         trials; ``values``: the block form's own run values."""
         layout = self.layout
-        trials, steps, count = layout.trials, layout.steps, len(trial_values)
         raster = np.zeros((layout.run_steps, layout.blocks * layout.spec.sizes[0]))  # row 0: the lead-in step
         for n, x in enumerate(inputs):
-            raster[1 + n * steps:1 + (n + 1) * steps] = raster_rows(x, layout, f"inputs[{n}]")
-        given = {key: value for key, value in trial_values[0].items() if key not in self.tables}
-        given.update(values or {})
+            raster[1 + n * layout.steps:1 + (n + 1) * layout.steps] = raster_rows(x, layout, f"inputs[{n}]")
+        given = block_run_values(self, trial_values, active, values)
         given[(INPUT_RASTER, "values")] = raster
-        given[(ACTIVE, "values")] = np.concatenate([[0.0], checked_array("active", active, (trials,))])
-        for key, (table, default) in self.tables.items():
-            size, rows = self.size(*key), []
-            for trial in trial_values:
-                value = np.asarray(trial.get(key, default), float).ravel()
-                if value.size not in (1, size):
-                    raise ValueError(f"run value {key[0]}.{key[1]}: must have {size} values (got {value.size})")
-                rows.append(np.broadcast_to(value, (size,)))
-            rows += [rows[-1]] * (trials + 1 - count)  # padding trials, and the tick after the last trial
-            given[(table, "values")] = np.stack(rows)
         for projection, w in zip(layout.projections, weights):
             if (projection.synapses, "wm") in self.recipe.run_values:  # a master weight, kept by the block form
                 given[(projection.synapses, "wm")] = np.asarray(w, float).ravel() * float(WEIGHT_UNIT)
@@ -210,28 +55,29 @@ class SpikingBlockNetwork(SpikingNetwork):
             stopped_at=stopped * second if stopped >= 0 else None)
 
 
-class SpikingBlockBlueprint:
+class SpikingBlockBlueprint(BlockBlueprint):
     """A block of ``trials`` trials of ``copies`` feed-forward spiking networks (``batch`` examples
-    per variant; copy c reads input block c % batch). ``contributors`` are the trial network's (the
-    task's and the in-network rule's builders), ``block_form`` the rule's block form."""
+    per variant; copy c reads input block c % batch); see :class:`~bioplastic.networks.block.BlockBlueprint`."""
 
-    def __init__(self, spec, copies, batch, steps, trials, *, seed, conditions, contributors, block_form):
-        self.layout = make_layout(spec, copies, steps, blocks=batch, seed=seed,
-                                  input_block=np.arange(copies) % batch)
-        self.layout.trials, self.layout.batch, self.layout.block = int(trials), int(batch), True
-        self.layout.conditions = int(conditions)
-        self.recipe = base_recipe(self.layout)
-        for contribute in contributors:
-            contribute(self.recipe, self.layout)
-        block_form(self.recipe, self.layout)
-        self.tables = trial_boundary(self.recipe, self.layout)
-        self.copies, self.with_rule = copies, True
-        self.key = self.recipe.key()
+    network_class = SpikingBlockNetwork
 
-    def build(self):
-        objects, network = self.recipe.build(NamedClock(self.layout.dt, name="block_clock"))
-        return SpikingBlockNetwork(self.layout, self.recipe, objects, network, self.tables)
+    def make_layout(self, spec, copies, batch, steps, seed):
+        return make_layout(spec, copies, steps, blocks=batch, seed=seed, input_block=np.arange(copies) % batch)
+
+    def base_recipe(self, layout):
+        return base_recipe(layout)
+
+    def record_trials(self, recipe, layout):
+        """The read-out and the reward at every trial's end; the runaway guard runs on across trials."""
+        readout = recipe.readout
+        if readout is None:
+            raise ValueError("a block of trials needs the task's read-out (recipe.readout)")
+        recipe.monitor(READOUT, readout.owner, variables=tuple(readout.plus) + tuple(readout.minus), record=True,
+                       dt=layout.period, when="end", order=SLOTS["record"])
+        if recipe.final_reward and MODULATOR in recipe.groups:
+            recipe.monitor(REWARD, MODULATOR, variables=("final_reward",), record=True, dt=layout.period, when="end",
+                           order=SLOTS["record"])
+        recipe.carried.add(("guard", None))
 
 
-__all__ = ["SLOTS", "ACTIVE", "at_trial_end", "copy_losses", "trial_boundary", "state_variables", "BlockObservation",
-           "SpikingBlockBlueprint", "SpikingBlockNetwork"]
+__all__ = ["SpikingBlockBlueprint", "SpikingBlockNetwork"]

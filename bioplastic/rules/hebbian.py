@@ -73,13 +73,15 @@ import numpy as np
 from brian2 import Hz
 
 from ..errors import SpecError
+from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
 from ..networks.recipe import Regular
 from ..networks.recurrent_rate import STEP, draw_kicks
 from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
-from .builders import register_builder
+from .builders import register_block_builder, register_builder
 
 ACTIVATION_OF = {"neurons": "x", "readout": "z"}  # the activation whose fluctuation is the signal
+CRITIC = "losses"  # a block's group of one neuron per copy: its loss, and the critic's baselines (block form)
 
 
 def _spec(defaults):
@@ -171,6 +173,8 @@ class RewardModulatedHebbian(InNetworkRule):
             values[(group, "kick_probability")] = p
             values[(group, "kick_amplitude")] = self.spec.perturbation_amplitude
             values[(group, "trace_decay")] = self.spec.trace_decay
+        if layout.block:  # the block form's critic reads each copy's trial type
+            values[(CRITIC, f"condition_{self.kind}")] = np.asarray(context.conditions, float)
         return values
 
     def _key(self, condition):
@@ -282,3 +286,104 @@ def build_reward_modulated_hebbian(rule, recipe, layout):
         syn.regular[rule.kind] = Regular([f"{variable} += {name}_pre * post_factor_post"], when="groups",
                                          order=STEP["eligibility"])
     recipe.declare_delta(rule.kind, variable)
+
+
+# -- the block form: many trials in one run (the block loop) ----------------------------------------
+def _critic_keys(rule, layout):
+    """The critic's baselines: one per trial type, or one for all."""
+    return range(layout.conditions) if rule.spec.baseline == "per_condition" else range(1)
+
+
+def build_hebbian_block(rule, recipe, layout):
+    """The family's update at the end of every trial of a block (:mod:`bioplastic.networks.block`),
+    as the trial loop does after each run (:meth:`RewardModulatedHebbian.update` then ``observe``):
+    the copy's loss L from the task's error in the network, the modulation c (R - R̄) of its trial
+    type (0 before the type's first reward and during the warm-up), each weight's change
+    η (m e) clipped to ±``max_change``, then the baseline of the type moved to R. The critic's
+    baselines and the trials seen stay in the network from trial to trial and go back to the
+    rule after the block (:func:`finish_hebbian_block`)."""
+    spec, k = rule.spec, rule.kind
+    critic = copy_losses(recipe, layout)
+    critic.add(f"condition_{k} : 1", f"modulation_{k} : 1", f"trials_seen_{k} : 1",
+               f"warmup_{k} : 1 (shared, constant)", f"baseline_decay_{k} : 1 (shared, constant)")
+    recipe.run_value(CRITIC, f"condition_{k}", 0.0)
+    for name in (f"warmup_{k}", f"baseline_decay_{k}"):
+        recipe.run_value(CRITIC, name, 0.0)
+    state = [f"trials_seen_{k}"]
+    here = {}
+    for c in _critic_keys(rule, layout):
+        critic.add(f"critic{c}_{k} : 1", f"seen{c}_{k} : 1")
+        state += [f"critic{c}_{k}", f"seen{c}_{k}"]
+        here[c] = f"int(abs(condition_{k} - {c}) < 0.5)" if spec.baseline == "per_condition" else "1"
+    for name in state:
+        recipe.run_value(CRITIC, name, 0.0)
+        recipe.carried.add((CRITIC, name))
+        recipe.block_state.append((CRITIC, name))
+    # Written so that the arithmetic is the NumPy update's, bit for bit: a factor that is 1 or 0
+    # selects a term, and R = -L.
+    baseline = " + ".join(f"{here[c]} * critic{c}_{k}" for c in here)
+    has = " + ".join(f"{here[c]} * seen{c}_{k}" for c in here)
+    scale = "abs(hb_baseline) * " if spec.scale_by_error else ""
+    at_trial_end(critic, "credit", f"hb_baseline = {baseline}", f"hb_has = {has}",
+                 f"modulation_{k} = {BLOCK_ACTIVE}(t) * int(trials_seen_{k} >= warmup_{k} - 0.5) * hb_has * "
+                 f"{scale}(-L - hb_baseline)", layout=layout)
+    update = []
+    for c in here:
+        mean, seen = f"critic{c}_{k}", f"seen{c}_{k}"
+        update += [f"hb_here = {BLOCK_ACTIVE}(t) * {here[c]}",
+                   f"{mean} = hb_here * ({seen} * (baseline_decay_{k} * {mean} + (1 - baseline_decay_{k}) * (-L)) "
+                   f"+ (1 - {seen}) * (-L)) + (1 - hb_here) * {mean}",
+                   f"{seen} = {seen} + hb_here * (1 - {seen})"]
+    at_trial_end(critic, "update", *update, f"trials_seen_{k} = trials_seen_{k} + {BLOCK_ACTIVE}(t)", layout=layout)
+    change = f"lr_{k} * (modulation_{k} * {rule.delta_variable})"
+    if spec.max_change > 0:
+        change = f"clip({change}, -max_change_{k}, max_change_{k})"
+    for projection in layout.projections:
+        syn = recipe.synapses[projection.synapses]
+        syn.add(f"hebbian_copy_{k} : integer (constant)", f"modulation_{k} : 1 (linked)",
+                f"lr_{k} : 1 (shared, constant)", f"max_change_{k} : 1 (shared, constant)")
+        syn.initial[f"hebbian_copy_{k}"] = np.repeat(np.arange(layout.copies), projection.size)
+        syn.linked[f"modulation_{k}"] = (CRITIC, f"modulation_{k}", f"hebbian_copy_{k}")
+        for name in (f"lr_{k}", f"max_change_{k}"):
+            recipe.run_value(projection.synapses, name, 0.0)
+        at_trial_end(syn, "update", f"w = w + {change}", layout=layout)
+
+
+def hebbian_block_values(rule, layout, noise):
+    """The rule's constants, and its critic at the block's start (its baselines and trials seen)."""
+    spec, k = rule.spec, rule.kind
+    values = {(CRITIC, f"warmup_{k}"): float(spec.warmup), (CRITIC, f"baseline_decay_{k}"): spec.baseline_decay,
+              (CRITIC, f"trials_seen_{k}"): float(rule.trials_seen)}
+    for projection in layout.projections:
+        values[(projection.synapses, f"lr_{k}")] = spec.lr
+        values[(projection.synapses, f"max_change_{k}")] = spec.max_change
+    for c in _critic_keys(rule, layout):
+        values[(CRITIC, f"critic{c}_{k}")] = rule.baselines.get(c, 0.0)
+        values[(CRITIC, f"seen{c}_{k}")] = float(c in rule.baselines)
+    return values
+
+
+def finish_hebbian_block(rule, state):
+    """Take the critic back (copy 0's: with one example per trial every copy has the same)."""
+    k = rule.kind
+    rule.trials_seen = int(round(float(state[(CRITIC, f"trials_seen_{k}")][0])))
+    for (owner, name), value in state.items():
+        if name.startswith("critic") and state[(owner, name.replace("critic", "seen", 1))][0] > 0:
+            rule.baselines[int(name[len("critic"):name.index("_")])] = float(value[0])
+
+
+def hebbian_block_requires(spec, model, task_class, task_spec):
+    """Why the family's block form cannot run a protocol (completing "its block form ..."), or None."""
+    if task_spec is not None and getattr(task_spec, "batch", 1) != 1:
+        return "trains one example per trial (task.batch = 1): it sums no changes across examples yet"
+    if spec.baseline == "per_condition" and task_spec is not None and task_class.n_conditions(task_spec) is None:
+        return f"keeps a baseline per trial type, and the task {task_class.kind!r} does not say how many it has"
+    return None
+
+
+register_block_builder(RewardModulatedHebbian, "recurrent_rate", values=hebbian_block_values,
+                       finish=finish_hebbian_block, requires=hebbian_block_requires,
+                       mirrors=("run_values", "modulation"),
+                       supports_task=lambda task_class: task_class.error_in_network,
+                       task_requirement="a loss the network computes itself, as dnms's and pattern_generation's"
+                       )(build_hebbian_block)

@@ -34,7 +34,7 @@ from ..errors import SpecError
 from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
 from ..networks.rate import BOUNDARY, every_trial, update_master_weight
-from ..networks.spiking_block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
+from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
 from .base import Perturbation, Rule, register_rule
 from .builders import register_block_builder
 

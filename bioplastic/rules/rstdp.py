@@ -124,7 +124,7 @@ from brian2 import mV, ms
 from ..errors import SpecError
 from ..networks.neuromodulator import MODULATOR, final_flag, final_step_clock, neuromodulator
 from ..networks.recipe import Regular
-from ..networks.spiking_block import ACTIVE as BLOCK_ACTIVE, at_trial_end
+from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end
 from ..spec import non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
 from .builders import register_block_builder, register_builder

@@ -36,7 +36,7 @@ from brian2 import Hz, ms
 
 from .. import rng as rng_streams
 from ..errors import SpecError
-from ..networks.recipe import Regular
+from ..networks.recipe import Readout, Regular
 from ..networks.recurrent_rate import STEP
 from ..spec import at_least, param, positive, validate
 from .base import Batch, Task
@@ -63,6 +63,7 @@ class _ReadoutTarget(Task):
     families = ("recurrent_rate", "recurrent_spiking")
     error = "absolute"
     target_in_network = True
+    error_in_network = True
 
     def contribute(self, recipe, layout):
         columns = layout.size("readout")
@@ -73,6 +74,13 @@ class _ReadoutTarget(Task):
         readout.add("y_target : 1", "scored : 1", "error_weight : 1")
         readout.regular["target"] = Regular([f"y_target = {TARGET}(t, i)", f"scored = {SCORED}(t, i)",
                                              f"error_weight = {ERROR_WEIGHT}(t, i)"], when="groups", order=STEP["rate"])
+        if layout.block:  # the loss inside the network, for a block form: every step's error, weighted
+            error = "abs(z - y_target)" if self.error == "absolute" else "(z - y_target)**2"
+            readout.add("error_sum : 1")
+            readout.regular["error_sum"] = Regular([f"error_sum += error_weight * {error}"], when="end", order=-1)
+            # error_weight is 1 / (scored steps x outputs): the outputs' mean of n_out x their sums is the loss
+            n = layout.groups["readout"]
+            recipe.readout = Readout("readout", ("z",), error=f"{n} * error_sum" if n > 1 else "error_sum")
 
     def run_values(self, batch, layout):
         targets = np.asarray(batch.targets, float)
@@ -147,6 +155,10 @@ class DelayedNonMatch(_ReadoutTarget):
         self.n_outputs = model.n_outputs
         self.error = spec.error
         self._next = 0
+
+    @classmethod
+    def n_conditions(cls, spec):
+        return len(TRIAL_TYPES)
 
     @classmethod
     def quick(cls, table):
@@ -224,6 +236,10 @@ class PatternGeneration(_ReadoutTarget):
     spec_class = PatternGenerationSpec
     description = "generate a periodic pattern (a sum of sines) at the read-out of an autonomous network"
     error = "squared"
+
+    @classmethod
+    def n_conditions(cls, spec):
+        return 1  # every trial is the same
 
     @classmethod
     def quick(cls, table):
