@@ -27,6 +27,8 @@ def runtime_network(protocol, blueprint_class):
     steps = int(round(float(task.duration / model.dt)))
     set_device("runtime")
     prefs.codegen.target = "cython"
+    if hasattr(blueprint_class, "dense"):  # a Brian2 user's network: summed variables, synapse by synapse
+        blueprint_class = type(blueprint_class.__name__, (blueprint_class,), {"dense": False})
     blueprint = blueprint_class(model, 1, steps, seed=protocol.seed, contributors=[task.contribute,
                                                                                 contributor(rule, model)])
     net = blueprint.build()

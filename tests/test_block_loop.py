@@ -392,3 +392,12 @@ def test_alif_networks_have_no_block_network():
     p = next(v for _, _, v in p.variants())
     from bioplastic.engine.block_loop import block_loop_unsupported
     assert "no block form on recurrent spiking models" in block_loop_unsupported(p)
+
+
+def test_compiled_hebbian_blocks_give_the_numpy_curve():
+    # The C++ code of the dense recurrent current and eligibility (networks/dense.py) and of the
+    # block form against the numpy target's: the same table to rounding (C++ sums in another order).
+    overrides = ('rule.baseline="running"', "rule.warmup=3", "rule.lr=10.0", "rule.max_change=0.001")
+    tables = [Trainer(hebbian_protocol("miconi", "block", *overrides, f'training.backend="{backend}"')).train()
+              for backend in ("standalone", "runtime")]
+    assert_same_curves(*tables, rtol=1e-9)

@@ -75,6 +75,7 @@ static double {name}(const double t)
         objects[syn.target].variables[target].get_value()[:] = (w * r).sum(axis=1).ravel()
 
     _function(recipe, name, cpp, numpy)
+    recipe.dense.add(synapses)
     group = recipe.group(syn.target)
     group.add(f"{name}_done : 1 (shared)")
     group.regular[name] = Regular([f"{name}_done = {name}(t)"], when="groups", order=order)

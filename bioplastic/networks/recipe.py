@@ -167,6 +167,10 @@ class Recipe:
         self.carried = set()
         # ... and reads these (owner, variable) back after the block (e.g. a rule's critic).
         self.block_state = []
+        # Synapses whose per-step loops run as matrix code (networks/dense.py), and what binds that
+        # code's NumPy form to the built objects (called with them once built).
+        self.dense = set()
+        self.bindings = []
 
     # -- adding -------------------------------------------------------------------------------
     def group(self, name, n=None, **kwargs):
@@ -303,6 +307,8 @@ class Recipe:
             else:
                 objects[m.name] = EventMonitor(source, m.event, record=m.record, name=m.name)
         brian_objects = [o for o in objects.values() if not isinstance(o, TimedArray)]
+        for bind in self.bindings:
+            bind(objects)
         return objects, Network(*brian_objects, name="network")
 
 

@@ -34,6 +34,7 @@ from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
 from .block import at_trial_end
+from .dense import dense_sum
 from .layout import Layout, Projection, checked_array as _checked, matrix_order, synapse_order
 from .rate_math import ACTIVATIONS
 from .rate import _BRIAN_ACTIVATION
@@ -159,8 +160,10 @@ def make_layout(spec, copies, steps, seed=0):
     return layout
 
 
-def base_recipe(layout, record=0):
-    """The network as a recipe; ``record`` clean copies have their state x recorded every step."""
+def base_recipe(layout, record=0, dense=True):
+    """The network as a recipe; ``record`` clean copies have their state x recorded every step.
+    With ``dense`` the recurrent current is a matrix product once a step (:mod:`.dense`; the
+    C++ and numpy targets have it), else Brian2's summed variable (any target)."""
     spec, copies = layout.spec, layout.copies
     recipe = Recipe(spec.dt)
     recipe.timed_array(STIMULUS, layout.steps, copies * spec.n_inputs)
@@ -175,7 +178,8 @@ def base_recipe(layout, record=0):
                 "noise_std : 1 (shared, constant)", "x_init : 1 (shared, constant)")
     neurons.namespace["tau"] = spec.tau
     neurons.regular["rate"] = Regular([f"r = {f}"], when="groups", order=STEP["rate"])
-    neurons.regular["noise"] = Regular(["I_noise = noise_std * randn()"], when="start")
+    if spec.noise > 0:  # a Gaussian draw per unit and step costs a tenth of a 200-unit trial: none without noise
+        neurons.regular["noise"] = Regular(["I_noise = noise_std * randn()"], when="start")
     initial = "x = x_init * (2 * rand() - 1)"
     if layout.block:  # each trial's initial state, drawn at the boundary before it
         at_trial_end(neurons, "next_trial", initial, layout=layout)
@@ -196,8 +200,12 @@ def base_recipe(layout, record=0):
         # (4x faster than postsynaptic-major for a dense 200 x 200 matrix).
         c, k, o = np.meshgrid(np.arange(copies), np.arange(n_pre), np.arange(n_post), indexing="ij")
         syn = recipe.connect(synapses, pre, post, (c * n_pre + k).ravel(), (c * n_post + o).ravel())
-        syn.add("w : 1", f"{target}_post = w * {'z' if name == 'feedback' else 'r'}_pre : 1 (summed)")
-        syn.summed_order[f"{target}_post"] = STEP["feedback"] if name == "feedback" else STEP["summed"]
+        if dense and name == "recurrent":
+            syn.add("w : 1")
+            dense_sum(recipe, synapses, "r", target, copies=copies, shape=(n_post, n_pre), order=STEP["summed"])
+        else:
+            syn.add("w : 1", f"{target}_post = w * {'z' if name == 'feedback' else 'r'}_pre : 1 (summed)")
+            syn.summed_order[f"{target}_post"] = STEP["feedback"] if name == "feedback" else STEP["summed"]
         if name not in spec.plastic_layers:  # fixed weights: written every run (model_values)
             recipe.run_value(synapses, "w", np.nan)
     if record:
@@ -327,10 +335,10 @@ class RecurrentRateBlueprint:
     Subclasses for other recurrent families name their own recipe and network class."""
 
     network_class = RecurrentRateNetwork
+    dense = True  # the recurrent current as a matrix product (False: Brian2's summed variable)
 
-    @staticmethod
-    def base_recipe(layout, record):
-        return base_recipe(layout, record)
+    def base_recipe(self, layout, record):
+        return base_recipe(layout, record, dense=self.dense)
 
     def __init__(self, spec, copies, steps, record=0, seed=0, contributors=()):
         if copies < 1:

@@ -74,6 +74,7 @@ from brian2 import Hz
 
 from ..errors import SpecError
 from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
+from ..networks.dense import dense_accumulate
 from ..networks.recipe import Regular
 from ..networks.recurrent_rate import STEP, draw_kicks
 from ..spec import fraction, non_negative, param, positive, validate
@@ -283,8 +284,12 @@ def build_reward_modulated_hebbian(rule, recipe, layout):
             source.regular["r_prev"] = Regular(["r_prev = r"], when="groups", order=STEP["trace"])
         syn = recipe.synapses[projection.synapses]
         syn.add(f"{variable} : 1")
-        syn.regular[rule.kind] = Regular([f"{variable} += {name}_pre * post_factor_post"], when="groups",
-                                         order=STEP["eligibility"])
+        if projection.synapses in recipe.dense:  # the same update as a matrix loop (networks/dense.py)
+            dense_accumulate(recipe, projection.synapses, variable, name, "post_factor", copies=layout.copies,
+                             shape=projection.shape, order=STEP["eligibility"])
+        else:
+            syn.regular[rule.kind] = Regular([f"{variable} += {name}_pre * post_factor_post"], when="groups",
+                                             order=STEP["eligibility"])
     recipe.declare_delta(rule.kind, variable)
 
 
