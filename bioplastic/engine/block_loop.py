@@ -6,10 +6,12 @@ rule has a block form registered for the model's family
 (:func:`~bioplastic.rules.builders.register_block_builder`), the block loop instead runs a network
 that does the trials' scoring and updates itself, many trials per simulation. Today: WP and NP on
 feed-forward rate networks with a squared-error task (the block network
-:func:`bioplastic.networks.rate.block_recipe`, their updates in :mod:`bioplastic.rules.perturbation`),
-and R-STDP on feed-forward spiking networks with a reward at each trial's end (the block network
-:mod:`bioplastic.networks.spiking_block`, its update in :mod:`bioplastic.rules.rstdp`). The family's
-adapter runs a block (``run_block``). Each block's inputs, targets and perturbations are drawn
+:func:`bioplastic.networks.rate.block_recipe`, their updates in :mod:`bioplastic.rules.perturbation`);
+R-STDP, WP and NP on feed-forward spiking networks (the block network
+:mod:`bioplastic.networks.spiking_block`, R-STDP's update in :mod:`bioplastic.rules.rstdp`); and
+the reward-modulated Hebbian rules on recurrent rate networks (the block network
+:mod:`bioplastic.networks.recurrent_rate_block`, their update in :mod:`bioplastic.rules.hebbian`).
+The family's adapter runs a block (``run_block``). Each block's inputs, targets and perturbations are drawn
 here from the trainer's random streams in the trial loop's order, so both loops give the same
 learning curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial
 loop, which records what the reference gradient needs; the blocks fill the trials between them.

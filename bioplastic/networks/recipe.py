@@ -162,7 +162,7 @@ class Recipe:
         self.rule = None  # the in-network rule built in (a task may compare with its closed forms)
         self.rule_variables = {}  # meaning -> (object, variable) of the rule's quantities a task may record
         self.weight_cap = None  # the rule's upper weight bound (mV), where it has one
-        # A block of trials (see networks/spiking_block.py) resets every state variable at each
+        # A block of trials (see networks/block.py) resets every state variable at each
         # trial's end, except these (owner, variable; variable None: the whole object) ...
         self.carried = set()
         # ... and reads these (owner, variable) back after the block (e.g. a rule's critic).
