@@ -76,6 +76,44 @@ def copy_losses(recipe, layout):
     return losses
 
 
+def condition_critic(recipe, group, suffix, conditions):
+    """A reward baseline per task condition that a block form keeps in ``group`` (one neuron per
+    copy): ``critic{c}_{suffix}``, the baseline, and ``seen{c}_{suffix}``, 1 once condition c had
+    a reward. Both are run values (:func:`critic_values`), carried from trial to trial and read
+    back after the block (:func:`take_critic`). Returns ``{c: (baseline, seen)}`` names."""
+    owner, names = recipe.group(group), {}
+    for c in conditions:
+        names[c] = (f"critic{c}_{suffix}", f"seen{c}_{suffix}")
+        owner.add(*(f"{name} : 1" for name in names[c]))
+        for name in names[c]:
+            recipe.run_value(group, name, 0.0)
+            recipe.carried.add((group, name))
+            recipe.block_state.append((group, name))
+    return names
+
+
+def in_condition(variable, c):
+    """Code that is 1 where ``variable`` (a copy's condition, a float) is ``c``, else 0."""
+    return f"int(abs({variable} - {c}) < 0.5)"
+
+
+def critic_values(group, suffix, conditions, baselines):
+    """The run values that start a :func:`condition_critic` at ``baselines`` (condition -> baseline)."""
+    values = {}
+    for c in conditions:
+        values[(group, f"critic{c}_{suffix}")] = baselines.get(c, 0.0)
+        values[(group, f"seen{c}_{suffix}")] = float(c in baselines)
+    return values
+
+
+def take_critic(state, baselines):
+    """Put the baselines of a block's :func:`condition_critic` (from ``recipe.block_state``, copy 0's:
+    with one example per trial every copy has the same) into ``baselines``, where a reward came."""
+    for (owner, name), value in state.items():
+        if name.startswith("critic") and state[(owner, name.replace("critic", "seen", 1))][0] > 0:
+            baselines[int(name[len("critic"):name.index("_")])] = float(value[0])
+
+
 def state_variables(lines):
     """``(name, dimension)`` of every variable in equation ``lines`` that a run changes: the
     differential equations and parameters that are not constant, shared or linked."""
@@ -233,5 +271,6 @@ class BlockBlueprint:
         return self.network_class(self.layout, self.recipe, objects, network, self.tables)
 
 
-__all__ = ["SLOTS", "ACTIVE", "at_trial_end", "copy_losses", "state_variables", "BlockTables", "trial_boundary",
+__all__ = ["SLOTS", "ACTIVE", "at_trial_end", "copy_losses", "condition_critic", "in_condition", "critic_values",
+           "take_critic", "state_variables", "BlockTables", "trial_boundary",
            "block_run_values", "BlockObservation", "BlockBlueprint"]

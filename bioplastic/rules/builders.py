@@ -127,6 +127,14 @@ def _overridden(rule, family):
     return [name for name in builder.mirrors if getattr(rule_class, name) is not getattr(cls, name)]
 
 
+def one_example_per_trial(task_spec):
+    """A block form's reason (completing "its block form ...") where ``task_spec`` runs several
+    examples per trial and the form cannot sum their changes across copies in the network, or None."""
+    if task_spec is not None and getattr(task_spec, "batch", 1) != 1:
+        return "trains one example per trial (task.batch = 1): it sums no changes across examples yet"
+    return None
+
+
 def block_unsupported(rule, model, task_class, rule_spec=None, task_spec=None):
     """Why ``rule`` cannot train ``model`` on ``task_class`` in blocks (a sentence), or None if it
     can; with the rule's and the task's specs, the block form's own requirements are asked too."""

@@ -73,13 +73,14 @@ import numpy as np
 from brian2 import Hz
 
 from ..errors import SpecError
-from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
+from ..networks.block import (ACTIVE as BLOCK_ACTIVE, at_trial_end, condition_critic, copy_losses, critic_values,
+                              in_condition, take_critic)
 from ..networks.dense import dense_accumulate
 from ..networks.recipe import Regular
 from ..networks.recurrent_rate import STEP, draw_kicks
 from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
-from .builders import register_block_builder, register_builder
+from .builders import one_example_per_trial, register_block_builder, register_builder
 
 ACTIVATION_OF = {"neurons": "x", "readout": "z"}  # the activation whose fluctuation is the signal
 CRITIC = "losses"  # a block's group of one neuron per copy: its loss, and the critic's baselines (block form)
@@ -314,27 +315,22 @@ def build_hebbian_block(rule, recipe, layout):
     recipe.run_value(CRITIC, f"condition_{k}", 0.0)
     for name in (f"warmup_{k}", f"baseline_decay_{k}"):
         recipe.run_value(CRITIC, name, 0.0)
-    state = [f"trials_seen_{k}"]
-    here = {}
-    for c in _critic_keys(rule, layout):
-        critic.add(f"critic{c}_{k} : 1", f"seen{c}_{k} : 1")
-        state += [f"critic{c}_{k}", f"seen{c}_{k}"]
-        here[c] = f"int(abs(condition_{k} - {c}) < 0.5)" if spec.baseline == "per_condition" else "1"
-    for name in state:
-        recipe.run_value(CRITIC, name, 0.0)
-        recipe.carried.add((CRITIC, name))
-        recipe.block_state.append((CRITIC, name))
+    counter = f"trials_seen_{k}"
+    recipe.run_value(CRITIC, counter, 0.0)
+    recipe.carried.add((CRITIC, counter))
+    recipe.block_state.append((CRITIC, counter))
+    names = condition_critic(recipe, CRITIC, k, _critic_keys(rule, layout))
+    here = {c: in_condition(f"condition_{k}", c) if spec.baseline == "per_condition" else "1" for c in names}
     # Written so that the arithmetic is the NumPy update's, bit for bit: a factor that is 1 or 0
     # selects a term, and R = -L.
-    baseline = " + ".join(f"{here[c]} * critic{c}_{k}" for c in here)
-    has = " + ".join(f"{here[c]} * seen{c}_{k}" for c in here)
+    baseline = " + ".join(f"{here[c]} * {mean}" for c, (mean, _) in names.items())
+    has = " + ".join(f"{here[c]} * {seen}" for c, (_, seen) in names.items())
     scale = "abs(hb_baseline) * " if spec.scale_by_error else ""
     at_trial_end(critic, "credit", f"hb_baseline = {baseline}", f"hb_has = {has}",
                  f"modulation_{k} = {BLOCK_ACTIVE}(t) * int(trials_seen_{k} >= warmup_{k} - 0.5) * hb_has * "
                  f"{scale}(-L - hb_baseline)", layout=layout)
     update = []
-    for c in here:
-        mean, seen = f"critic{c}_{k}", f"seen{c}_{k}"
+    for c, (mean, seen) in names.items():
         update += [f"hb_here = {BLOCK_ACTIVE}(t) * {here[c]}",
                    f"{mean} = hb_here * ({seen} * (baseline_decay_{k} * {mean} + (1 - baseline_decay_{k}) * (-L)) "
                    f"+ (1 - {seen}) * (-L)) + (1 - hb_here) * {mean}",
@@ -362,25 +358,20 @@ def hebbian_block_values(rule, layout, noise):
     for projection in layout.projections:
         values[(projection.synapses, f"lr_{k}")] = spec.lr
         values[(projection.synapses, f"max_change_{k}")] = spec.max_change
-    for c in _critic_keys(rule, layout):
-        values[(CRITIC, f"critic{c}_{k}")] = rule.baselines.get(c, 0.0)
-        values[(CRITIC, f"seen{c}_{k}")] = float(c in rule.baselines)
+    values.update(critic_values(CRITIC, k, _critic_keys(rule, layout), rule.baselines))
     return values
 
 
 def finish_hebbian_block(rule, state):
     """Take the critic back (copy 0's: with one example per trial every copy has the same)."""
-    k = rule.kind
-    rule.trials_seen = int(round(float(state[(CRITIC, f"trials_seen_{k}")][0])))
-    for (owner, name), value in state.items():
-        if name.startswith("critic") and state[(owner, name.replace("critic", "seen", 1))][0] > 0:
-            rule.baselines[int(name[len("critic"):name.index("_")])] = float(value[0])
+    rule.trials_seen = int(round(float(state[(CRITIC, f"trials_seen_{rule.kind}")][0])))
+    take_critic(state, rule.baselines)
 
 
 def hebbian_block_requires(spec, model, task_class, task_spec):
     """Why the family's block form cannot run a protocol (completing "its block form ..."), or None."""
-    if task_spec is not None and getattr(task_spec, "batch", 1) != 1:
-        return "trains one example per trial (task.batch = 1): it sums no changes across examples yet"
+    if reason := one_example_per_trial(task_spec):
+        return reason
     if spec.baseline == "per_condition" and task_spec is not None and task_class.n_conditions(task_spec) is None:
         return f"keeps a baseline per trial type, and the task {task_class.kind!r} does not say how many it has"
     return None

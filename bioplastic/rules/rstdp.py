@@ -124,10 +124,10 @@ from brian2 import mV, ms
 from ..errors import SpecError
 from ..networks.neuromodulator import MODULATOR, final_flag, final_step_clock, neuromodulator
 from ..networks.recipe import Regular
-from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end
+from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, condition_critic, critic_values, in_condition, take_critic
 from ..spec import non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
-from .builders import register_block_builder, register_builder
+from .builders import one_example_per_trial, register_block_builder, register_builder
 
 THIRD_FACTORS = ("dopamine", "reward", "none")
 # The shared constants of every plastic synapse (written before every run) and their units.
@@ -475,14 +475,8 @@ def build_rstdp_block(rule, recipe, layout):
     group = recipe.group(MODULATOR)
     recipe.carried.add((MODULATOR, f"baseline_{k}"))  # set at every trial's start, from the critic
     update, start = [], []
-    for c in range(layout.conditions):
-        mean, seen = f"critic{c}_{k}", f"seen{c}_{k}"
-        group.add(f"{mean} : 1", f"{seen} : 1")
-        for name in (mean, seen):
-            recipe.run_value(MODULATOR, name, 0.0)
-            recipe.carried.add((MODULATOR, name))
-            recipe.block_state.append((MODULATOR, name))
-        here = f"int(abs(condition_{k} - {c}) < 0.5)"
+    for c, (mean, seen) in condition_critic(recipe, MODULATOR, k, range(layout.conditions)).items():
+        here = in_condition(f"condition_{k}", c)
         # The first reward of a condition starts its average (rate 1), later ones move it by the
         # baseline rate: written so that the arithmetic is the trial loop's, bit for bit.
         update += [f"rs_here = {BLOCK_ACTIVE}(t) * {here}",
@@ -497,26 +491,20 @@ def rstdp_block_values(rule, layout, noise):
     """The critic's averages at the block's start, per copy (the rule's, for every copy's condition)."""
     if not rule.spec.baseline or rule.spec.third_factor == "none":
         return {}
-    k, values = rule.kind, {}
-    for c in range(layout.conditions):
-        values[(MODULATOR, f"critic{c}_{k}")] = rule._baselines.get(c, 0.0)
-        values[(MODULATOR, f"seen{c}_{k}")] = float(c in rule._baselines)
-    return values
+    return critic_values(MODULATOR, rule.kind, range(layout.conditions), rule._baselines)
 
 
 def finish_rstdp_block(rule, state):
-    """Take the critic's averages back (copy 0's: with one example per trial every copy has the same)."""
-    for (owner, name), value in state.items():
-        if name.startswith("critic") and state[(owner, name.replace("critic", "seen", 1))][0] > 0:
-            rule._baselines[int(name[len("critic"):name.index("_")])] = float(value[0])
+    """Take the critic's averages back."""
+    take_critic(state, rule._baselines)
 
 
 def rstdp_block_requires(spec, model, task_class, task_spec):
     """Why R-STDP's block form cannot run a protocol (completing "its block form ..."), or None."""
     if spec.apply != "trial_end":
         return "applies each trial's change at the trial's end (rule.apply = \"trial_end\")"
-    if task_spec is not None and getattr(task_spec, "batch", 1) != 1:
-        return "trains one example per trial (task.batch = 1): it sums no changes across examples yet"
+    if reason := one_example_per_trial(task_spec):
+        return reason
     if spec.baseline and spec.third_factor != "none" and task_spec is not None \
             and task_class.n_conditions(task_spec) is None:
         return f"keeps a baseline per task condition, and the task {task_class.kind!r} does not say how many it has"
