@@ -386,12 +386,55 @@ def test_hebbian_blocks_refuse_what_they_do_not_compute(overrides, message):
         hebbian_protocol("miconi", "block", *overrides)
 
 
-def test_alif_networks_have_no_block_network():
+def eprop_protocol(loop, *overrides, backend="runtime"):
+    """e-prop on a small eprop_pattern: 24 LIF neurons, 16 frozen Poisson inputs, 150 ms trials."""
     from conftest import protocol
-    p = protocol("eprop_pattern.toml", quick=True)
-    p = next(v for _, _, v in p.variants())
-    from bioplastic.engine.block_loop import block_loop_unsupported
-    assert "no block form on recurrent spiking models" in block_loop_unsupported(p)
+    p = protocol("eprop_pattern.toml", f'training.backend="{backend}"', "training.trials=10", "analysis.every=0",
+                 'sweep.cases=[{ label = "eprop", "rule.kind" = "eprop" }]', "model.n_neurons=24",
+                 "model.n_inputs=16", 'task.duration="150 ms"', f'training.loop="{loop}"', *overrides)
+    return next(v for _, _, v in p.variants())
+
+
+@pytest.mark.parametrize("overrides", [
+    (),  # symmetric feedback (the read-out weights themselves), recurrent and read-out weights
+    ('rule.feedback="random"', 'model.plastic="all"'),
+    ("model.n_adaptive=8", 'model.plastic="recurrent"', "rule.lr=0.05"),  # ALIF neurons, a fixed read-out
+])
+def test_eprop_in_blocks_gives_the_trial_loops_curve(overrides):
+    # 10 trials in one block: every trial starts from zero states and traces, reads its own rows
+    # of the stimulus and target tables, and the weights step by -lr g at each trial's end. With no
+    # randomness inside the run the two loops see the same trials: the same numbers to rounding.
+    trainers, tables = [], []
+    for loop in ("trial", "block"):
+        trainer = Trainer(eprop_protocol(loop, *overrides))
+        assert uses_block_loop(trainer.protocol) == (loop == "block")
+        tables.append(trainer.train())
+        trainers.append(trainer)
+    assert (tables[1].metric == "loss").sum() == 10
+    assert_same_curves(*tables)
+    initial = Trainer(trainers[0].protocol).weights
+    assert max(np.abs(w - w0).max() for w, w0 in zip(trainers[0].weights, initial)) > 1e-3  # it learnt
+    for a, b in zip(*(t.weights for t in trainers)):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+
+
+def test_compiled_eprop_blocks_give_the_numpy_curve():
+    # The C++ code of the dense eligibility (networks/dense.py) and of the block form against
+    # the numpy target's; spikes make a rounding difference grow, so only a few trials.
+    tables = [Trainer(eprop_protocol("block", "training.trials=4", backend=backend)).train()
+              for backend in ("standalone", "runtime")]
+    assert_same_curves(*tables, rtol=1e-9)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (("task.batch=2",), "the block form of 'eprop' trains one example per trial (task.batch = 1)"),
+    (('sweep.cases=[{ label = "np", "rule.kind" = "node_perturbation" }]',),
+     "'node_perturbation' has no block form on recurrent spiking models"),
+])
+def test_alif_blocks_refuse_what_they_do_not_compute(overrides, message):
+    from conftest import protocol
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        protocol("eprop_pattern.toml", "analysis.every=0", 'training.loop="block"', *overrides)
 
 
 def test_compiled_hebbian_blocks_give_the_numpy_curve():

@@ -136,6 +136,10 @@ CASES = [
     ("loop-block-miconi-batch", lambda t: ["validate", "protocols/miconi2017_dnms.toml", "--set", 'training.loop="block"',
                                            "--set", "task.batch=2"], 2,
      "the block form of 'miconi' trains one example per trial (task.batch = 1)"),
+    ("loop-block-eprop-batch", lambda t: ["validate", "protocols/eprop_pattern.toml", "--set", 'training.loop="block"',
+                                          "--set", 'sweep.cases=[{label="e", "rule.kind"="eprop"}]',
+                                          "--set", "task.batch=2"], 2,
+     "the block form of 'eprop' trains one example per trial (task.batch = 1)"),
     # the wrong command for the protocol
     ("gradcheck-spiking", lambda t: ["gradcheck", RL], 2, "gradcheck holds BPTT"),
     ("align-experiment", lambda t: ["align", DR], 2, "align draws dry-run updates of a trial task"),

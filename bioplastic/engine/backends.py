@@ -24,6 +24,7 @@ environment at start-up (its generated ``main`` would otherwise repeat one seed 
 import atexit
 import fcntl
 import gc
+import hashlib
 import os
 import shutil
 import subprocess
@@ -43,6 +44,9 @@ _open = {}  # structure key -> backend, so variants with the same structure shar
 
 
 SEED_VARIABLE = "BIOPLASTIC_RUN_SEED"
+# Included in every standalone code object: the vector versions of tanh, exp, ... (see the file).
+VECTOR_MATH = Path(__file__).resolve().parent.parent / "networks" / "vector_math.h"
+_HEADER_DIGEST = hashlib.sha1(VECTOR_MATH.read_bytes()).hexdigest()[:6]
 # Inserted after brian_start(): reseed every generator from the environment, so one binary serves
 # runs with different noise.
 _RESEED = f"""
@@ -136,7 +140,8 @@ class StandaloneBackend(_Backend):
     def __init__(self, blueprint, threads=1):
         super().__init__(blueprint)
         self.threads = int(threads)
-        self._key = blueprint.key if self.threads == 1 else f"{blueprint.key}-t{self.threads}"
+        key = f"{blueprint.key}-{_HEADER_DIGEST}"  # a changed header is a new build
+        self._key = key if self.threads == 1 else f"{key}-t{self.threads}"
         self.directory, self._lock = _claim_directory(self._key)
         self._scratch = None
         self._files = {}
@@ -154,6 +159,8 @@ class StandaloneBackend(_Backend):
         device = all_devices["cpp_standalone"]
         device.reinit()
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
+        device.headers.append(f'"{VECTOR_MATH.name}"')  # in every code object (device.reinit() clears it)
+        device.include_dirs.append(str(VECTOR_MATH.parent))
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
         prefs.core.stop_on_keyboard_interrupt = False  # the binary dies with the command on Ctrl-C
         prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0

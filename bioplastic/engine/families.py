@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import RunawayError, SpecError
-from ..networks.alif import AlifBlueprint, model_values as alif_model_values
+from ..networks.alif import AlifBlockBlueprint, AlifBlueprint, model_values as alif_model_values
 from ..networks.rate import RateBlockBlueprint, RateBlueprint
 from ..networks.recurrent_rate import RecurrentRateBlueprint, model_values as recurrent_model_values
 from ..networks.recurrent_rate_block import RecurrentRateBlockBlueprint
@@ -189,6 +189,7 @@ class RecurrentRate(Family):
     name = "recurrent_rate"
     reference = "bptt"
     blueprint_class = RecurrentRateBlueprint
+    block_blueprint_class = RecurrentRateBlockBlueprint
     states = 1  # recorded state variables per neuron and step
 
     def words(self, kind):
@@ -202,9 +203,9 @@ class RecurrentRate(Family):
         return self.blueprint_class(model, copies, steps, seed=seed, contributors=contributors)
 
     def block_blueprint(self, model, steps, variants, batch, trials, *, seed, conditions, contributors, block_form):
-        return RecurrentRateBlockBlueprint(model, variants * batch, batch, steps, trials, seed=seed,
-                                           conditions=conditions or 1, contributors=contributors,
-                                           block_form=block_form)
+        return self.block_blueprint_class(model, variants * batch, batch, steps, trials, seed=seed,
+                                          conditions=conditions or 1, contributors=contributors,
+                                          block_form=block_form)
 
     def model_values(self, protocol, copies):
         return recurrent_model_values(protocol.model, protocol.seed, copies)
@@ -237,9 +238,8 @@ class RecurrentSpiking(RecurrentRate):
     name = "recurrent_spiking"
     reference = "surrogate"
     blueprint_class = AlifBlueprint
+    block_blueprint_class = AlifBlockBlueprint
     states = 2  # v and a
-
-    block_blueprint = Family.block_blueprint  # no block network yet
 
     def words(self, kind):
         return Family.words(self, kind)

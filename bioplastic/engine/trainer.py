@@ -56,6 +56,7 @@ class Trainer:
         self.input_rng = rng_streams.stream(seed, "inputs")
         self.noise_rng = rng_streams.stream(seed, "noise")
         self.seed_rng = rng_streams.stream(seed, "run_seeds")  # randomness drawn inside the runs
+        self._model_values = {}  # copies -> the model's run values (Family.model_values)
         self.batch = protocol.task.batch
         # A trial records the trajectory of its clean copies only for a reference gradient: when the
         # rule needs one (backprop) or the analysis compares with one. An in-network rule gets its
@@ -103,7 +104,9 @@ class Trainer:
         rule = self.rule if rule is None else rule
         layout = backend.blueprint.layout
         conditions, inputs = self.adapter.copy_inputs(batch, backend.blueprint)
-        values = self.adapter.model_values(self.protocol, backend.copies)
+        if backend.copies not in self._model_values:  # they depend on the protocol alone: computed once
+            self._model_values[backend.copies] = self.adapter.model_values(self.protocol, backend.copies)
+        values = dict(self._model_values[backend.copies])
         values.update(self.task.run_values(batch, layout))
         if backend.blueprint.with_rule:
             with rule_code(rule, "run_values"):

@@ -43,9 +43,10 @@ from brian2 import ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
-from .recipe import Recipe, Regular
+from .recipe import Readout, Recipe, Regular
 from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS, ReadoutNetworkSpec,
                              RecurrentRateBlueprint, RecurrentRateNetwork, synapse_order)
+from .recurrent_rate_block import RecurrentRateBlockBlueprint, RecurrentRateBlockNetwork
 
 # Step order within Brian2's 'groups' slot (the task sets the read-out's target at -7): spikes and
 # pseudo-derivatives from the state at the step's start; the read-out's synaptic sum; the read-out;
@@ -134,10 +135,12 @@ class AlifModelSpec(ReadoutNetworkSpec):
         return AlifParams(self.alpha, self.rho, self.kappa, self.v_th, self.betas, self.gamma, self.surrogate)
 
 
-def base_recipe(layout, record=0):
-    """The network as a recipe; ``record`` copies have v and a recorded at the start of every step."""
+def base_recipe(layout, record=0, dense=True):
+    """The network as a recipe; ``record`` copies have v and a recorded at the start of every step.
+    ``dense``: a rule may run its dense per-synapse loops as matrix code (``Recipe.matrix_code``)."""
     spec, copies = layout.spec, layout.copies
     recipe = Recipe(spec.dt)
+    recipe.matrix_code = dense
     recipe.timed_array(STIMULUS, layout.steps, copies * spec.n_inputs)  # row t holds x[t + 1]
     recipe.run_value(STIMULUS, "values", 0.0)
     source = recipe.group("input", layout.size("input"), method="exact")
@@ -178,6 +181,7 @@ def base_recipe(layout, record=0):
         recipe.monitor("trace_v", "neurons", variables=("v", "a"), record=np.arange(record * spec.n_neurons),
                        when="start", order=1)
     recipe.monitor("trace_y", "readout", variables=("y",), record=True, when="end")
+    recipe.readout = Readout("readout", ("y",))  # what the task scores, every step (the task adds its error)
     # The presynaptic activity averaged over the trial (what constant-current node perturbation credits).
     for projection in layout.projections:
         group = recipe.group(projection.pre)
@@ -194,11 +198,10 @@ class AlifNetwork(RecurrentRateNetwork):
     output = ("trace_y", "y")
     states = ("trace_v", ("v", "a"))
 
-    def assignments(self, weights=None, inputs=None, perts=None, values=None):
-        if inputs is not None:
-            inputs = np.asarray(inputs, float)
-            inputs = np.concatenate([inputs[:, 1:], np.zeros_like(inputs[:, :1])], axis=1)
-        return super().assignments(weights, inputs, perts, values)
+    @staticmethod
+    def stimulus_inputs(inputs):
+        inputs = np.asarray(inputs, float)
+        return np.concatenate([inputs[:, 1:], np.zeros_like(inputs[:, :1])], axis=1)
 
 
 def model_values(spec, seed, copies):
@@ -214,6 +217,20 @@ class AlifBlueprint(RecurrentRateBlueprint):
 
     network_class = AlifNetwork
 
-    @staticmethod
-    def base_recipe(layout, record):
-        return base_recipe(layout, record)
+    def base_recipe(self, layout, record):
+        return base_recipe(layout, record, dense=self.dense)
+
+
+class AlifBlockNetwork(RecurrentRateBlockNetwork, AlifNetwork):
+    """A block of trials of ALIF networks: the recurrent rate block network with the ALIF
+    network's read-out and stimulus (x[t + 1] at row t of each trial)."""
+
+
+class AlifBlockBlueprint(RecurrentRateBlockBlueprint):
+    """A block of ``trials`` trials of ``copies`` ALIF networks (every state starts at zero in
+    each trial: the trial boundary resets v, a, the currents and a rule's traces)."""
+
+    network_class = AlifBlockNetwork
+
+    def base_recipe(self, layout):
+        return base_recipe(layout, record=0)

@@ -11,7 +11,9 @@ standalone backend) tight loops over the synapses' own arrays, which ``-O3 -ffas
 objects. Each output sums its inputs in presynaptic order, as Brian2's summed variable does.
 
 The synapses stay: they hold the weights and what a rule accumulates, which the engine writes and
-reads as before. Only the loops move.
+reads as before. Only the loops move. Used for the feed-forward rate network's layers, the
+recurrent rate network's recurrent current, the Hebbian family's eligibility and e-prop's on LIF
+neurons (the last three unless ``Recipe.matrix_code`` is off, as in the benchmarks' naive loops).
 """
 
 import numpy as np
@@ -81,25 +83,30 @@ static double {name}(const double t)
     group.regular[name] = Regular([f"{name}_done = {name}(t)"], when="groups", order=order)
 
 
-def dense_accumulate(recipe, synapses, variable, pre_variable, post_variable, *, copies, shape, order):
-    """The synaptic ``variable`` += ``pre_variable``[c, k] · ``post_variable``[c, o] (of the pre- and
-    postsynaptic groups), every step in the ``groups`` slot at ``order``."""
+def dense_accumulate(recipe, synapses, variable, pre_variable, post_variables, *, copies, shape, order):
+    """The synaptic ``variable`` += ``pre_variable``[c, k] · Π ``post_variables``[c, o] (of the pre-
+    and postsynaptic groups; one name or several, multiplied left to right), every step in the
+    ``groups`` slot at ``order``."""
     syn = recipe.synapses[synapses]
     n_post, n_pre = shape
+    post_variables = (post_variables,) if isinstance(post_variables, str) else tuple(post_variables)
     name = f"dense_accumulate_{synapses}_{variable}"
+    factors = "\n".join(f"    const double* b{f} = {_array(syn.target, v, False)};" for f, v in enumerate(post_variables))
+    product = " * ".join(f"b{f}[c * {n_post} + o]" for f in range(len(post_variables)))
     cpp = f"""
 static double {name}(const double t)
 {{
-    double* e = {_array(synapses, variable, True)};
-    const double* a = {_array(syn.source, pre_variable, False)};
-    const double* b = {_array(syn.target, post_variable, False)};
+    static double b_c[{n_post}];
+    double* __restrict e = {_array(synapses, variable, True)};
+    const double* __restrict a = {_array(syn.source, pre_variable, False)};
+{factors}
     for (int c = 0; c < {copies}; ++c)
     {{
-        const double* b_c = b + c * {n_post};
+        for (int o = 0; o < {n_post}; ++o) b_c[o] = {product};
         for (int k = 0; k < {n_pre}; ++k)
         {{
             const double ak = a[c * {n_pre} + k];
-            double* e_k = e + ((size_t)c * {n_pre} + k) * {n_post};
+            double* __restrict e_k = e + ((size_t)c * {n_pre} + k) * {n_post};
             for (int o = 0; o < {n_post}; ++o) e_k[o] += ak * b_c[o];
         }}
     }}
@@ -110,8 +117,10 @@ static double {name}(const double t)
     def numpy(objects):
         e = objects[synapses].variables[variable].get_value()
         a = objects[syn.source].variables[pre_variable].get_value().reshape(copies, n_pre, 1)
-        b = objects[syn.target].variables[post_variable].get_value().reshape(copies, 1, n_post)
-        e[:] = e + (a * b).ravel()
+        b = objects[syn.target].variables[post_variables[0]].get_value()
+        for other in post_variables[1:]:
+            b = b * objects[syn.target].variables[other].get_value()
+        e[:] = e + (a * b.reshape(copies, 1, n_post)).ravel()
 
     _function(recipe, name, cpp, numpy)
     group = recipe.group(syn.target)

@@ -21,6 +21,7 @@ from brian2 import ms
 from ..errors import SpecError
 from ..spec import layer_sizes, param, positive, validate
 from .clocks import NamedClock
+from .dense import dense_sum
 from .layout import Layout, Projection, checked_array, matrix_order, synapse_order
 from .rate_math import ACTIVATIONS
 from .recipe import BuiltNetwork, Recipe, Regular
@@ -127,14 +128,16 @@ def make_layout(spec, copies, steps):
 
 def connect_dense(recipe, projection, copies):
     """The block-diagonal dense synapses of ``projection`` with ``I_post = w * r_pre``, stored
-    presynaptic-major (:func:`~bioplastic.networks.layout.synapse_order`): consecutive synapses add
-    into different targets, so the summed input's loop has no chain of dependent adds. Each target
-    still sums its inputs in the order of their presynaptic index, as the NumPy maths does."""
+    presynaptic-major (:func:`~bioplastic.networks.layout.synapse_order`), the sum computed as a
+    matrix loop once a step (:func:`~bioplastic.networks.dense.dense_sum`) where Brian2's summed
+    variable would run: before the groups' state updates (order -1). Each target sums its inputs
+    in the order of their presynaptic index, as the NumPy maths does."""
     n_out, n_in = projection.shape
     c, i, o = np.meshgrid(np.arange(copies), np.arange(n_in), np.arange(n_out), indexing="ij")
     syn = recipe.connect(projection.synapses, projection.pre, projection.post, (c * n_in + i).ravel(),
                          (c * n_out + o).ravel())
-    syn.add("w : 1", "I_post = w * r_pre : 1 (summed)")
+    syn.add("w : 1")
+    dense_sum(recipe, projection.synapses, "r", "I", copies=copies, shape=projection.shape, order=-1)
     return syn
 
 

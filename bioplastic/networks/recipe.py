@@ -167,8 +167,10 @@ class Recipe:
         self.carried = set()
         # ... and reads these (owner, variable) back after the block (e.g. a rule's critic).
         self.block_state = []
-        # Synapses whose per-step loops run as matrix code (networks/dense.py), and what binds that
-        # code's NumPy form to the built objects (called with them once built).
+        # Whether builders may run dense per-step loops as matrix code (networks/dense.py; False:
+        # Brian2's synapse-by-synapse loops, any code-generation target), the synapses whose loops
+        # do, and what binds that code's NumPy form to the built objects (called with them once built).
+        self.matrix_code = True
         self.dense = set()
         self.bindings = []
 

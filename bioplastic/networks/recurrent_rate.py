@@ -38,7 +38,7 @@ from .dense import dense_sum
 from .layout import Layout, Projection, checked_array as _checked, matrix_order, synapse_order
 from .rate_math import ACTIVATIONS
 from .rate import _BRIAN_ACTIVATION
-from .recipe import BuiltNetwork, Recipe, Regular
+from .recipe import BuiltNetwork, Readout, Recipe, Regular
 
 PLASTIC = {"recurrent": ("recurrent",), "readout": ("readout",), "input": ("input",),
            "recurrent+readout": ("recurrent", "readout"), "input+recurrent": ("input", "recurrent"),
@@ -166,6 +166,7 @@ def base_recipe(layout, record=0, dense=True):
     C++ and numpy targets have it), else Brian2's summed variable (any target)."""
     spec, copies = layout.spec, layout.copies
     recipe = Recipe(spec.dt)
+    recipe.matrix_code = dense
     recipe.timed_array(STIMULUS, layout.steps, copies * spec.n_inputs)
     recipe.run_value(STIMULUS, "values", 0.0)
     source = recipe.group("input", layout.size("input"), method="exact")
@@ -212,6 +213,7 @@ def base_recipe(layout, record=0, dense=True):
         recipe.monitor("trace_x", "neurons", variables=("x",), record=np.arange(record * spec.n_neurons),
                        when="start", order=1)
     recipe.monitor("trace_z", "readout", variables=("z",), record=True, when="end")
+    recipe.readout = Readout("readout", ("z",))  # what the task scores, every step (the task adds its error)
     _credit_traces(recipe, layout)
     return recipe
 
@@ -277,6 +279,11 @@ class RecurrentRateNetwork(BuiltNetwork):
         super().__init__(layout, recipe, objects, network)
         self.record = record
 
+    @staticmethod
+    def stimulus_inputs(inputs):
+        """The copies' inputs x[t] (copies, steps, n_inputs) as the stimulus table holds them."""
+        return inputs
+
     def assignments(self, weights=None, inputs=None, perts=None, values=None):
         """``weights``: per plastic projection (copies, n_post, n_pre); ``inputs``: (copies,
         steps, n_inputs); ``perts``: per plastic projection, its target's constant current
@@ -285,7 +292,7 @@ class RecurrentRateNetwork(BuiltNetwork):
         layout = self.layout
         given = dict(values or {})
         if inputs is not None:
-            given[(STIMULUS, "values")] = stimulus_rows(inputs, layout)
+            given[(STIMULUS, "values")] = stimulus_rows(self.stimulus_inputs(inputs), layout)
         out = self.run_value_assignments(given)
         for projection, w in zip(layout.projections, weights or []):
             w = np.asarray(w, float)

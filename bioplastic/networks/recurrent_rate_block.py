@@ -26,7 +26,7 @@ class RecurrentRateBlockNetwork(RecurrentRateNetwork):
         ``inputs``: per trial the copies' stimulus (copies, steps, n_inputs); ``trial_values``: per
         trial the run values the trial loop would write; ``active``: (trials,), 0 on padding
         trials; ``values``: the block form's own run values."""
-        trial_values = [{**given, (STIMULUS, "values"): stimulus_rows(x, self.layout, f"inputs[{n}]")}
+        trial_values = [{**given, (STIMULUS, "values"): stimulus_rows(self.stimulus_inputs(x), self.layout, f"inputs[{n}]")}
                         for n, (given, x) in enumerate(zip(trial_values, inputs))]
         return super().assignments(weights=weights, values=block_run_values(self, trial_values, active, values))
 

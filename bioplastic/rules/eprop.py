@@ -15,17 +15,21 @@ with ψ the model's pseudo-derivative, ``pre`` the input x[t+1] (input weights) 
 trace per presynaptic neuron, :math:`\epsilon^a` (the adaptation's) one per synapse of an ALIF
 neuron. The learning signal is the read-out error of the same step sent back through feedback
 weights B, :math:`L_j[t] = \sum_k B_{jk}\, \partial L/\partial y_k[t]`, with ``feedback =
-"symmetric"`` (:math:`B = W_\mathrm{out}^\top`, the weights of the trial's start) or ``"random"``
-(fixed, from the model's seed). The read-out weights learn from
+"symmetric"`` (:math:`B = W_\mathrm{out}^\top`: the read-out synapses send the error back
+through their own weights, those of the trial's start) or ``"random"`` (fixed, from the model's
+seed, on synapses of their own). The read-out weights learn from
 :math:`\sum_t \partial L/\partial y_k[t]\, \hat z_j[t]`, :math:`\hat z = \kappa \hat z + z`, which
 is their exact gradient. The loss's derivative at each step comes from the task inside the run
 (``error_weight`` (y − y*)·2: the squared error).
 
 At the end of a trial the update is :math:`\Delta W = -\eta\, \langle g \rangle` (the mean over
-the trial's examples); a dry run returns it without applying it. With the *true* learning signal
-(the total derivative dL/dz_j[t] through the read-out and the recurrent synapses, which needs
-the future and so is not online) the factorisation is exact: g is the surrogate-gradient BPTT
-gradient. ``bioplastic gradcheck`` checks that identity on the Brian2 run itself, by feeding the
+the trial's examples); a dry run returns it without applying it. In the block loop the network
+applies it itself at every trial's end (:func:`build_eprop_block`, one example per trial). On LIF
+neurons the accumulation of g is a matrix loop once a step (:mod:`bioplastic.networks.dense`).
+
+With the *true* learning signal (the total derivative dL/dz_j[t] through the read-out and the
+recurrent synapses, which needs the future and so is not online) the factorisation is exact: g
+is the surrogate-gradient BPTT gradient. ``bioplastic gradcheck`` checks that identity on the Brian2 run itself, by feeding the
 true signal (computed by NumPy from a first run) into a second run of the same network
 (:func:`true_signal_gradient`).
 
@@ -41,12 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpecError
-from ..networks.alif import STEP
+from ..networks.alif import CONNECTIONS, STEP
+from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end
+from ..networks.dense import dense_accumulate
 from ..networks.recipe import Regular
 from ..networks.recurrent_rate import synapse_order
 from ..spec import param, positive, validate
 from .base import InNetworkRule, register_rule
-from .builders import register_builder
+from .builders import one_example_per_trial, register_block_builder, register_builder
 
 FEEDBACK, GIVEN_SIGNAL = "eprop_feedback", "eprop_given_signal"
 
@@ -91,7 +97,7 @@ class Eprop(InNetworkRule):
                                  layout.seed)["readout"].T
 
     def run_values(self, context):
-        if self.given_signal:
+        if self.given_signal or self.spec.feedback == "symmetric":  # symmetric: the read-out synapses' own weights
             return {}
         b = self.feedback_weights(context.layout, context.weights)
         return {(FEEDBACK, "w"): np.tile(synapse_order(b), context.copies)}
@@ -122,13 +128,16 @@ def build_eprop(rule, recipe, layout):
     readout.add("err : 1")
     readout.regular["eprop_error"] = Regular(["err = error_weight * 2 * (y - y_target)"], when="groups",
                                              order=STEP["error"])
+    neurons.add("L : 1")  # the learning signal
     if rule.given_signal:
         recipe.timed_array(GIVEN_SIGNAL, layout.steps, layout.size("neurons"))
         recipe.run_value(GIVEN_SIGNAL, "values", 0.0)
-        neurons.add("L : 1")
         neurons.regular["eprop_signal"] = Regular([f"L = {GIVEN_SIGNAL}(t, i)"], when="groups", order=STEP["spike"])
-    else:
-        neurons.add("L : 1")
+    elif rule.spec.feedback == "symmetric":  # B = W_out^T: the read-out synapses send the error back
+        readout_synapses = recipe.synapses[CONNECTIONS["readout"][0]]
+        readout_synapses.add("L_pre = w * err_post : 1 (summed)")
+        readout_synapses.summed_order["L_pre"] = STEP["signal"]
+    else:  # random B: synapses of their own
         n_out, n = spec.n_outputs, spec.n_neurons
         c, k, o = np.meshgrid(np.arange(layout.copies), np.arange(n_out), np.arange(n), indexing="ij")
         feedback = recipe.connect(FEEDBACK, "readout", "neurons", (c * n_out + k).ravel(), (c * n + o).ravel())
@@ -157,7 +166,40 @@ def build_eprop(rule, recipe, layout):
             syn.namespace["rho"] = spec.rho
             code = [f"{variable} += L_post * psi_post * (x_bar_pre - beta_post * eps_a)",
                     "eps_a = psi_post * x_bar_pre + (rho - psi_post * beta_post) * eps_a"]
-        else:
+        elif not recipe.matrix_code:
             code = [f"{variable} += L_post * psi_post * x_bar_pre"]
+        else:  # a matrix loop (networks/dense.py): 4x faster than Brian2's loop over synapse indices
+            dense_accumulate(recipe, projection.synapses, variable, "x_bar", ("L", "psi"), copies=layout.copies,
+                             shape=projection.shape, order=STEP["eligibility"])
+            continue
         syn.regular["eprop"] = Regular(code, when="groups", order=STEP["eligibility"])
     recipe.declare_delta(rule.kind, variable)
+
+
+# -- the block form: many trials in one run (the block loop) ----------------------------------------
+def build_eprop_block(rule, recipe, layout):
+    """e-prop's update at the end of every trial of a block (:mod:`bioplastic.networks.block`), as
+    :meth:`Eprop.update` does after a run: every plastic weight steps by -η g, g what it
+    accumulated over the trial (one example per trial: the mean over examples is g itself), then
+    the trial boundary resets g and the traces. Symmetric feedback reads the read-out weights
+    themselves, so the learning signal of each trial uses that trial's W_out."""
+    variable = rule.delta_variable
+    for projection in layout.projections:
+        syn = recipe.synapses[projection.synapses]
+        syn.add("lr_eprop : 1 (shared, constant)")
+        recipe.run_value(projection.synapses, "lr_eprop", 0.0)
+        at_trial_end(syn, "update", f"w = w + {BLOCK_ACTIVE}(t) * (-lr_eprop * {variable})", layout=layout)
+
+
+def eprop_block_values(rule, layout, noise):
+    """The learning rate, the block form's one constant."""
+    return {(projection.synapses, "lr_eprop"): rule.spec.lr for projection in layout.projections}
+
+
+def eprop_block_requires(spec, model, task_class, task_spec):
+    """Why e-prop's block form cannot run a protocol (completing "its block form ..."), or None."""
+    return one_example_per_trial(task_spec)
+
+
+register_block_builder(Eprop, "recurrent_spiking", values=eprop_block_values, requires=eprop_block_requires,
+                       mirrors=("run_values", "feedback_weights", "update_gradient"))(build_eprop_block)

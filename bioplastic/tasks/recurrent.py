@@ -75,12 +75,13 @@ class _ReadoutTarget(Task):
         readout.regular["target"] = Regular([f"y_target = {TARGET}(t, i)", f"scored = {SCORED}(t, i)",
                                              f"error_weight = {ERROR_WEIGHT}(t, i)"], when="groups", order=STEP["rate"])
         if layout.block:  # the loss inside the network, for a block form: every step's error, weighted
-            error = "abs(z - y_target)" if self.error == "absolute" else "(z - y_target)**2"
+            output = recipe.readout.plus[0]  # the read-out's variable: z (rate networks), y (LIF/ALIF)
+            error = f"abs({output} - y_target)" if self.error == "absolute" else f"({output} - y_target)**2"
             readout.add("error_sum : 1")
             readout.regular["error_sum"] = Regular([f"error_sum += error_weight * {error}"], when="end", order=-1)
             # error_weight is 1 / (scored steps x outputs): the outputs' mean of n_out x their sums is the loss
             n = layout.groups["readout"]
-            recipe.readout = Readout("readout", ("z",), error=f"{n} * error_sum" if n > 1 else "error_sum")
+            recipe.readout = Readout("readout", (output,), error=f"{n} * error_sum" if n > 1 else "error_sum")
 
     def run_values(self, batch, layout):
         targets = np.asarray(batch.targets, float)
