@@ -136,7 +136,7 @@ def test_a_subclass_inherits_a_block_form_only_while_it_keeps_the_update():
 
     assert find_block_builder(Keeps, "rate") is find_block_builder(WeightPerturbation, "rate") is not None
     assert find_block_builder(Overrides, "rate") is None
-    assert block_families(Keeps) == ["rate", "spiking"] and block_families(Overrides) == []
+    assert block_families(Keeps) == ["rate", "recurrent_rate", "recurrent_spiking", "spiking"] and block_families(Overrides) == []
     model = rule_protocol("quickstart.toml", "weight_perturbation").model
     from bioplastic.tasks.teacher import TeacherRegression
     assert block_unsupported(Keeps, model, TeacherRegression) is None

@@ -9,10 +9,10 @@ feed-forward rate networks with a squared-error task (the block network
 :func:`bioplastic.networks.rate.block_recipe`, their updates in :mod:`bioplastic.rules.perturbation`);
 R-STDP, WP and NP on feed-forward spiking networks (the block network
 :mod:`bioplastic.networks.spiking_block`, R-STDP's update in :mod:`bioplastic.rules.rstdp`);
-the reward-modulated Hebbian rules on recurrent rate networks (the block network
-:mod:`bioplastic.networks.recurrent_rate_block`, their update in :mod:`bioplastic.rules.hebbian`);
-and e-prop on recurrent LIF/ALIF networks (the same block network on the ALIF recipe,
-:class:`bioplastic.networks.alif.AlifBlockBlueprint`, its update in :mod:`bioplastic.rules.eprop`).
+the reward-modulated Hebbian rules, WP and NP on recurrent rate networks (the block network
+:mod:`bioplastic.networks.recurrent_rate_block`, the Hebbian update in :mod:`bioplastic.rules.hebbian`);
+and e-prop, WP and NP on recurrent LIF/ALIF networks (the same block network on the ALIF recipe,
+:class:`bioplastic.networks.alif.AlifBlockBlueprint`, e-prop's update in :mod:`bioplastic.rules.eprop`).
 The family's adapter runs a block (``run_block``). Each block's inputs, targets and perturbations are drawn
 here from the trainer's random streams in the trial loop's order, so both loops give the same
 learning curve, to rounding. The analysis trials (every ``analysis.every``) run through the trial

@@ -60,6 +60,11 @@ class ReadoutNetworkSpec:
     """What the recurrent families with a read-out share (the rate network and the LIF/ALIF one):
     which weights are plastic, their shapes, and the plastic ones out of :meth:`all_weights`."""
 
+    weight_unit = 1.0  # weights (and node perturbation's currents) are dimensionless
+    # A presynaptic unit's activity as node perturbation credits it: its mean over the trial
+    # (r_sum, summed every step; what RecurrentRateNetwork.read reports), as block code.
+    drive_code = "r_sum / trial_steps"
+
     @property
     def plastic_layers(self):
         return PLASTIC[self.plastic]

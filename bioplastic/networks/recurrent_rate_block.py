@@ -10,7 +10,8 @@ the block's time tables. The read-out is recorded at every step, as in a trial.
 import numpy as np
 
 from .block import BlockBlueprint, BlockObservation, block_run_values
-from .recurrent_rate import STIMULUS, RecurrentRateNetwork, base_recipe, make_layout, matrix_order, stimulus_rows
+from .recurrent_rate import (STIMULUS, RecurrentRateNetwork, base_recipe, make_layout, matrix_order, stimulus_rows,
+                             synapse_order)
 
 
 class RecurrentRateBlockNetwork(RecurrentRateNetwork):
@@ -28,7 +29,11 @@ class RecurrentRateBlockNetwork(RecurrentRateNetwork):
         trials; ``values``: the block form's own run values."""
         trial_values = [{**given, (STIMULUS, "values"): stimulus_rows(self.stimulus_inputs(x), self.layout, f"inputs[{n}]")}
                         for n, (given, x) in enumerate(zip(trial_values, inputs))]
-        return super().assignments(weights=weights, values=block_run_values(self, trial_values, active, values))
+        given = block_run_values(self, trial_values, active, values)
+        for projection, w in zip(self.layout.projections, weights):
+            if (projection.synapses, "wm") in self.recipe.run_values:  # a master weight, kept by the block form
+                given[(projection.synapses, "wm")] = synapse_order(np.asarray(w, float))
+        return super().assignments(weights=weights, values=given)
 
     def read(self, get):
         layout, recipe = self.layout, self.recipe
@@ -37,7 +42,8 @@ class RecurrentRateBlockNetwork(RecurrentRateNetwork):
         readouts = z.reshape(trials, steps, copies, -1).transpose(0, 2, 1, 3).reshape(trials, copies, -1)
         return BlockObservation(
             readouts=readouts, rewards=None,
-            weights=[matrix_order(get(p.synapses, "w"), copies, p.shape) for p in layout.projections],
+            weights=[matrix_order(get(p.synapses, "wm" if (p.synapses, "wm") in recipe.run_values else "w"), copies,
+                                  p.shape) for p in layout.projections],
             state={key: get(*key) for key in recipe.block_state})
 
 

@@ -27,6 +27,7 @@ conductances. Phys. Rev. Lett. 97.
 from dataclasses import dataclass
 
 import numpy as np
+from brian2 import Quantity, get_unit
 
 from ..analysis.alignment import layer_subsets
 from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
@@ -362,15 +363,24 @@ def _direction_changes(rule, recipe, layout, per_example):
     at_trial_end(directions, "loss_change", f"dL = {change}" + (f" / {b}" if per_example else ""), layout=layout)
 
 
+def _weight_unit(owner, layout):
+    """Put the model's weight unit (``spec.weight_unit``: mV in spiking networks, which is also
+    the unit of node perturbation's currents there; 1 in the recurrent families) in ``owner``'s
+    namespace as ``weight_unit``; returns its name in an equation (``volt`` or ``1``)."""
+    unit = layout.spec.weight_unit
+    owner.namespace["weight_unit"] = unit
+    return "1" if not isinstance(unit, Quantity) or unit.is_dimensionless else repr(get_unit(unit.dim))
+
+
 def _master_weights(recipe, projection, estimate, next_weight, layout):
-    """The synapses of ``projection`` keep a master weight ``wm`` (volt): at each trial's end it
-    steps by ``-lrk * estimate`` (in mV; not on padding trials), then each copy's weight becomes
-    ``next_weight`` for the next trial."""
+    """The synapses of ``projection`` keep a master weight ``wm``: at each trial's end it steps by
+    ``-lrk * estimate`` (in the model's weight unit; not on padding trials), then each copy's
+    weight becomes ``next_weight`` for the next trial."""
     syn = recipe.synapses[projection.synapses]
-    syn.add("wm : volt", "lrk : 1")
+    syn.add(f"wm : {_weight_unit(syn, layout)}", "lrk : 1")
     for name in ("wm", "lrk"):
         recipe.run_value(projection.synapses, name, 0.0)
-    at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * mV", layout=layout)
+    at_trial_end(syn, "update", f"wm = wm - lrk * {BLOCK_ACTIVE}(t) * ({estimate}) * weight_unit", layout=layout)
     at_trial_end(syn, "next_trial", f"w = {next_weight}", layout=layout)
     return syn
 
@@ -391,13 +401,14 @@ def _slot(group, name, layout, place):
     return lambda *lines: place(group, name, *lines, layout=layout)
 
 
-def build_wp_spiking_block(rule, recipe, layout):
-    """WP at the end of every trial of a spiking block (:mod:`bioplastic.networks.spiking_block`):
-    every copy's loss from the task's error, each direction's change of the batch's mean loss,
-    then every synapse steps its master weight ``wm`` by ``-lrk Σ_k ξ_k ΔL_k`` (ξ in mV, from the
-    noise table) and sets its copy's weight to the master weight plus its perturbation for the
-    next trial."""
-    k, copies = rule.spec.samples, layout.copies
+def build_wp_trial_block(rule, recipe, layout):
+    """WP at the end of every trial of a block that is the trial network run for many trials
+    (:mod:`bioplastic.networks.block`: spiking, recurrent rate and LIF/ALIF networks): every
+    copy's loss from the task's error, each direction's change of the batch's mean loss, then every
+    synapse steps its master weight ``wm`` by ``-lrk Σ_k ξ_k ΔL_k`` (ξ in the model's weight unit,
+    from the noise table) and sets its copy's weight to the master weight plus its perturbation
+    for the next trial."""
+    k = rule.spec.samples
     _, sign, direction = _copies(rule, layout)
     _direction_changes(rule, recipe, layout, per_example=False)
     _noise_tables(recipe, layout, [k * p.size for p in layout.projections])
@@ -405,24 +416,26 @@ def build_wp_spiking_block(rule, recipe, layout):
         group, n = recipe.group(projection.post), layout.size(projection.post)
         _read_across(group, {f"dL{d}": ("directions", "dL", np.full(n, d)) for d in range(k)},
                      _slot(group, "credit", layout, at_trial_end))
-        size = projection.size
+        (n_out, n_in), size = projection.shape, projection.size
         syn = recipe.synapses[projection.synapses]
-        s = np.arange(copies * size)
-        c, within = s // size, s % size  # the spiking synapses are copy-major, then (output, input)
+        # every synapse's copy and its entry (output, input) of the weight matrix, whatever the
+        # order the family stores its synapses in
+        c, within = syn.j // n_out, (syn.j % n_out) * n_in + syn.i % n_in
         syn.add("wsign : 1 (constant)", "widx0 : integer (constant)", "widx : integer (constant)")
         syn.initial.update(widx0=within, widx=direction[c] * size + within, wsign=sign[c])
         syn.namespace["loop_period"] = layout.period
         estimate = " + ".join(f"loop_noise{l}(t, widx0 + {d * size}) * dL{d}_post" for d in range(k))
-        _master_weights(recipe, projection, estimate, f"wm + wsign * loop_noise{l}(t + loop_period, widx) * mV",
-                        layout)
+        _master_weights(recipe, projection, estimate,
+                        f"wm + wsign * loop_noise{l}(t + loop_period, widx) * weight_unit", layout)
 
 
-def build_np_spiking_block(rule, recipe, layout):
-    """NP at the end of every trial of a spiking block: each direction's loss change (per
-    example, or of the batch); every neuron's node gradient per example, g_b = Σ_k ζ_kb ΔL_kb
-    (group ``nodegrad<l>``, ζ from the noise table); every synapse steps its master weight by
-    ``-lrk Σ_b g_b drive_b`` (the clean copies' presynaptic drive, the model's ``drive_code``); and
-    every neuron takes its next trial's current ``pert``."""
+def build_np_trial_block(rule, recipe, layout):
+    """NP at the end of every trial of a block that is the trial network run for many trials:
+    each direction's loss change (per example, or of the batch); every neuron's node gradient per
+    example, g_b = Σ_k ζ_kb ΔL_kb (group ``nodegrad<l>``, ζ from the noise table); every synapse
+    steps its master weight by ``-lrk Σ_b g_b drive_b`` (the clean copies' presynaptic drive, the
+    model's ``drive_code``: a spiking neuron's filtered spike count, a recurrent unit's mean rate
+    over the trial); and every neuron takes its next trial's current ``pert``."""
     k, b, copies = rule.spec.samples, layout.batch, layout.copies
     example, sign, direction = _copies(rule, layout)
     per_example = rule.spec.credit == "example"
@@ -433,7 +446,7 @@ def build_np_spiking_block(rule, recipe, layout):
         if "np_drive : 1" in group.equations:
             continue
         group.add("np_drive : 1")
-        group.namespace["trial_duration"] = layout.period
+        group.namespace.update(trial_duration=layout.period, trial_steps=layout.steps)
         at_trial_end(group, "score", f"np_drive = {layout.spec.drive_code}", layout=layout)
         unit = np.tile(np.arange(n), layout.size(projection.pre) // n)
         # example bb's clean copy is copy bb (its input block is block bb)
@@ -452,14 +465,16 @@ def build_np_spiking_block(rule, recipe, layout):
         group.add("psign : 1 (constant)", "pidx : integer (constant)")
         group.initial.update(psign=np.repeat(sign, n), pidx=np.repeat(direction * b + example, n) * n + unit)
         group.namespace["loop_period"] = layout.period
+        _weight_unit(group, layout)
         _read_across(group, {f"g{bb}": (f"nodegrad{l}", "g", bb * n + unit) for bb in range(b)},
                      _slot(group, "share", layout, at_trial_end))
-        at_trial_end(group, "next_trial", f"pert = psign * loop_noise{l}(t + loop_period, pidx) * mV", layout=layout)
+        at_trial_end(group, "next_trial", f"pert = psign * loop_noise{l}(t + loop_period, pidx) * weight_unit",
+                     layout=layout)
         _master_weights(recipe, projection, " + ".join(f"g{bb}_post * rc{bb}_pre" for bb in range(b)), "wm", layout)
 
 
-def np_spiking_block_requires(spec, model, task_class, task_spec):
-    """Why NP's block form cannot run on a spiking model (completing "its block form ..."), or None."""
+def np_trial_block_requires(spec, model, task_class, task_spec):
+    """Why NP's block form cannot run on a model (completing "its block form ..."), or None."""
     if getattr(model, "drive_code", None) is None:
         return (f"needs the presynaptic drive as code, and the model {model.kind!r} gives none "
                 "(SpikingModelSpec.drive_code)")
@@ -471,10 +486,11 @@ for _rule, _build in ((WeightPerturbation, build_wp_block), (NodePerturbation, b
     register_block_builder(_rule, "rate", values=block_values,
                            supports_task=lambda task_class: task_class.squared_error_readout,
                            task_requirement=_SQUARED_ERROR)(_build)
-_ERROR_IN_NETWORK = "a read-out whose error the network computes: spike_count"
-register_block_builder(WeightPerturbation, "spiking", values=block_values,
-                       supports_task=lambda task_class: task_class.error_in_network,
-                       task_requirement=_ERROR_IN_NETWORK)(build_wp_spiking_block)
-register_block_builder(NodePerturbation, "spiking", values=block_values, requires=np_spiking_block_requires,
-                       supports_task=lambda task_class: task_class.error_in_network,
-                       task_requirement=_ERROR_IN_NETWORK)(build_np_spiking_block)
+_ERROR_IN_NETWORK = "a read-out whose error the network computes: spike_count, dnms, pattern_generation"
+for _family in ("spiking", "recurrent_rate", "recurrent_spiking"):  # their blocks are the trial network
+    register_block_builder(WeightPerturbation, _family, values=block_values,
+                           supports_task=lambda task_class: task_class.error_in_network,
+                           task_requirement=_ERROR_IN_NETWORK)(build_wp_trial_block)
+    register_block_builder(NodePerturbation, _family, values=block_values, requires=np_trial_block_requires,
+                           supports_task=lambda task_class: task_class.error_in_network,
+                           task_requirement=_ERROR_IN_NETWORK)(build_np_trial_block)
