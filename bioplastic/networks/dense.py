@@ -16,7 +16,6 @@ recurrent rate network's recurrent current, the Hebbian family's eligibility and
 neurons (the last three unless ``Recipe.matrix_code`` is off, as in the benchmarks' naive loops).
 """
 
-import numpy as np
 from brian2 import Function, second
 
 from .recipe import Regular
