@@ -386,6 +386,24 @@ def test_hebbian_blocks_refuse_what_they_do_not_compute(overrides, message):
         hebbian_protocol("miconi", "block", *overrides)
 
 
+def assert_block_loop_repeats_the_trial_loop(make_protocol, learnt=1e-4):
+    """Train ``make_protocol(loop)`` in the trial loop and in blocks: the same metrics and final
+    weights to 1e-10, and some weight moved by more than ``learnt``. Returns the block's metrics."""
+    tables, weights = [], []
+    for loop in ("trial", "block"):
+        p = make_protocol(loop)
+        assert uses_block_loop(p) == (loop == "block")
+        trainer = Trainer(p)
+        tables.append(trainer.train())
+        weights.append(trainer.weights)
+    assert_same_curves(*tables)
+    initial = Trainer(p).weights
+    assert max(np.abs(w - w0).max() for w, w0 in zip(weights[0], initial)) > learnt  # it learnt
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+    return tables[1]
+
+
 def eprop_protocol(loop, *overrides, backend="runtime"):
     """e-prop on a small eprop_pattern: 24 LIF neurons, 16 frozen Poisson inputs, 150 ms trials."""
     from conftest import protocol
@@ -404,18 +422,8 @@ def test_eprop_in_blocks_gives_the_trial_loops_curve(overrides):
     # 10 trials in one block: every trial starts from zero states and traces, reads its own rows
     # of the stimulus and target tables, and the weights step by -lr g at each trial's end. With no
     # randomness inside the run the two loops see the same trials: the same numbers to rounding.
-    trainers, tables = [], []
-    for loop in ("trial", "block"):
-        trainer = Trainer(eprop_protocol(loop, *overrides))
-        assert uses_block_loop(trainer.protocol) == (loop == "block")
-        tables.append(trainer.train())
-        trainers.append(trainer)
-    assert (tables[1].metric == "loss").sum() == 10
-    assert_same_curves(*tables)
-    initial = Trainer(trainers[0].protocol).weights
-    assert max(np.abs(w - w0).max() for w, w0 in zip(trainers[0].weights, initial)) > 1e-3  # it learnt
-    for a, b in zip(*(t.weights for t in trainers)):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+    block = assert_block_loop_repeats_the_trial_loop(lambda loop: eprop_protocol(loop, *overrides), learnt=1e-3)
+    assert (block.metric == "loss").sum() == 10
 
 
 def test_compiled_eprop_blocks_give_the_numpy_curve():
@@ -446,34 +454,29 @@ def test_compiled_hebbian_blocks_give_the_numpy_curve():
     assert_same_curves(*tables, rtol=1e-9)
 
 
+def small_dnms_protocol(kind, rule, backend, loop, *overrides):
+    """``kind`` with the sweep-case keys ``rule`` on DNMS with 20 rate units, 300-ms trials and no
+    randomness inside the run (no initial spread); a gain below 1: in a chaotic network the two
+    loops' different rounding of the update grows to 1e-8 within 8 trials."""
+    from conftest import protocol
+    p = protocol("recurrent_rules_dnms.toml", f'training.backend="{backend}"', "training.trials=8", "analysis.every=0",
+                 "model.n_neurons=20", "model.g=0.8", "model.x_init=0.0", 'task.duration="300 ms"',
+                 'task.stimulus="60 ms"', 'task.delay="60 ms"', 'task.response="60 ms"', f'rule.kind="{kind}"',
+                 f'sweep.cases=[{{ label = "p", "rule.kind" = "{kind}", "rule.lr" = 0.02, {rule} }}]',
+                 f'training.loop="{loop}"', *overrides)
+    return next(v for _, _, v in p.variants())
+
+
 @pytest.mark.parametrize("kind, rule, overrides", [
     ("weight_perturbation", '"rule.sigma" = 0.05, "rule.samples" = 2, "rule.antithetic" = true', ()),
     ("node_perturbation", '"rule.sigma" = 0.05, "rule.samples" = 2, "rule.credit" = "example"', ()),
     ("node_perturbation", '"rule.sigma" = 0.05, "rule.samples" = 3', ('model.readout="linear"', 'model.plastic="readout"')),
 ])
 def test_perturbation_rules_in_recurrent_rate_blocks_give_the_trial_loops_curve(kind, rule, overrides):
-    # DNMS on 20 rate units, two examples a trial, no randomness inside the run (no initial
-    # spread): WP's and NP's block forms on the recurrent rate block network give the trial
-    # loop's curve and weights, their noise drawn in advance. (A gain below 1: in a chaotic
-    # network the two loops' different rounding of the update grows to 1e-8 within 8 trials.)
-    from conftest import protocol
-    tables, weights = [], []
-    for loop in ("trial", "block"):
-        p = protocol("recurrent_rules_dnms.toml", RUNTIME, "training.trials=8", "analysis.every=0", "task.batch=2",
-                     "model.n_neurons=20", "model.g=0.8", "model.x_init=0.0", 'task.duration="300 ms"', 'task.stimulus="60 ms"',
-                     'task.delay="60 ms"', 'task.response="60 ms"', f'rule.kind="{kind}"', *overrides,
-                     f'sweep.cases=[{{ label = "p", "rule.kind" = "{kind}", "rule.lr" = 0.02, {rule} }}]',
-                     f'training.loop="{loop}"')
-        p = next(v for _, _, v in p.variants())
-        assert uses_block_loop(p) == (loop == "block")
-        trainer = Trainer(p)
-        tables.append(trainer.train())
-        weights.append(trainer.weights)
-    assert_same_curves(*tables)
-    initial = Trainer(p).weights
-    assert max(np.abs(w - w0).max() for w, w0 in zip(weights[0], initial)) > 1e-4  # it learnt
-    for a, b in zip(*weights):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+    # Two examples a trial: WP's and NP's block forms on the recurrent rate block network give the
+    # trial loop's curve and weights, their noise drawn in advance.
+    assert_block_loop_repeats_the_trial_loop(
+        lambda loop: small_dnms_protocol(kind, rule, "runtime", loop, "task.batch=2", *overrides))
 
 
 @pytest.mark.parametrize("kind, rule", [
@@ -482,29 +485,12 @@ def test_perturbation_rules_in_recurrent_rate_blocks_give_the_trial_loops_curve(
 ])
 def test_perturbation_rules_in_alif_blocks_give_the_trial_loops_curve(kind, rule):
     # The same on the LIF network of eprop_pattern (recurrent and read-out weights plastic).
-    tables, weights = [], []
-    for loop in ("trial", "block"):
-        p = eprop_protocol(loop, "training.trials=6",
-                           f'sweep.cases=[{{ label = "p", "rule.kind" = "{kind}", {rule} }}]')
-        assert uses_block_loop(p) == (loop == "block")
-        trainer = Trainer(p)
-        tables.append(trainer.train())
-        weights.append(trainer.weights)
-    assert_same_curves(*tables)
-    initial = Trainer(p).weights
-    assert max(np.abs(w - w0).max() for w, w0 in zip(weights[0], initial)) > 1e-4  # it learnt
-    for a, b in zip(*weights):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)
+    assert_block_loop_repeats_the_trial_loop(lambda loop: eprop_protocol(
+        loop, "training.trials=6", f'sweep.cases=[{{ label = "p", "rule.kind" = "{kind}", {rule} }}]'))
 
 
 def test_compiled_perturbation_blocks_on_a_recurrent_rate_network_give_the_numpy_curve():
-    from conftest import protocol
-    tables = []
-    for backend in ("standalone", "runtime"):
-        p = protocol("recurrent_rules_dnms.toml", f'training.backend="{backend}"', "training.trials=4",
-                     "analysis.every=0", "model.n_neurons=20", "model.g=0.8", "model.x_init=0.0",
-                     'task.duration="300 ms"', 'task.stimulus="60 ms"', 'task.delay="60 ms"', 'task.response="60 ms"',
-                     'rule.kind="node_perturbation"', 'training.loop="block"',
-                     'sweep.cases=[{ label = "p", "rule.kind" = "node_perturbation", "rule.lr" = 0.02, "rule.sigma" = 0.05 }]')
-        tables.append(Trainer(next(v for _, _, v in p.variants())).train())
+    tables = [Trainer(small_dnms_protocol("node_perturbation", '"rule.sigma" = 0.05', backend, "block",
+                                          "training.trials=4")).train()
+              for backend in ("standalone", "runtime")]
     assert_same_curves(*tables, rtol=1e-9)

@@ -209,16 +209,23 @@ def _reset(owner, name, dim):
     """The line that sets ``name`` back to its value at the start of a run (its initial value)."""
     initial = owner.initial.get(name, 0.0)
     if np.ndim(initial) > 0:  # a value per neuron or synapse: kept in a constant of its own
-        owner.add(f"{name}_at_start : {_unit_name(dim)} (constant)")
+        owner.add(f"{name}_at_start : {unit_name(dim)} (constant)")
         owner.initial[f"{name}_at_start"] = initial
         return f"{name} = {name}_at_start"
     owner.namespace[f"{name}_at_start"] = initial if isinstance(initial, Quantity) else Quantity(float(initial), dim=dim)
     return f"{name} = {name}_at_start"
 
 
-def _unit_name(dim):
+def unit_name(dim):
+    """The name of the unit of dimension ``dim`` in an equation (``1``, ``volt``, ...)."""
     from brian2 import get_unit
     return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
+
+
+def weight_variable(recipe, projection):
+    """The variable that holds ``projection``'s weights from trial to trial in a block: the master
+    weight ``wm`` where the block form keeps one (each copy's ``w`` is then perturbed), else ``w``."""
+    return "wm" if (projection.synapses, "wm") in recipe.run_values else "w"
 
 
 @dataclass
@@ -272,5 +279,5 @@ class BlockBlueprint:
 
 
 __all__ = ["SLOTS", "ACTIVE", "at_trial_end", "copy_losses", "condition_critic", "in_condition", "critic_values",
-           "take_critic", "state_variables", "BlockTables", "trial_boundary",
-           "block_run_values", "BlockObservation", "BlockBlueprint"]
+           "take_critic", "state_variables", "BlockTables", "trial_boundary", "block_run_values", "unit_name",
+           "weight_variable", "BlockObservation", "BlockBlueprint"]

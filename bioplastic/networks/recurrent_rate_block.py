@@ -9,7 +9,7 @@ the block's time tables. The read-out is recorded at every step, as in a trial.
 
 import numpy as np
 
-from .block import BlockBlueprint, BlockObservation, block_run_values
+from .block import BlockBlueprint, BlockObservation, block_run_values, weight_variable
 from .recurrent_rate import (STIMULUS, RecurrentRateNetwork, base_recipe, make_layout, matrix_order, stimulus_rows,
                              synapse_order)
 
@@ -27,11 +27,12 @@ class RecurrentRateBlockNetwork(RecurrentRateNetwork):
         ``inputs``: per trial the copies' stimulus (copies, steps, n_inputs); ``trial_values``: per
         trial the run values the trial loop would write; ``active``: (trials,), 0 on padding
         trials; ``values``: the block form's own run values."""
-        trial_values = [{**given, (STIMULUS, "values"): stimulus_rows(self.stimulus_inputs(x), self.layout, f"inputs[{n}]")}
+        trial_values = [{**given, (STIMULUS, "values"): stimulus_rows(self.stimulus_inputs(x), self.layout,
+                                                                      f"inputs[{n}]")}
                         for n, (given, x) in enumerate(zip(trial_values, inputs))]
         given = block_run_values(self, trial_values, active, values)
         for projection, w in zip(self.layout.projections, weights):
-            if (projection.synapses, "wm") in self.recipe.run_values:  # a master weight, kept by the block form
+            if weight_variable(self.recipe, projection) == "wm":  # a master weight, kept by the block form
                 given[(projection.synapses, "wm")] = synapse_order(np.asarray(w, float))
         return super().assignments(weights=weights, values=given)
 
@@ -42,8 +43,8 @@ class RecurrentRateBlockNetwork(RecurrentRateNetwork):
         readouts = z.reshape(trials, steps, copies, -1).transpose(0, 2, 1, 3).reshape(trials, copies, -1)
         return BlockObservation(
             readouts=readouts, rewards=None,
-            weights=[matrix_order(get(p.synapses, "wm" if (p.synapses, "wm") in recipe.run_values else "w"), copies,
-                                  p.shape) for p in layout.projections],
+            weights=[matrix_order(get(p.synapses, weight_variable(recipe, p)), copies, p.shape)
+                     for p in layout.projections],
             state={key: get(*key) for key in recipe.block_state})
 
 

@@ -9,7 +9,7 @@ trial are recorded at the trial's end; the runaway guard is carried from trial t
 import numpy as np
 from brian2 import second
 
-from .block import BlockBlueprint, BlockObservation, SLOTS, block_run_values
+from .block import BlockBlueprint, BlockObservation, SLOTS, block_run_values, weight_variable
 from .neuromodulator import MODULATOR
 from .spiking import WEIGHT_UNIT
 from .spiking_network import INPUT_RASTER, SpikingNetwork, base_recipe, make_layout, raster_rows
@@ -37,7 +37,7 @@ class SpikingBlockNetwork(SpikingNetwork):
         given = block_run_values(self, trial_values, active, values)
         given[(INPUT_RASTER, "values")] = raster
         for projection, w in zip(layout.projections, weights):
-            if (projection.synapses, "wm") in self.recipe.run_values:  # a master weight, kept by the block form
+            if weight_variable(self.recipe, projection) == "wm":  # a master weight, kept by the block form
                 given[(projection.synapses, "wm")] = np.asarray(w, float).ravel() * float(WEIGHT_UNIT)
         return super().assignments(weights=weights, values=given)
 
@@ -49,8 +49,8 @@ class SpikingBlockNetwork(SpikingNetwork):
         stopped = float(get("guard", "stopped_at")[0])
         return BlockObservation(
             readouts=values.reshape(layout.trials, layout.copies, -1), rewards=rewards,
-            weights=[get(p.synapses, "wm" if (p.synapses, "wm") in recipe.run_values else "w").reshape(
-                (layout.copies,) + p.shape) / float(WEIGHT_UNIT) for p in layout.projections],
+            weights=[get(p.synapses, weight_variable(recipe, p)).reshape((layout.copies,) + p.shape) / float(WEIGHT_UNIT)
+                     for p in layout.projections],
             state={key: get(*key) for key in recipe.block_state},
             stopped_at=stopped * second if stopped >= 0 else None)
 

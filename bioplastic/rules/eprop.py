@@ -29,9 +29,9 @@ neurons the accumulation of g is a matrix loop once a step (:mod:`bioplastic.net
 
 With the *true* learning signal (the total derivative dL/dz_j[t] through the read-out and the
 recurrent synapses, which needs the future and so is not online) the factorisation is exact: g
-is the surrogate-gradient BPTT gradient. ``bioplastic gradcheck`` checks that identity on the Brian2 run itself, by feeding the
-true signal (computed by NumPy from a first run) into a second run of the same network
-(:func:`true_signal_gradient`).
+is the surrogate-gradient BPTT gradient. ``bioplastic gradcheck`` checks that identity on the
+Brian2 run itself, by feeding the true signal (computed by NumPy from a first run) into a second
+run of the same network (:func:`true_signal_gradient`).
 
 References
 ----------
@@ -88,19 +88,15 @@ class Eprop(InNetworkRule):
             raise SpecError("task.kind", "e-prop's learning signal is the read-out error y - y*: it needs a task "
                             "scored by the squared error of a read-out target (pattern_generation)", task_class.kind)
 
-    def feedback_weights(self, layout, weights):
-        """B (N, n_out): the read-out weights transposed, or the model's fixed random feedback."""
-        spec = layout.spec
-        if self.spec.feedback == "random":
-            return spec.all_weights(layout.seed)["feedback"]
-        return spec.full_weights(weights if weights is not None else spec.init_weights(None, layout.seed),
-                                 layout.seed)["readout"].T
+    def feedback_weights(self, layout):
+        """B (N, n_out) of random feedback, fixed by the model's seed. (Symmetric feedback has none
+        of its own: the read-out synapses send the error back through their weights.)"""
+        return layout.spec.all_weights(layout.seed)["feedback"]
 
     def run_values(self, context):
-        if self.given_signal or self.spec.feedback == "symmetric":  # symmetric: the read-out synapses' own weights
+        if self.given_signal or self.spec.feedback == "symmetric":
             return {}
-        b = self.feedback_weights(context.layout, context.weights)
-        return {(FEEDBACK, "w"): np.tile(synapse_order(b), context.copies)}
+        return {(FEEDBACK, "w"): np.tile(synapse_order(self.feedback_weights(context.layout)), context.copies)}
 
     @staticmethod
     def update_gradient(deltas):

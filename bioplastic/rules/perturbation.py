@@ -27,7 +27,7 @@ conductances. Phys. Rev. Lett. 97.
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Quantity, get_unit
+from brian2 import Quantity
 
 from ..analysis.alignment import layer_subsets
 from ..analysis.theory import expected_cosine, isotropic_equivalent, sq
@@ -35,7 +35,7 @@ from ..errors import SpecError
 from ..networks.rate_math import flatten, unflatten
 from ..spec import at_least, param, positive, validate
 from ..networks.rate import BOUNDARY, every_trial, update_master_weight
-from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses
+from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, copy_losses, unit_name
 from .base import Perturbation, Rule, register_rule
 from .builders import register_block_builder
 
@@ -369,7 +369,7 @@ def _weight_unit(owner, layout):
     namespace as ``weight_unit``; returns its name in an equation (``volt`` or ``1``)."""
     unit = layout.spec.weight_unit
     owner.namespace["weight_unit"] = unit
-    return "1" if not isinstance(unit, Quantity) or unit.is_dimensionless else repr(get_unit(unit.dim))
+    return unit_name(unit.dim) if isinstance(unit, Quantity) else "1"
 
 
 def _master_weights(recipe, projection, estimate, next_weight, layout):
