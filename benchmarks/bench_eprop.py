@@ -96,7 +96,7 @@ def naive(trials):
             objects[projection.synapses].w = synapse_order(w)
         network.run(net.duration, namespace={})
         y = np.asarray(objects["trace_y"].y).T.reshape(1, -1)
-        deltas = [matrix_order(objects[p.synapses].g_eprop[:], 1, p.shape) for p in blueprint.layout.projections]
+        deltas = [matrix_order(objects[p.synapses].acc_eprop[:], 1, p.shape) for p in blueprint.layout.projections]
         data = TrialData(weights, task.losses(y[None], batch.targets), [y[None]], deltas=deltas)
         weights = [w + u for w, u in zip(weights, rule.update(data, None))]
         losses.append(float(data.losses[0, 0]))

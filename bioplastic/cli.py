@@ -49,7 +49,7 @@ def _load(args):
 
 
 def cmd_sweep(args):
-    from .sweep import run_parallel_sweep
+    from .sweep import run_sweep
     if not args.out.strip():
         raise SpecError("--out", "must name a folder", args.out)
     if args.workers < 1:
@@ -59,7 +59,7 @@ def cmd_sweep(args):
     where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
     print(f"sweeping {protocol.name} -> {out} ({len(protocol.variants())} variants x {protocol.sweep['seeds']} seeds "
           f"on {where})", flush=True)
-    summary = run_parallel_sweep(protocol, out, workers=args.workers, scheduler=args.scheduler, progress=True,
+    summary = run_sweep(protocol, out, workers=args.workers, scheduler=args.scheduler, progress=True,
                                  connect_timeout=args.connect_timeout)
     print(f"  {summary['done']} of {summary['runs']} runs done, {summary['failed']} failed")
     print(f"results: {out}")

@@ -31,7 +31,6 @@ SECTIONS = ("model", "task", "rule", "training", "analysis", "sweep")
 TOP_KEYS = ("name", "seed", "description", "plugins") + SECTIONS
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"  # the repository's models/
 LOOPS = ("auto", "trial", "block")
-REFERENCES = ("auto", "bptt", "surrogate", "finite_difference")
 
 
 @dataclass(frozen=True)
@@ -59,10 +58,6 @@ class TrainingSpec:
 class AnalysisSpec:
     """How the rule's updates are compared with the reference gradient."""
 
-    reference: str = param("auto", "reference gradient: auto is the model family's own (bptt for rate networks, "
-                           "surrogate for recurrent LIF/ALIF networks, finite_difference of the expected loss for "
-                           "feed-forward and E/I spiking ones)", kind=str,
-                           choices=REFERENCES)
     every: int = param(10, "compare the update with the gradient every n trials (0: never)", kind=int,
                        check=non_negative)
     samples: int = param(200, "dry-run samples drawn by `bioplastic align`", kind=int, check=at_least(1))
@@ -109,10 +104,10 @@ class Protocol:
 
     @property
     def reference(self):
-        """The reference gradient the cosines are measured against: ``analysis.reference``, or the
-        model family's own where it is ``auto``."""
-        chosen = self.analysis.reference
-        return FAMILIES[self.model.family].reference if chosen == "auto" else chosen
+        """The reference gradient the cosines are measured against: the model family's own (bptt for
+        rate networks, surrogate for LIF/ALIF networks, finite_difference of the expected loss for the
+        other spiking ones)."""
+        return FAMILIES[self.model.family].reference
 
     def with_seed(self, seed):
         return dataclasses.replace(self, seed=seed)
@@ -372,7 +367,12 @@ def resolve(table, file, swept_rule_kinds=None):
     rule_section = {k: v for k, v in rule_section.items() if k in own or k == "kind" or k not in swept}
     rule = from_table(rule_class.spec_class, rule_section, "rule")
     training = from_table(TrainingSpec, _section(table, "training"), "training", ignore=())
-    analysis = from_table(AnalysisSpec, _section(table, "analysis"), "analysis", ignore=())
+    analysis_section = _section(table, "analysis")
+    if "reference" in analysis_section:  # removed: it could only name the family's own reference
+        raise SpecError("analysis.reference", "was removed: the reference gradient is always the model family's own "
+                        "(bptt for rate networks, surrogate for LIF/ALIF, finite_difference for other spiking "
+                        "networks); delete the key", analysis_section["reference"])
+    analysis = from_table(AnalysisSpec, analysis_section, "analysis", ignore=())
     _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed, training)
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
@@ -413,10 +413,6 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
     if round(steps) < least:
         raise SpecError("task.duration", f"must be at least {least} steps of model.dt = {model.dt} ({why})",
                         str(task.duration))
-    own = FAMILIES[family].reference
-    if analysis.reference not in ("auto", own):
-        raise SpecError("analysis.reference", f"must be {own} (or auto) for {_model_words(family, model_kind)}: "
-                        f"{REFERENCE_REASONS[analysis.reference]}", analysis.reference)
     declared.check(model, task_class)
     if training.loop == "block":
         reason = FAMILIES[family].block_refusal(model) or block_unsupported(rule_class, model, task_class, rule, task)
@@ -425,17 +421,6 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, anal
                             "block")
     resources.check(model, task_class, task, declared)  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
-
-
-REFERENCE_REASONS = {
-    "bptt": "BPTT differentiates smooth rate dynamics; a spike has no derivative (the surrogate reference replaces it "
-            "by the model's pseudo-derivative)",
-    "surrogate": "the surrogate gradient replaces the derivative of a spike by the pseudo-derivative of a recurrent "
-                 "LIF/ALIF network (model.kind = \"alif\"); a rate network has the exact gradient (bptt)",
-    "finite_difference": "finite differences of the expected loss serve spiking networks without a per-trial gradient; "
-                         "a rate network's are checked by `bioplastic gradcheck`, a recurrent LIF/ALIF network's "
-                         "reference is the surrogate gradient",
-}
 
 
 def _model_words(family, kind):

@@ -1,9 +1,9 @@
 """Run a protocol: one training run, or every variant and seed of its ``[sweep]`` table.
 
-``bioplastic run`` runs a sweep's variants one after the other in this process (variants that
-share a network structure share one standalone build). ``bioplastic sweep``
-(:func:`run_parallel_sweep`) runs them in a pool of worker processes or on a Dask cluster, and
-resumes an interrupted sweep.
+One sweep runner (:func:`run_sweep`) serves both commands: ``bioplastic run`` gives it one
+worker, which runs the variants one after the other in this process (variants that share a
+network structure share one standalone build); ``bioplastic sweep`` a pool of worker processes
+or a Dask cluster. Either resumes an interrupted sweep.
 """
 
 import concurrent.futures
@@ -37,7 +37,9 @@ def run_protocol(protocol, out, progress=False):
     kept in ``<its folder>.failed/`` (``metrics.csv``, ``protocol.toml`` and a ``summary.json``
     whose ``status`` is ``"failed"``), and the error is raised again.
     """
-    return (_run_sweep if protocol.sweep else _run_one)(protocol, Path(out), progress)
+    if protocol.sweep:
+        return run_sweep(protocol, out, progress=progress)
+    return _run_one(protocol, Path(out), progress)
 
 
 def _run_one(protocol, out, progress):
@@ -129,71 +131,6 @@ def _mean(metrics, metric):
     return float(rows.value.mean()) if len(rows) else None
 
 
-def _run_sweep(protocol, folder, progress):
-    created = claim_folder(folder)  # written in place: finished variants stay, each written atomically
-    rows, first_failure = [], None
-    try:
-        write_protocol(protocol.to_table(), folder / "protocol.toml")
-        for label, values, variant in protocol.variants():
-            for i in range(protocol.sweep["seeds"]):
-                run = variant.with_seed(protocol.seed + i)
-                path = Path(label) / f"seed{run.seed}"
-                try:
-                    summary = _run_one(run, folder / path, progress)
-                except (DivergenceError, RunawayError) as exc:  # recorded (with what it logged); the others go on
-                    first_failure = first_failure or exc
-                    error = str(exc).splitlines()[0]
-                    rows.append(dict(variant=label, **values, seed=run.seed, status="failed", error=error,
-                                     path=str(path) + ".failed"))
-                    write_table(pd.DataFrame(rows), folder / "runs.csv")
-                    if progress:
-                        print(f"  {label} seed {run.seed}: failed: {error}", flush=True)
-                    continue
-                numbers = _summary_numbers(summary)
-                rows.append(dict(variant=label, **values, seed=run.seed, **numbers, status="done", error="",
-                                 path=str(path)))
-                write_table(pd.DataFrame(rows), folder / "runs.csv")  # what is finished, at any moment
-                if progress:
-                    headline = "final_loss" if "final_loss" in summary else next(iter(numbers), None)
-                    print(f"  {label} seed {run.seed}: {headline} {_number(summary.get(headline))}", flush=True)
-        if first_failure is not None and all(row["status"] == "failed" for row in rows):
-            raise first_failure  # nothing finished: the run failed
-    except BaseException as exc:
-        _stop_sweep(protocol, folder, created, [row for row in rows if row["status"] == "done"], exc)
-        raise
-    every = pd.DataFrame(rows)
-    runs = every[every.status == "done"]
-    swept = {key for _, values, _ in protocol.variants() for key in values}
-    columns = [c for c in runs.columns if c not in ("variant", "seed", "path") and c not in swept
-               and pd.api.types.is_numeric_dtype(runs[c])]
-    by_variant = runs.groupby("variant", sort=False)[columns].mean()
-    if "final_loss" in runs:
-        by_variant["final_loss_sem"] = runs.groupby("variant", sort=False).final_loss.sem()
-    by_variant["seeds"] = runs.groupby("variant", sort=False).seed.count()
-    failed = int((every.status == "failed").sum())
-    summary = dict(name=protocol.name, seed=protocol.seed, status="complete with failures" if failed else "complete",
-                   failed=failed, variants=by_variant.reset_index().to_dict("records"),
-                   wall_time_s=float(runs.wall_time_s.sum()), versions=versions())
-    draw_folder(folder)
-    write_json(summary, folder / "summary.json")
-    return summary
-
-
-def _stop_sweep(protocol, folder, created, rows, exc):
-    """A sweep stopped early: keep the finished variants, marked; or leave nothing if none finished."""
-    if not rows:
-        shutil.rmtree(folder, ignore_errors=True)
-        remove_folders(created)
-        return
-    interrupted = isinstance(exc, KeyboardInterrupt) or not isinstance(exc, Exception)
-    write_json(dict(name=protocol.name, seed=protocol.seed, status="interrupted" if interrupted else "failed",
-                    error=str(exc) or type(exc).__name__, finished=len(rows),
-                    total=len(protocol.variants()) * protocol.sweep["seeds"], versions=versions()),
-               folder / "summary.json")
-
-
-# -- bioplastic sweep: runs in parallel, resumable ------------------------------------------------
-
 def sweep_plan(protocol):
     """Every run of ``protocol``'s sweep: ``(variant label, swept values, the run's protocol, its
     folder relative to the sweep's)``, in a fixed order."""
@@ -204,38 +141,49 @@ def sweep_plan(protocol):
 SWEEP_FILE = "sweep.json"
 
 
-def run_parallel_sweep(protocol, out, workers=2, scheduler=None, progress=False, connect_timeout=10.0):
-    """Run every variant and seed of ``protocol``'s sweep into ``out``, ``workers`` at a time in a
-    process pool, or on the Dask cluster at ``scheduler``; return the sweep's summary.
+def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_timeout=10.0):
+    """Run every variant and seed of ``protocol``'s sweep into ``out``; return the sweep's summary.
+
+    One worker runs them one after the other in this process (``bioplastic run``; variants that
+    share a network structure share one build); more run in a pool of worker processes, or on
+    the Dask cluster at ``scheduler`` (``bioplastic sweep``).
 
     Each run's folder is written atomically (``<variant>/seed<N>/``, or ``<variant>/seed<N>.failed/``
     with its one-line error), so the folders are the record of what is done: ``runs.csv`` is
     rebuilt from them after every run, and the same command run again (after a crash, or a
     ``kill -9`` of the whole process group) runs only the runs that have neither. ``out`` keeps
-    the resolved protocol in ``sweep.json``; a different sweep cannot resume into it.
+    the resolved protocol in ``sweep.json``; a different sweep cannot resume into it. A sweep
+    that stops early keeps what it finished, its ``summary.json`` saying ``"interrupted"`` or
+    ``"failed"``; one that finished nothing in a folder it made leaves nothing. A sweep whose
+    every run failed raises, after writing its records.
     """
     out = Path(out)
     plan = sweep_plan(protocol)
     identity = json.dumps(protocol.to_table(), sort_keys=True, default=str)
     executor = _executor(workers, scheduler, connect_timeout)  # an unreachable scheduler: nothing written
     with executor:
-        _claim_sweep(out, identity, protocol)
+        created = _claim_sweep(out, identity, protocol)
         todo = [(label, run, path) for label, _, run, path in plan if _status(out / path) is None]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=protocol.name, unit="run",
-                   disable=None if progress else True)
+                   disable=None if progress and workers > 1 else True)
         failed = sum(_status(out / path) == "failed" for *_, path in plan)
         bar.set_postfix(failed=failed)
-        futures = [executor.submit(_sweep_task, run.to_table(), run.file, str(out / path)) for _, run, path in todo]
+        futures = {executor.submit(_sweep_task, run.to_table(), run.file, str(out / path), progress and workers == 1):
+                   (label, run) for label, run, path in todo}
         try:
-            for future in concurrent.futures.as_completed(futures):
+            for future in executor.as_completed(futures):
                 status, error = future.result()
                 failed += status == "failed"
                 bar.set_postfix(failed=failed)
                 bar.update(1)
-                _write_runs(out, plan)
-        except BaseException:
+                runs = _write_runs(out, plan)
+                if progress and workers == 1:
+                    label, run = futures[future]
+                    print(f"  {label} seed {run.seed}: {_headline(out, runs, label, run.seed, error)}", flush=True)
+        except BaseException as exc:
             for future in futures:
                 future.cancel()
+            _stop_sweep(protocol, out, created, plan, exc)
             raise
         finally:
             bar.close()
@@ -243,18 +191,62 @@ def run_parallel_sweep(protocol, out, workers=2, scheduler=None, progress=False,
     done = runs[runs.status == "done"] if len(runs) else runs
     summary = dict(name=protocol.name, seed=protocol.seed, status="complete" if len(done) == len(plan) else
                    "complete with failures", runs=len(plan), done=len(done), failed=int((runs.status == "failed").sum()),
-                   wall_time_s=float(done.wall_time_s.sum()) if "wall_time_s" in done else 0.0, versions=versions())
+                   variants=_by_variant(protocol, done), wall_time_s=float(done.wall_time_s.sum())
+                   if "wall_time_s" in done else 0.0, versions=versions())
     if len(done):
         draw_folder(out)
     write_json(summary, out / "summary.json")
+    if not len(done):
+        raise SpecError("sweep", f"every run failed (see {out / 'runs.csv'}); the first: {runs.error.iloc[0]}")
     return summary
 
 
+def _headline(out, runs, label, seed, error):
+    """What a finished run prints: its final loss (or first number), or its error."""
+    if error is not None:
+        return f"failed: {error}"
+    row = runs[(runs.variant == label) & (runs.seed == seed)].iloc[0]
+    key = "final_loss" if "final_loss" in row and pd.notna(row.final_loss) else next(
+        (c for c in runs.columns if c not in ("variant", "seed", "status", "error", "path") and
+         isinstance(row[c], (int, float)) and pd.notna(row[c])), None)
+    return f"{key} {_number(row[key])}" if key else "done"
+
+
+def _by_variant(protocol, runs):
+    """Per variant, the mean over seeds of every number its runs report (and the sem of the final loss)."""
+    if not len(runs):
+        return []
+    swept = {key for _, values, _ in protocol.variants() for key in values}
+    columns = [c for c in runs.columns if c not in ("variant", "seed", "path") and c not in swept
+               and pd.api.types.is_numeric_dtype(runs[c])]
+    groups = runs.groupby("variant", sort=False)
+    table = groups[columns].mean()
+    if "final_loss" in runs:
+        table["final_loss_sem"] = groups.final_loss.sem()
+    table["seeds"] = groups.seed.count()
+    return table.reset_index().to_dict("records")
+
+
+def _stop_sweep(protocol, out, created, plan, exc):
+    """A sweep stopped early: keep the finished runs, marked; or leave nothing if none finished in
+    a folder this command made."""
+    done = sum(_status(out / path) == "done" for *_, path in plan)
+    if not done and created is not None:
+        shutil.rmtree(out, ignore_errors=True)
+        remove_folders(created)
+        return
+    interrupted = isinstance(exc, KeyboardInterrupt) or not isinstance(exc, Exception)
+    write_json(dict(name=protocol.name, seed=protocol.seed, status="interrupted" if interrupted else "failed",
+                    error=str(exc) or type(exc).__name__, finished=done, total=len(plan), versions=versions()),
+               out / "summary.json")
+
+
 def _executor(workers, scheduler, connect_timeout):
+    if scheduler is None and workers == 1:
+        return _InProcess()
     if scheduler is None:
         import multiprocessing
-        return concurrent.futures.ProcessPoolExecutor(max_workers=workers,
-                                                      mp_context=multiprocessing.get_context("spawn"))
+        return _Pool(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         from distributed import Client
     except ImportError:
@@ -267,8 +259,41 @@ def _executor(workers, scheduler, connect_timeout):
     return _DaskExecutor(client)
 
 
+class _InProcess:
+    """One worker: each run in this process, in turn, when the loop asks for the next result."""
+
+    def __init__(self):
+        self.pending = []
+
+    def submit(self, fn, *args):
+        future = concurrent.futures.Future()
+        self.pending.append((future, fn, args))
+        return future
+
+    def as_completed(self, futures):
+        for future, fn, args in self.pending:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except Exception as exc:
+                    future.set_exception(exc)
+                yield future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pending.clear()
+
+
+class _Pool(concurrent.futures.ProcessPoolExecutor):
+    as_completed = staticmethod(concurrent.futures.as_completed)
+
+
 class _DaskExecutor:
     """A Dask client as a ``concurrent.futures`` executor (the client closes with it)."""
+
+    as_completed = staticmethod(concurrent.futures.as_completed)
 
     def __init__(self, client):
         self.client = client
@@ -286,21 +311,23 @@ class _DaskExecutor:
 
 
 def _claim_sweep(out, identity, protocol):
-    """Create ``out`` for this sweep, or check that it holds this very sweep (a resume)."""
+    """Create ``out`` for this sweep, or check that it holds this very sweep (a resume); returns
+    the folders made here (:func:`~bioplastic.results.claim_folder`), None on a resume."""
     record = out / SWEEP_FILE
     if out.exists():
         try:
             stored = json.loads(record.read_text())["protocol"]
         except (OSError, ValueError, KeyError):
-            raise SpecError("--out", "holds something other than a bioplastic sweep (no sweep.json); choose another "
-                            "folder", str(out)) from None
+            raise SpecError("--out", "the folder exists already and holds something other than a bioplastic sweep "
+                            "(no sweep.json); choose another folder", str(out)) from None
         if stored != identity:
             raise SpecError("--out", "holds the results of a different sweep (another protocol, grid, seeds or "
                             "--set); choose another folder, or repeat the original command to resume", str(out))
-        return
-    claim_folder(out)
+        return None
+    created = claim_folder(out)
     write_protocol(protocol.to_table(), out / "protocol.toml")
     write_json(dict(protocol=identity), record)
+    return created
 
 
 def _status(folder):
@@ -312,15 +339,15 @@ def _status(folder):
     return None
 
 
-def _sweep_task(table, file, destination):
-    """One run, in a worker process: ``("done", None)`` or ``("failed", one-line error)``."""
+def _sweep_task(table, file, destination, progress=False):
+    """One run, in a worker: ``("done", None)`` or ``("failed", one-line error)``."""
     from .config import load_plugins, resolve
     destination = Path(destination)
     if _status(destination) is not None:  # a worker of an earlier, killed command finished it meanwhile
         return _status(destination), None
     protocol = resolve(load_plugins(table, Path(file).parent), file)
     try:
-        _run_one(protocol, destination, False)
+        _run_one(protocol, destination, progress)
         return "done", None
     except Exception as exc:  # recorded, and the sweep goes on
         if _status(destination) == "done":  # another worker wrote the same run first (see above)

@@ -100,7 +100,7 @@ def test_a_diverged_block_run_is_kept_as_failed(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("protocol, fragment", [
-    ("quickstart.toml", "'backprop' has no block form on rate models (it applies the reference gradient"),  # a variant
+    ("quickstart.toml", "'backprop' has no block form on feedforward rate models (it applies the reference gradient"),  # a variant
     ("florian2007_fig1.toml", "is not one its block form scores (a reward computed at each trial's end"),
     ("recurrent_rules_dnms.toml", "has no block form on recurrent rate models"),
     ("izhikevich2007_distal_reward.toml", "recurrent E/I spiking networks have no block network yet"),
@@ -437,7 +437,7 @@ def test_compiled_eprop_blocks_give_the_numpy_curve():
 @pytest.mark.parametrize("overrides,message", [
     (("task.batch=2",), "the block form of 'eprop' trains one example per trial (task.batch = 1)"),
     (('sweep.cases=[{ label = "bp", "rule.kind" = "backprop" }]',),
-     "'backprop' has no block form on recurrent spiking models"),
+     "'backprop' has no block form on alif models"),
 ])
 def test_alif_blocks_refuse_what_they_do_not_compute(overrides, message):
     from conftest import protocol

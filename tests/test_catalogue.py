@@ -126,7 +126,7 @@ CASES = [
      2, "rule.credit: must be one of"),
     ("loop-unknown", lambda t: ["validate", QS, "--set", 'training.loop="binary"'], 2, "training.loop: must be one of"),
     ("loop-block-backprop", lambda t: ["validate", QS, "--set", 'training.loop="block"'], 2,
-     "training.loop: \"block\" is not available here: 'backprop' has no block form on rate models"),
+     "training.loop: \"block\" is not available here: 'backprop' has no block form on feedforward rate models"),
     ("loop-block-spiking", lambda t: ["validate", "protocols/stdp_window.toml", "--set", 'training.loop="block"'], 2,
      "training.loop: \"block\" is not available here: the task 'stdp_pairing' is not one its block form scores"),
     ("loop-block-rstdp-batch", lambda t: ["validate", RL, "--set", 'training.loop="block"', "--set",
@@ -157,7 +157,7 @@ CASES = [
     ("adex-dt-too-coarse", lambda t: ["validate", AX, "--set", 'model.dt="1 ms"'], 2, "model.dt: too coarse"),
     ("adex-task-on-rate", lambda t: ["validate", write(t, "cr.toml", f'plugins = ["{Path(AX).resolve().parent}/adex_plugin.py"]'
                                                       '\n[task]\nkind = "count_regression"\n[rule]\nkind = "backprop"\n')], 2,
-     "task.kind: 'count_regression' works on spiking models, not on rate models"),
+     "task.kind: 'count_regression' works on spiking models, not on feedforward_rate models"),
 ] + [(f"plugin-update-{name}", (lambda t, n=name: ["run", plugin_protocol(t, n), "--out", str(t / "out")]), 2,
       fragment) for name, (_, fragment) in FAULTS.items()] + [
     # numbers that mean what they say

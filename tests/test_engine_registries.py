@@ -36,7 +36,7 @@ def adex_protocol(kind, *overrides):
 # -- the engine names no family -------------------------------------------------------------------
 def test_engine_and_cli_branch_on_no_model_family():
     sources = [*sorted((PACKAGE / "engine").glob("*.py")), PACKAGE / "cli.py"]
-    pattern = re.compile(r"family\s*(==|!=|\bin\b)|RECURRENT_FAMILIES|\"recurrent_spiking\"|\"recurrent_rate\"")
+    pattern = re.compile(r"family\s*(==|!=|\bin\b)|RECURRENT_FAMILIES|\"alif\"|\"recurrent_rate\"")
     found = [f"{path.name}:{n}: {line.strip()}" for path in sources if path.name != "families.py"
              for n, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
     assert found == []
@@ -134,9 +134,9 @@ def test_a_subclass_inherits_a_block_form_only_while_it_keeps_the_update():
         def update(self, trial, perturbation):
             return [2 * u for u in super().update(trial, perturbation)]
 
-    assert find_block_builder(Keeps, "rate") is find_block_builder(WeightPerturbation, "rate") is not None
-    assert find_block_builder(Overrides, "rate") is None
-    assert block_families(Keeps) == ["rate", "recurrent_rate", "recurrent_spiking", "spiking"] and block_families(Overrides) == []
+    assert find_block_builder(Keeps, "feedforward_rate") is find_block_builder(WeightPerturbation, "feedforward_rate") is not None
+    assert find_block_builder(Overrides, "feedforward_rate") is None
+    assert block_families(Keeps) == ["alif", "feedforward_rate", "recurrent_rate", "spiking"] and block_families(Overrides) == []
     model = rule_protocol("quickstart.toml", "weight_perturbation").model
     from bioplastic.tasks.teacher import TeacherRegression
     assert block_unsupported(Keeps, model, TeacherRegression) is None

@@ -36,13 +36,13 @@ class Coincidence(InNetworkRule):
 def build_coincidence(rule, recipe, layout):
     for p in layout.projections:
         syn = recipe.synapses[p.synapses]
-        syn.add("dw_coincidence : volt", "t_seen : second", "lr_coincidence : volt (shared, constant)")
+        syn.add("acc_coincidence : volt", "t_seen : second", "lr_coincidence : volt (shared, constant)")
         syn.initial["t_seen"] = -1 * second
         syn.namespace["window"] = rule.spec.window
         syn.on_pre.setdefault("pre", []).append("t_seen = t")
-        syn.on_post.setdefault("post", []).append("dw_coincidence += lr_coincidence * int(t - t_seen < window)")
+        syn.on_post.setdefault("post", []).append("acc_coincidence += lr_coincidence * int(t - t_seen < window)")
         recipe.run_value(p.synapses, "lr_coincidence", float(rule.spec.lr))
-    recipe.declare_delta(rule.kind, "dw_coincidence")  # what the engine reads back
+    recipe.declare_delta(rule.kind, "acc_coincidence")  # what the engine reads back
 '''
 
 

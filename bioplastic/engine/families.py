@@ -147,7 +147,7 @@ def _tiled(array, copies):
 class FeedForwardRate(Family):
     """Feed-forward rate networks (``model.kind = "rate"``)."""
 
-    name = "rate"
+    name = "feedforward_rate"
     reference = "bptt"
 
     def trial_blueprint(self, model, steps, variants, samples, batch, *, record, seed, contributors):
@@ -235,7 +235,7 @@ class RecurrentRate(Family):
 class RecurrentSpiking(RecurrentRate):
     """Recurrent LIF/ALIF networks with a read-out over time (``model.kind = "alif"``)."""
 
-    name = "recurrent_spiking"
+    name = "alif"
     reference = "surrogate"
     blueprint_class = AlifBlueprint
     block_blueprint_class = AlifBlockBlueprint

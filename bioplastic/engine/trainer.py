@@ -8,7 +8,7 @@ further blocks of V * B copies.
 The same loop trains feed-forward rate, recurrent rate, spiking and recurrent LIF/ALIF networks,
 with between-trials rules (WP, NP, backprop) and in-network rules (R-STDP, EH, Miconi, Hoerzer,
 e-prop, ...): for an in-network rule the run itself accumulates the change, an eligibility or a
-gradient estimate (``dw_<rule>``, ``e_<rule>``, ``g_eprop``) and the rule reads it back. What
+gradient estimate (``acc_<rule>``) and the rule reads it back. What
 differs by model family is looked up in the family's adapter (:mod:`bioplastic.engine.families`),
 never branched on: the network's blueprint, how copies read inputs, the model's run values and
 the reference gradient.

@@ -43,9 +43,9 @@ from brian2 import ms
 from .. import rng as rng_streams
 from ..errors import SpecError
 from ..spec import at_least, non_negative, param, positive, validate
-from .recipe import Readout, Recipe, Regular
+from .recipe import Recipe, Regular
 from .recurrent_rate import (CONNECTIONS as _RATE_CONNECTIONS, PLASTIC, STIMULUS, ReadoutNetworkSpec,
-                             RecurrentRateBlueprint, RecurrentRateNetwork, synapse_order)
+                             RecurrentRateBlueprint, RecurrentRateNetwork, declare_readout, synapse_order)
 from .recurrent_rate_block import RecurrentRateBlockBlueprint, RecurrentRateBlockNetwork
 
 # Step order within Brian2's 'groups' slot (the task sets the read-out's target at -7): spikes and
@@ -89,7 +89,7 @@ class AlifModelSpec(ReadoutNetworkSpec):
                                 check=non_negative)
     plastic: str = param("all", "which weights the rule trains", kind=str, choices=tuple(PLASTIC))
 
-    family = "recurrent_spiking"
+    family = "alif"
     kind = "alif"
 
     def __post_init__(self):
@@ -180,8 +180,7 @@ def base_recipe(layout, record=0, dense=True):
     if record:
         recipe.monitor("trace_v", "neurons", variables=("v", "a"), record=np.arange(record * spec.n_neurons),
                        when="start", order=1)
-    recipe.monitor("trace_y", "readout", variables=("y",), record=True, when="end")
-    recipe.readout = Readout("readout", ("y",))  # what the task scores, every step (the task adds its error)
+    declare_readout(recipe, "y")
     # The presynaptic activity averaged over the trial (what constant-current node perturbation credits).
     for projection in layout.projections:
         group = recipe.group(projection.pre)
@@ -195,7 +194,6 @@ class AlifNetwork(RecurrentRateNetwork):
     """Built Brian2 objects of an ALIF recipe. Inputs are given as x[t] per step; the stimulus
     TimedArray holds them one step ahead (x[t + 1] at row t), as the membrane update reads them."""
 
-    output = ("trace_y", "y")
     states = ("trace_v", ("v", "a"))
 
     @staticmethod

@@ -74,7 +74,7 @@ class RateModelSpec:
         """dt / tau, the Euler step as a fraction of the time constant."""
         return float(self.dt / self.tau)
 
-    family = "rate"
+    family = "feedforward_rate"
     kind = "rate"
 
     @classmethod

@@ -217,8 +217,7 @@ def base_recipe(layout, record=0, dense=True):
     if record:
         recipe.monitor("trace_x", "neurons", variables=("x",), record=np.arange(record * spec.n_neurons),
                        when="start", order=1)
-    recipe.monitor("trace_z", "readout", variables=("z",), record=True, when="end")
-    recipe.readout = Readout("readout", ("z",))  # what the task scores, every step (the task adds its error)
+    declare_readout(recipe, "z")
     _credit_traces(recipe, layout)
     return recipe
 
@@ -274,11 +273,23 @@ class RecurrentObservation:
     stopped_at: object = None  # a rate network never runs away; read by the continuous experiment
 
 
+def declare_readout(recipe, variable):
+    """The read-out's ``variable`` is what the task scores, every step (the task adds its error);
+    the monitor ``trace_<variable>`` records it."""
+    recipe.monitor(f"trace_{variable}", "readout", variables=(variable,), record=True, when="end")
+    recipe.readout = Readout("readout", (variable,))
+
+
 class RecurrentRateNetwork(BuiltNetwork):
     """Built Brian2 objects of a recurrent rate recipe."""
 
-    output = ("trace_z", "z")  # the monitor and variable of the read-out that the task scores
     states = ("trace_x", ("x",))  # the monitor and variables of the recorded trajectory
+
+    @property
+    def output(self):
+        """The monitor and variable of the read-out that the task scores (:func:`declare_readout`)."""
+        variable = self.recipe.readout.plus[0]
+        return f"trace_{variable}", variable
 
     def __init__(self, layout, recipe, objects, network, record):
         super().__init__(layout, recipe, objects, network)

@@ -42,7 +42,7 @@ class Backprop(Rule):
     description = "exact gradient descent through BPTT (the reference learner)"
     needs_gradient = True
     # recurrent LIF/ALIF networks: the surrogate gradient; feed-forward spiking ones have no per-trial gradient
-    model_families = ("rate", "recurrent_rate", "recurrent_spiking")
+    model_families = ("feedforward_rate", "recurrent_rate", "alif")
 
     def update(self, trial, perturbation):
         return [-self.spec.lr * g for g in trial.gradient.weights]

@@ -13,7 +13,7 @@ A rule is realised in one of two ways (``Rule.realisation``):
 * **in the network** (``"in_network"``: R-STDP, ...). A *builder* registered for the rule and
   the model kind (:func:`~bioplastic.rules.builders.register_builder`) adds the rule's equations
   to the network's recipe before it is built: traces, an eligibility, a neuromodulator, and the
-  rule's own delta variable ``dw_<kind>`` on every plastic synapse, into which it accumulates the
+  rule's own accumulated variable ``acc_<kind>`` on every plastic synapse, into which it accumulates the
   change it makes. The run value ``online`` says whether that change also moves the weights
   during the run (1) or only accumulates (0: the engine applies it at the trial's end, or a dry
   run just reads it). :meth:`Rule.update` then returns the accumulated change, so dry runs,
@@ -146,7 +146,7 @@ class Rule:
     # :meth:`calibrate`: None (not at all), "chunk" (from one simulation of samples drawn first),
     # "samples" (from the very samples drawn: a first pass, then the same random streams again).
     calibration = None
-    model_families = ("rate", "recurrent_rate", "spiking", "recurrent_spiking")  # which model families it can train
+    model_families = ("feedforward_rate", "recurrent_rate", "spiking", "alif")  # which model families it can train
 
     def __init__(self, spec):
         if not isinstance(spec, self.spec_class):
@@ -192,7 +192,7 @@ class Rule:
 class InNetworkRule(Rule):
     """A rule that learns inside the simulation; see the module docstring.
 
-    Its builder accumulates the change into ``dw_<kind>``; :meth:`update` sums it over the
+    Its builder accumulates the change into ``acc_<kind>`` (:attr:`delta_variable`); :meth:`update` sums it over the
     examples of the trial (each copy is one example's episode).
     """
 
@@ -201,7 +201,7 @@ class InNetworkRule(Rule):
 
     @property
     def delta_variable(self):
-        return f"dw_{self.kind}"
+        return f"acc_{self.kind}"
 
     def update(self, trial, perturbation):
         if trial.deltas is None:

@@ -3,7 +3,7 @@
 A builder is a function ``builder(rule, recipe, layout)`` that adds the rule's equations to a
 network :class:`~bioplastic.networks.recipe.Recipe` before it is built. Builders are registered
 per rule class and model kind (``"lif"``, ``"izhikevich"``, ``"rate"``) or model family
-(``"spiking"``, ``"rate"``), and looked up along the rule's class hierarchy, first by kind, then by
+(``"spiking"``, ``"feedforward_rate"``), and looked up along the rule's class hierarchy, first by kind, then by
 family (as Nengo's ``Builder.register``). So a subclass of a rule inherits its builder, and a
 plugin can give an existing rule a builder for a new model kind, without editing the engine.
 """

@@ -76,12 +76,8 @@ class Eprop(InNetworkRule):
     kind = "eprop"
     spec_class = EpropSpec
     description = "e-prop (Bellec 2020): eligibility traces x read-out error through symmetric or random feedback"
-    model_families = ("recurrent_spiking",)
+    model_families = ("alif",)
     given_signal = False  # True: the learning signal is read from a TimedArray (the gradcheck's true signal)
-
-    @property
-    def delta_variable(self):
-        return "g_eprop"
 
     def check(self, model, task_class):
         if not getattr(task_class, "target_in_network", False) or getattr(task_class, "error", None) != "squared":
@@ -115,9 +111,9 @@ class Eprop(InNetworkRule):
         return out
 
 
-@register_builder(Eprop, "recurrent_spiking")
+@register_builder(Eprop, "alif")
 def build_eprop(rule, recipe, layout):
-    """Traces, the learning signal and the accumulated gradient ``g_eprop`` (module docstring)."""
+    """Traces, the learning signal and the accumulated gradient ``acc_eprop`` (module docstring)."""
     spec = layout.spec
     adaptive = spec.n_adaptive > 0
     neurons, readout = recipe.group("neurons"), recipe.group("readout")
@@ -197,5 +193,5 @@ def eprop_block_requires(spec, model, task_class, task_spec):
     return one_example_per_trial(task_spec)
 
 
-register_block_builder(Eprop, "recurrent_spiking", values=eprop_block_values, requires=eprop_block_requires,
+register_block_builder(Eprop, "alif", values=eprop_block_values, requires=eprop_block_requires,
                        mirrors=("run_values", "feedback_weights", "update_gradient"))(build_eprop_block)

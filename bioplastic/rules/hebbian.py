@@ -10,8 +10,9 @@ weight change with the reward prediction error:
 
 with :math:`R = -L` the trial's reward, :math:`\bar R_\kappa` a running average of past rewards
 (one per trial type :math:`\kappa` with ``baseline = "per_condition"``, one for all with
-``"running"``), updated *after* the change as :math:`\bar R \leftarrow \beta \bar R + (1-\beta) R`
-(``baseline_decay`` β; it starts at the first reward of its type, which gives no change), and
+``"running"``), updated *after* the change as :math:`\bar R \leftarrow (1-\beta) \bar R + \beta R`
+(``baseline_rate`` β, :mod:`bioplastic.rules.baseline`; it starts at the first reward of its
+type, which gives no change), and
 :math:`c = |\bar R_\kappa|` with ``scale_by_error`` (Miconi's code multiplies by the error trace),
 else 1. Each element of Δw is clipped to ``max_change`` when that is > 0, and nothing changes in
 the first ``warmup`` trials while the baselines settle.
@@ -45,7 +46,7 @@ The registered rules differ only in their defaults:
   samples): cosine of the mean update with -∇L of -0.95 at α = 0.5, +0.48 at α = 0.9, +0.63 at
   α = 0.95; hence the default α = 0.95 (a trace of ~20 steps).
 * ``miconi`` (Miconi 2017, constants of ``dnms/net.cpp``): perturbations at 3 Hz with A = 16,
-  α = 0.05, S = cube, a baseline per trial type with β = 0.75, the error-trace factor, η = 0.1,
+  α = 0.05, S = cube, a baseline per trial type with β = 0.25 (Miconi's decay 0.75), the error-trace factor, η = 0.1,
   |Δw| <= 3e-4 per trial, 100 warm-up trials. Here the fast trace works because the cube lets
   the rare large jumps that a kick causes dominate the small leak terms: without the cube the
   same estimator's mean update is uncorrelated with or opposed to -∇L (measured cosines 0.07,
@@ -80,6 +81,7 @@ from ..networks.recipe import Regular
 from ..networks.recurrent_rate import STEP, draw_kicks
 from ..spec import fraction, non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
+from .baseline import baseline_rate_param, critic_update, observe_reward
 from .builders import one_example_per_trial, register_block_builder, register_builder
 
 ACTIVATION_OF = {"neurons": "x", "readout": "z"}  # the activation whose fluctuation is the signal
@@ -105,8 +107,7 @@ def _spec(defaults):
                                               check=non_negative)
         baseline: str = param(d["baseline"], "reward baseline: one per trial type, or one running average", kind=str,
                               choices=("per_condition", "running"))
-        baseline_decay: float = param(d["baseline_decay"], "β of the baseline R̄ <- β R̄ + (1 - β) R, per trial",
-                                      check=fraction)
+        baseline_rate: float = baseline_rate_param(d["baseline_rate"])
         scale_by_error: bool = param(d["scale_by_error"], "multiply the change by |R̄| (Miconi's code)", kind=bool)
         max_change: float = param(d["max_change"], "clip every weight's change per trial to ±this (0: no clip)",
                                   check=non_negative)
@@ -120,13 +121,13 @@ def _spec(defaults):
 
 
 EH_DEFAULTS = dict(lr=1e-3, signal="fluctuation", nonlinearity="none", trace_decay=0.95, perturbation_rate=0 * Hz,
-                   perturbation_amplitude=0.0, baseline="per_condition", baseline_decay=0.75, scale_by_error=False,
+                   perturbation_amplitude=0.0, baseline="per_condition", baseline_rate=0.25, scale_by_error=False,
                    max_change=0.0, warmup=0)
 MICONI_DEFAULTS = dict(lr=0.1, signal="fluctuation", nonlinearity="cube", trace_decay=0.05, perturbation_rate=3 * Hz,
-                       perturbation_amplitude=16.0, baseline="per_condition", baseline_decay=0.75,
+                       perturbation_amplitude=16.0, baseline="per_condition", baseline_rate=0.25,
                        scale_by_error=True, max_change=3e-4, warmup=100)
 NPT_DEFAULTS = dict(lr=1.0, signal="perturbation", nonlinearity="none", trace_decay=0.5, perturbation_rate=1000 * Hz,
-                    perturbation_amplitude=0.1, baseline="per_condition", baseline_decay=0.75, scale_by_error=False,
+                    perturbation_amplitude=0.1, baseline="per_condition", baseline_rate=0.25, scale_by_error=False,
                     max_change=0.0, warmup=0)
 
 ExploratoryHebbianSpec = _spec(EH_DEFAULTS)
@@ -147,10 +148,6 @@ class RewardModulatedHebbian(InNetworkRule):
         super().__init__(spec)
         self.baselines = {}  # trial type (0 for a running baseline) -> R̄
         self.trials_seen = 0
-
-    @property
-    def delta_variable(self):
-        return f"e_{self.kind}"
 
     def check(self, model, task_class):
         if task_class.mode == "continuous":
@@ -206,11 +203,8 @@ class RewardModulatedHebbian(InNetworkRule):
 
     def observe(self, trial):
         rewards = -np.asarray(trial.losses)[0]
-        beta = self.spec.baseline_decay
         for reward, condition in zip(rewards, trial.conditions):
-            key = self._key(condition)
-            old = self.baselines.get(key)
-            self.baselines[key] = reward if old is None else beta * old + (1 - beta) * reward
+            observe_reward(self.baselines, self._key(condition), reward, self.spec.baseline_rate)
         self.trials_seen += 1
 
     def calibrate(self, trials):
@@ -311,9 +305,9 @@ def build_hebbian_block(rule, recipe, layout):
     spec, k = rule.spec, rule.kind
     critic = copy_losses(recipe, layout)
     critic.add(f"condition_{k} : 1", f"modulation_{k} : 1", f"trials_seen_{k} : 1",
-               f"warmup_{k} : 1 (shared, constant)", f"baseline_decay_{k} : 1 (shared, constant)")
+               f"warmup_{k} : 1 (shared, constant)", f"baseline_rate_{k} : 1 (shared, constant)")
     recipe.run_value(CRITIC, f"condition_{k}", 0.0)
-    for name in (f"warmup_{k}", f"baseline_decay_{k}"):
+    for name in (f"warmup_{k}", f"baseline_rate_{k}"):
         recipe.run_value(CRITIC, name, 0.0)
     counter = f"trials_seen_{k}"
     recipe.run_value(CRITIC, counter, 0.0)
@@ -332,9 +326,7 @@ def build_hebbian_block(rule, recipe, layout):
     update = []
     for c, (mean, seen) in names.items():
         update += [f"hb_here = {BLOCK_ACTIVE}(t) * {here[c]}",
-                   f"{mean} = hb_here * ({seen} * (baseline_decay_{k} * {mean} + (1 - baseline_decay_{k}) * (-L)) "
-                   f"+ (1 - {seen}) * (-L)) + (1 - hb_here) * {mean}",
-                   f"{seen} = {seen} + hb_here * (1 - {seen})"]
+                   *critic_update(mean, seen, "hb_here", f"baseline_rate_{k}", "(-L)")]
     at_trial_end(critic, "update", *update, f"trials_seen_{k} = trials_seen_{k} + {BLOCK_ACTIVE}(t)", layout=layout)
     change = f"lr_{k} * (modulation_{k} * {rule.delta_variable})"
     if spec.max_change > 0:
@@ -353,7 +345,7 @@ def build_hebbian_block(rule, recipe, layout):
 def hebbian_block_values(rule, layout, noise):
     """The rule's constants, and its critic at the block's start (its baselines and trials seen)."""
     spec, k = rule.spec, rule.kind
-    values = {(CRITIC, f"warmup_{k}"): float(spec.warmup), (CRITIC, f"baseline_decay_{k}"): spec.baseline_decay,
+    values = {(CRITIC, f"warmup_{k}"): float(spec.warmup), (CRITIC, f"baseline_rate_{k}"): spec.baseline_rate,
               (CRITIC, f"trials_seen_{k}"): float(rule.trials_seen)}
     for projection in layout.projections:
         values[(projection.synapses, f"lr_{k}")] = spec.lr

@@ -17,7 +17,7 @@ update of the traces.
 
 Realisation: the task writes its target into the read-out group every step; the read-out's
 noise, P, M and the traces are per read-out unit, and every read-out synapse accumulates its
-change into ``dw_hoerzer``. With ``apply = "online"`` (the default, as in the paper) the weights
+change into ``acc_hoerzer``. With ``apply = "online"`` (the default, as in the paper) the weights
 also move at every step during training; a dry run (``align``) keeps them fixed and returns the
 accumulated change at these weights. The network's own exploration noise is ``model.noise``.
 

@@ -165,7 +165,7 @@ class NodePerturbation(_PerturbationRule):
     description = "perturb neuron inputs by Gaussian noise; credit each synapse by its presynaptic rate"
 
     def check(self, model, task_class):
-        if model.family in ("recurrent_rate", "recurrent_spiking") and {"input", "recurrent"} <= set(model.plastic_layers):
+        if model.family in ("recurrent_rate", "alif") and {"input", "recurrent"} <= set(model.plastic_layers):
             raise SpecError("model.plastic", "node perturbation perturbs each plastic projection's target units once: "
                             "the input and recurrent weights share theirs; train one of them, or use "
                             "node_perturbation_time", model.plastic)
@@ -483,11 +483,11 @@ def np_trial_block_requires(spec, model, task_class, task_spec):
 
 _SQUARED_ERROR = "the read-out's squared error: teacher_regression, temporal_regression"
 for _rule, _build in ((WeightPerturbation, build_wp_block), (NodePerturbation, build_np_block)):
-    register_block_builder(_rule, "rate", values=block_values,
+    register_block_builder(_rule, "feedforward_rate", values=block_values,
                            supports_task=lambda task_class: task_class.squared_error_readout,
                            task_requirement=_SQUARED_ERROR)(_build)
 _ERROR_IN_NETWORK = "a read-out whose error the network computes: spike_count, dnms, pattern_generation"
-for _family in ("spiking", "recurrent_rate", "recurrent_spiking"):  # their blocks are the trial network
+for _family in ("spiking", "recurrent_rate", "alif"):  # their blocks are the trial network
     register_block_builder(WeightPerturbation, _family, values=block_values,
                            supports_task=lambda task_class: task_class.error_in_network,
                            task_requirement=_ERROR_IN_NETWORK)(build_wp_trial_block)

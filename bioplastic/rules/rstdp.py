@@ -45,8 +45,8 @@ The third factor (``third_factor``):
   :math:`d_0` (``tonic``) (Izhikevich 2007).
 
 With ``baseline = true`` the reward baseline :math:`\bar R` is a running average of the rewards
-(per task condition in the training loop), :math:`\bar R \leftarrow \bar R + \beta (R - \bar R)`
-after each reward (``baseline_rate`` β), so the third factor is the reward prediction error.
+(per task condition in the training loop), :math:`\bar R \leftarrow (1 - \beta) \bar R + \beta R`
+after each reward (``baseline_rate`` β, :mod:`bioplastic.rules.baseline`), so the third factor is the reward prediction error.
 Without it :math:`\bar R = 0`.
 
 How it is simulated (exactly, and event-driven)
@@ -127,6 +127,7 @@ from ..networks.recipe import Regular
 from ..networks.block import ACTIVE as BLOCK_ACTIVE, at_trial_end, condition_critic, critic_values, in_condition, take_critic
 from ..spec import non_negative, param, positive, validate
 from .base import InNetworkRule, register_rule
+from .baseline import baseline_rate_param, critic_update, observe_reward, running_average
 from .builders import one_example_per_trial, register_block_builder, register_builder
 
 THIRD_FACTORS = ("dopamine", "reward", "none")
@@ -180,8 +181,7 @@ class RSTDPSpec:
     tau_d: object = param(200 * ms, "dopamine time constant", unit=ms, check=positive)
     tonic: float = param(0.0, "tonic dopamine level d0")
     baseline: bool = param(False, "subtract a running average of the reward (reward prediction error)", kind=bool)
-    baseline_rate: float = param(0.1, "rate of the reward's running average",
-                                 check=lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    baseline_rate: float = baseline_rate_param(0.1)
     w_min: object = param(0.0 * mV, "lower weight bound", unit=mV)
     w_max: object = param(10.0 * mV, "upper weight bound", unit=mV)
     apply: str = param("trial_end", "apply the change at the trial's end or online during the run", kind=str,
@@ -284,10 +284,8 @@ class RSTDP(InNetworkRule):
         reward of a condition starts its average)."""
         if not self.spec.baseline or trial.rewards is None:
             return
-        beta = self.spec.baseline_rate
         for condition, reward in zip(trial.conditions, np.asarray(trial.rewards).ravel()):
-            old = self._baselines.get(int(condition), reward)
-            self._baselines[int(condition)] = old + beta * (reward - old)
+            observe_reward(self._baselines, int(condition), reward, self.spec.baseline_rate)
 
 
 @register_builder(RSTDP, "spiking")
@@ -310,7 +308,7 @@ def build_rstdp(rule, recipe, layout):
         recipe.run_value(projection.pre, f"tau_plus_{k}", constants["tau_plus"])
         recipe.run_value(projection.post, f"tau_minus_{k}", constants["tau_minus"])
         syn = recipe.synapses[projection.synapses]
-        syn.add(f"dw_{k} : volt", *(f"{c}_{k} : {u} (shared, constant)" for c, u in SYNAPSE_CONSTANTS))
+        syn.add(f"acc_{k} : volt", *(f"{c}_{k} : {u} (shared, constant)" for c, u in SYNAPSE_CONSTANTS))
         for c, _ in SYNAPSE_CONSTANTS:
             recipe.run_value(projection.synapses, f"{c}_{k}", constants.get(c, 0.0))
         # Arrivals raise the presynaptic trace after the "pre" pathway and before the "post" one.
@@ -366,7 +364,7 @@ def build_rstdp(rule, recipe, layout):
         gained = _gained(k, third, held, f"exp(-{gap} / tau_e_{k})", f"exp(-{gap} / tau_d_{k})")
         syn.add(f"e_now_{k} = e_{k} * exp(-{gap} / tau_e_{k}) : 1/second",
                 f"w_now_{k} = w + online_{k} * (clip(w + {gained}, w_min_{k}, w_max_{k}) - w) : volt")
-    recipe.declare_delta(rule.kind, f"dw_{k}")
+    recipe.declare_delta(rule.kind, f"acc_{k}")
     recipe.weight_cap = float(spec.w_max / mV)
     recipe.rule = rule
     # What a task may record: (object, variable) of the rule's quantities, by meaning.
@@ -394,7 +392,7 @@ def check_third_factor(spec, pulses, task):
 
 def _apply(k, delta):
     # online = 0 leaves w untouched (not even clipped): a dry run must not change the network.
-    return [f"dw_{k} += {delta}", f"w = w + online_{k} * (clip(w + {delta}, w_min_{k}, w_max_{k}) - w)"]
+    return [f"acc_{k} += {delta}", f"w = w + online_{k} * (clip(w + {delta}, w_min_{k}, w_max_{k}) - w)"]
 
 
 def _gained(k, third, level, decay_e, decay_d):
@@ -433,7 +431,7 @@ def _modulator_kinetics(rule, recipe, layout):
         f"level_{k} = reward_level + tonic_{k}",
         "rs_event = int(reward_pulse != 0)",
         f"pulse_{k} = rs_event * (reward_pulse - baseline_{k})",
-        f"baseline_{k} = baseline_{k} + rs_event * baseline_rate_{k} * (reward_pulse - baseline_{k})",
+        f"baseline_{k} = " + running_average(f"baseline_{k}", "reward_pulse", f"rs_event * baseline_rate_{k}"),
         f"x_{k} = x_{k} * exp(-dt / tau_d_{k}) + pulse_{k}" if spec.third_factor == "dopamine" else f"x_{k} = 0",
         f"event_{k} = int(pulse_{k} != 0 or level_{k} != level_prev_{k})",
         "n_rewards += rs_event",
@@ -467,7 +465,7 @@ def build_rstdp_block(rule, recipe, layout):
     k, spec = rule.kind, rule.spec
     for projection in layout.projections:
         syn = recipe.synapses[projection.synapses]
-        at_trial_end(syn, "update", f"w = clip(w + {BLOCK_ACTIVE}(t) * dw_{k}, w_min_{k}, w_max_{k})", layout=layout)
+        at_trial_end(syn, "update", f"w = clip(w + {BLOCK_ACTIVE}(t) * acc_{k}, w_min_{k}, w_max_{k})", layout=layout)
         if spec.tau_e > 0 * ms:  # the time of the synapse's last update: the next trial's start
             at_trial_end(syn, "trial_start", f"tl_{k} = t + dt", layout=layout)
     if not spec.baseline or spec.third_factor == "none":
@@ -477,11 +475,8 @@ def build_rstdp_block(rule, recipe, layout):
     update, start = [], []
     for c, (mean, seen) in condition_critic(recipe, MODULATOR, k, range(layout.conditions)).items():
         here = in_condition(f"condition_{k}", c)
-        # The first reward of a condition starts its average (rate 1), later ones move it by the
-        # baseline rate: written so that the arithmetic is the trial loop's, bit for bit.
         update += [f"rs_here = {BLOCK_ACTIVE}(t) * {here}",
-                   f"{mean} = {mean} + rs_here * ((final_reward - {mean}) * ({seen} * baseline_rate_{k} + (1 - {seen})))",
-                   f"{seen} = {seen} + rs_here * (1 - {seen})"]
+                   *critic_update(mean, seen, "rs_here", f"baseline_rate_{k}", "final_reward")]
         start.append(f"{here} * {mean}")
     at_trial_end(group, "update", *update, layout=layout)
     at_trial_end(group, "trial_start", f"baseline_{k} = " + " + ".join(start), layout=layout)

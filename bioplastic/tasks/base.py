@@ -40,7 +40,7 @@ class Task:
     kind = None
     spec_class = None
     description = ""
-    families = ("rate",)
+    families = ("feedforward_rate",)
     mode = "trials"
     # What the task offers the engine and the rules (declared here, so that none is a guess):
     reward_pulses = False  # the reward reaches the network as events during the run

@@ -60,7 +60,7 @@ class _ReadoutTarget(Task):
     ``error_weight * sign(y - y_target)`` for the absolute one (1 / the number of scored values,
     0 on unscored steps)."""
 
-    families = ("recurrent_rate", "recurrent_spiking")
+    families = ("recurrent_rate", "alif")
     error = "absolute"
     target_in_network = True
     error_in_network = True

@@ -63,7 +63,7 @@ class TeacherRegression(Task):
     kind = "teacher_regression"
     spec_class = TeacherRegressionSpec
     description = "regress the output of a fixed random teacher network of the same shape"
-    families = ("rate",)
+    families = ("feedforward_rate",)
     squared_error_readout = True  # the loss is the read-out's squared error: the block loop computes it in the run
 
     block = 64  # batches drawn and labelled at once: one teacher simulation serves 64 trials

@@ -95,7 +95,7 @@ class TemporalRegression(TeacherRegression):
     spec_class = TemporalRegressionSpec
     description = ("a fixed T-step input sequence of effective dimension N_eff; regress a teacher at every step "
                    "(Züge et al. 2023)")
-    families = ("rate",)
+    families = ("feedforward_rate",)
 
     def __init__(self, spec, model, seed):
         super().__init__(spec, model, seed)
