@@ -7,6 +7,7 @@ each after its temporary files are removed.
 
 import argparse
 import datetime
+import math
 import os
 import signal
 import sys
@@ -54,6 +55,8 @@ def cmd_sweep(args):
         raise SpecError("--out", "must name a folder", args.out)
     if args.workers < 1:
         raise SpecError("--workers", "must be >= 1", args.workers)
+    if not (math.isfinite(args.connect_timeout) and args.connect_timeout > 0):
+        raise SpecError("--connect-timeout", "must be a positive number of seconds", args.connect_timeout)
     protocol = _load(args)
     out = Path(args.out)
     where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
@@ -381,6 +384,9 @@ def _quiet_brian():
         BrianLogger.console_handler.setLevel(logging.WARNING)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
@@ -397,7 +403,8 @@ def main(argv=None):
     _quiet_brian()
     from .scratch import SCRATCH, SHM, remove_stale
     remove_stale(SHM, SCRATCH)  # what a killed command left in memory
-    restore = signal.signal(signal.SIGTERM, _raise_interrupted) if _main_thread() else None
+    # SIGTERM and SIGHUP (a closed terminal) stop a command as Ctrl-C does: cleanly, one line.
+    restore = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS} if _main_thread() else {}
     try:
         return args.func(args)
     except (SpecError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
@@ -412,6 +419,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    except SystemExit as exc:  # bioplastic's commands return; only plugin code exits
+        _error(f"plugin code called sys.exit({exc.code!r}); a plugin must raise an error instead")
+        return EXIT_BAD_INPUT
     except Interrupted as exc:
         print("interrupted", file=sys.stderr)
         return exc.code
@@ -426,8 +436,8 @@ def main(argv=None):
                f"--debug for the traceback)")
         return EXIT_CHECK_FAILED
     finally:
-        if restore is not None:
-            signal.signal(signal.SIGTERM, restore)
+        for stop, handler in restore.items():
+            signal.signal(stop, handler)
 
 
 def _error(message):

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import itertools
 import re
+import stat
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -137,9 +138,18 @@ def load_protocol(path, overrides=(), quick=False, grid=(), seeds=None):
         raise exc.located(file=file) from None
 
 
+MAX_FILE_MB = 4  # a protocol or model file is text of a few kB; more is a mistake
+
+
 def _read_toml(path, file):
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would hang, /dev/zero fill the memory
+            raise SpecError("", "is not a regular file (a folder, a FIFO or a device); give a TOML file", file=file)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_MB * 2**20 + 1)
+        if len(data) > MAX_FILE_MB * 2**20:
+            raise SpecError("", f"is larger than {MAX_FILE_MB} MB: not a protocol or model file", file=file)
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise SpecError("", "no such file", file=file) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -242,7 +252,7 @@ def load_plugins(table, base):
             else:
                 importlib.import_module(plugin)
                 resolved.append(plugin)
-        except Exception as exc:  # a plugin's own error, whatever it is, is reported on one line
+        except (Exception, SystemExit) as exc:  # a plugin's own error, whatever it is, is reported on one line
             raise SpecError("plugins", f"cannot load {plugin!r}: {type(exc).__name__}: {exc}") from None
     return {**table, "plugins": resolved} if plugins else table
 
@@ -296,11 +306,20 @@ def shrink(table):
         grid = sweep.get("grid")
         if isinstance(grid, dict):  # at most three values per axis: the first, the middle, the last
             for key, values in grid.items():
-                if isinstance(values, list) and len(values) > 3:
-                    grid[key] = [values[0], values[len(values) // 2], values[-1]]
+                grid[key] = _first_middle_last(values)
+        sweep["cases"] = _first_middle_last(sweep.get("cases"))  # and at most three cases
+        if sweep["cases"] is None:
+            del sweep["cases"]
     task = table.get("task")
     if isinstance(task, dict) and task.get("kind") in TASKS:
         TASKS[task["kind"]].quick(task)
+
+
+def _first_middle_last(values):
+    """At most three of a list: its first, middle and last items (anything else as it is)."""
+    if isinstance(values, list) and len(values) > 3:
+        return [values[0], values[len(values) // 2], values[-1]]
+    return values
 
 
 def _section(table, name):
@@ -494,6 +513,9 @@ def _variants(table, file):
         parts = [case["label"]] if case else []
         parts += [str(v) if len(grid) == 1 and not case else f"{k.split('.')[-1]}-{v}" for k, v in point.items()]
         label = re.sub(r"[^\w.=+-]+", "_", "__".join(parts)).strip("_")  # a folder name
+        if not label or label.startswith("."):  # "..": outside the sweep's folder; ".x": hidden, or temporary
+            raise SpecError("sweep.cases", f"the variant's folder name {label!r} would leave or hide in the sweep's "
+                            "folder; give the case a label that starts with a letter or digit", label)
         if any(label == other for other, _, _ in out):
             raise SpecError("sweep", f"two variants share the folder name {label!r}; use distinct values and labels")
         try:

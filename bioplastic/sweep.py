@@ -168,7 +168,7 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
                    disable=None if progress and workers > 1 else True)
         failed = sum(_status(out / path) == "failed" for *_, path in plan)
         bar.set_postfix(failed=failed)
-        futures = {executor.submit(_sweep_task, run.to_table(), run.file, str(out / path), progress and workers == 1):
+        futures = {executor.submit(_sweep_task, run.to_table(), run.file, str(out / path), *executor.task_options(progress)):
                    (label, run) for label, run, path in todo}
         try:
             for future in executor.as_completed(futures):
@@ -196,8 +196,12 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
     if len(done):
         draw_folder(out)
     write_json(summary, out / "summary.json")
-    if not len(done):
-        raise SpecError("sweep", f"every run failed (see {out / 'runs.csv'}); the first: {runs.error.iloc[0]}")
+    if not len(done):  # as a failed run: its records move to <out>.failed/
+        failed = out.with_name(out.name + ".failed")
+        if not failed.exists():
+            out.rename(failed)
+        raise SpecError("sweep", f"every run failed (records in {failed if not out.exists() else out}); the first: "
+                        f"{runs.error.iloc[0]}")
     return summary
 
 
@@ -249,8 +253,15 @@ def _executor(workers, scheduler, connect_timeout):
         return _Pool(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         from distributed import Client
+        from distributed.comm import get_address_host_port
     except ImportError:
         raise SpecError("--scheduler", "needs Dask: pip install 'bioplastic[distributed]'", scheduler) from None
+    try:  # checked before a Client exists: a half-made one complains from its destructor
+        host, port = get_address_host_port(scheduler)
+    except ValueError as exc:
+        raise SpecError("--scheduler", f"not a scheduler address like tcp://host:8786: {exc}", scheduler) from None
+    if not 0 < port < 65536:
+        raise SpecError("--scheduler", f"port {port} is out of range (1-65535)", scheduler)
     try:
         client = Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
@@ -260,10 +271,16 @@ def _executor(workers, scheduler, connect_timeout):
 
 
 class _InProcess:
-    """One worker: each run in this process, in turn, when the loop asks for the next result."""
+    """One worker: each run in this process, in turn, when the loop asks for the next result. A
+    run that diverged or ran away is recorded; any other failure stops the sweep, as it would
+    stop a single run (a pool's workers record every failure)."""
 
     def __init__(self):
         self.pending = []
+
+    @staticmethod
+    def task_options(progress):
+        return progress, (DivergenceError, RunawayError)
 
     def submit(self, fn, *args):
         future = concurrent.futures.Future()
@@ -286,14 +303,20 @@ class _InProcess:
         self.pending.clear()
 
 
+def _no_task_options(progress):
+    return ()
+
+
 class _Pool(concurrent.futures.ProcessPoolExecutor):
     as_completed = staticmethod(concurrent.futures.as_completed)
+    task_options = staticmethod(_no_task_options)
 
 
 class _DaskExecutor:
     """A Dask client as a ``concurrent.futures`` executor (the client closes with it)."""
 
     as_completed = staticmethod(concurrent.futures.as_completed)
+    task_options = staticmethod(_no_task_options)
 
     def __init__(self, client):
         self.client = client
@@ -339,8 +362,9 @@ def _status(folder):
     return None
 
 
-def _sweep_task(table, file, destination, progress=False):
-    """One run, in a worker: ``("done", None)`` or ``("failed", one-line error)``."""
+def _sweep_task(table, file, destination, progress=False, recorded=(Exception,)):
+    """One run, in a worker: ``("done", None)`` or ``("failed", one-line error)`` for a failure of
+    the kinds ``recorded``; others are raised."""
     from .config import load_plugins, resolve
     destination = Path(destination)
     if _status(destination) is not None:  # a worker of an earlier, killed command finished it meanwhile
@@ -349,7 +373,7 @@ def _sweep_task(table, file, destination, progress=False):
     try:
         _run_one(protocol, destination, progress)
         return "done", None
-    except Exception as exc:  # recorded, and the sweep goes on
+    except recorded as exc:  # recorded, and the sweep goes on
         if _status(destination) == "done":  # another worker wrote the same run first (see above)
             return "done", None
         error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

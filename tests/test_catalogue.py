@@ -8,6 +8,7 @@ process (SIGTERM, Ctrl-C, kill -9) run the command in a subprocess below. New ke
 tasks add their rows here (and their protocol-level rows in ``test_config.py``).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,6 +58,7 @@ FAULTS = {
     "shape": ("return [np.zeros((2, 2)) for w in trial.weights]", "has the shape (2, 2)"),
     "count": ("return [np.zeros_like(trial.weights[0])]", "it returned 1"),
     "nan": ("return [np.full_like(w, np.nan) for w in trial.weights]", "returned a non-finite update"),
+    "exit": ("raise SystemExit(0)", "plugin code called sys.exit(0)"),
 }
 
 
@@ -92,7 +94,7 @@ CASES = [
     ("set-unknown-section", lambda t: ["validate", QS, "--set", "rules.lr=1"], 2, "rules.lr: unknown key"),
     # files
     ("missing-file", lambda t: ["validate", str(t / "absent.toml")], 2, "no such file"),
-    ("directory-as-protocol", lambda t: ["validate", str(t)], 2, "cannot read the file"),
+    ("directory-as-protocol", lambda t: ["validate", str(t)], 2, "is not a regular file"),
     ("binary-protocol", lambda t: ["validate", write(t, "b.toml", b"\x00\xff\xfe", binary=True)], 2,
      "cannot read the file"),
     ("invalid-toml", lambda t: ["validate", write(t, "i.toml", "name = \n")], 2, "invalid TOML"),
@@ -148,6 +150,10 @@ CASES = [
     ("plugin-import-error", lambda t: ["validate", write(t, "q.toml", 'plugins = ["bad.py"]\n'),
                                        write(t, "bad.py", "import not_a_module_anywhere\n")][:2], 2,
      "ModuleNotFoundError"),
+    ("plugin-exits-on-load", lambda t: ["validate", write(t, "x.toml", 'plugins = ["x.py"]\n')]
+     if write(t, "x.py", "import sys\nsys.exit(0)\n") else None, 2, "plugins: cannot load 'x.py': SystemExit"),
+    ("sweep-label-dotdot", lambda t: ["validate", QS, "--set", 'sweep={ cases = [{ label = ".." }] }', "--set", 'rule.kind="weight_perturbation"'], 2,
+     "would leave or hide"),
     ("plugin-not-a-list", lambda t: ["validate", write(t, "r.toml", 'plugins = "x.py"\n')], 2, "plugins: must be a list"),
     ("list-plugin-missing", lambda t: ["list", "--plugins", str(t / "gone.py")], 2, "plugins: cannot load"),
     # a plugin's model and task (examples/adex_plugin.py)
@@ -160,6 +166,12 @@ CASES = [
      "task.kind: 'count_regression' works on spiking models, not on feedforward_rate models"),
 ] + [(f"plugin-update-{name}", (lambda t, n=name: ["run", plugin_protocol(t, n), "--out", str(t / "out")]), 2,
       fragment) for name, (_, fragment) in FAULTS.items()] + [
+    # protocol paths that are no protocol file
+    ("protocol-fifo", lambda t: (os.mkfifo(t / "p.toml"), ["validate", str(t / "p.toml")])[1], 2,
+     "is not a regular file"),
+    ("protocol-device", lambda t: ["run", "/dev/zero", "--out", str(t / "o")], 2, "is not a regular file"),
+    ("protocol-huge", lambda t: ["validate", write(t, "big.toml", "# " + "x" * (5 * 2**20) + "\n")], 2,
+     "larger than 4 MB"),
     # numbers that mean what they say
     ("divergence", lambda t: ["run", "protocols/wp_vs_np.toml", "--quick", "--out", str(t / "o"), "--set", "rule.lr=1e6",
                               "--set", 'task.duration="20 ms"'] + RUNTIME, 2, "rule.lr: training diverged"),
@@ -202,7 +214,7 @@ def test_the_catalogue_is_large():
 
 # -- faults that need a process of their own ----------------------------------------------------
 LONG = 'name = "long"\n[model]\nfile = "rate_mlp.toml"\n[task]\nduration = "20 ms"\n[rule]\nkind = "weight_perturbation"\n' \
-       '[training]\ntrials = 100000\nbackend = "{backend}"\n[analysis]\nevery = 0\n'
+       '[training]\ntrials = 100000\nbackend = "{backend}"\nloop = "trial"\n[analysis]\nevery = 0\n'
 
 
 def start(tmp_path, backend, out="out", extra=()):
@@ -231,7 +243,7 @@ def wait_for_trials(process, folder, seconds=90):
 
 
 @pytest.mark.parametrize("backend,signum,code", [("standalone", signal.SIGTERM, 143), ("runtime", signal.SIGTERM, 143),
-                                                  ("standalone", signal.SIGINT, 130)])
+                                                  ("standalone", signal.SIGINT, 130), ("standalone", signal.SIGHUP, 129)])
 def test_a_signal_stops_the_run_and_leaves_nothing(tmp_path, backend, signum, code):
     process = start(tmp_path, backend)
     wait_for_trials(process, tmp_path)
@@ -241,6 +253,58 @@ def test_a_signal_stops_the_run_and_leaves_nothing(tmp_path, backend, signum, co
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.toml"]  # no result, no .tmp folder
     assert not list(SHM.glob(f"bioplastic-{process.pid}-*"))
+
+
+def binaries_of(pid):
+    """The live standalone binaries (``./main``) whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and command == b"./main":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pids):
+    """Which of ``pids`` still run (not ended, not a zombie)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
+def test_kill_9_of_a_run_leaves_no_binary_running(tmp_path):
+    # Only the Python process is killed (not its group): its standalone binary must die with it.
+    # The binary is stopped first (SIGSTOP), so that it cannot end on its own meanwhile.
+    process = start(tmp_path, "standalone", extra=("--set", 'task.duration="2 s"'))
+    try:
+        wait_for_trials(process, tmp_path)
+        deadline, binaries = time.time() + 120, []
+        while not binaries:  # a binary caught running (after the build, if it compiles), and stopped
+            assert time.time() < deadline, "no binary seen running"
+            found = binaries_of(process.pid)
+            for pid in found:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            binaries = alive(found)
+        process.kill()
+        process.communicate(timeout=30)
+        deadline = time.time() + 1
+        while alive(binaries) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not alive(binaries), "the binary ran on after its parent was killed"
+    finally:  # nothing left running, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_what_kill_9_leaves_is_removed_by_the_next_command(tmp_path, capsys):

@@ -116,3 +116,26 @@ def test_standalone_and_runtime_trainers_write_the_same_table():
               for backend in ("standalone", "runtime")]
     assert tables[0][["trial", "layer", "metric"]].equals(tables[1][["trial", "layer", "metric"]])
     np.testing.assert_allclose(tables[0].value, tables[1].value, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("loop", ["trial", "block"])
+def test_trials_of_another_length_do_not_reuse_a_network_built_for_this_one(loop):
+    # The run's duration is built into the network: a protocol that differs only in its trials'
+    # length must get a network of its own, not the open one of the same structure (which ran the
+    # 20 ms trials where 60 ms were asked: a different loss from the first trial on).
+    from bioplastic.engine import backends
+
+    def losses(duration):
+        trainer = Trainer(rule_protocol("quickstart.toml", "weight_perturbation", 'training.backend="runtime"',
+                                        "training.trials=2", "analysis.every=0", f'training.loop="{loop}"',
+                                        f'task.duration="{duration}"', 'sweep.grid={"rule.kind"=["weight_perturbation"]}'))
+        return trainer.train().query("metric == 'loss'").value.to_numpy()
+
+    for backend in list(backends._open.values()):
+        backend.close()
+    alone = losses("60 ms")
+    for backend in list(backends._open.values()):
+        backend.close()
+    short = losses("20 ms")
+    np.testing.assert_array_equal(losses("60 ms"), alone)
+    assert not np.allclose(short, alone)

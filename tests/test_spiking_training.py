@@ -48,10 +48,10 @@ def test_the_eligibility_free_variant_cannot_learn_from_a_reward_at_the_trial_en
 
 
 def test_node_perturbation_lowers_the_loss_of_a_spiking_network():
-    # 200 trials of NP on the two-choice task: the mean of the last 40 single-trial losses over the
-    # first 40 was 0.19-0.32 for seeds 0-4 (and the full protocol reaches a tenth of the initial
-    # loss, `make test-slow`); allow 0.7.
-    trainer = Trainer(variant("node_perturbation", "training.trials=200", "analysis.every=0"))
+    # 120 trials of NP on the two-choice task: the mean of the last 40 single-trial losses over the
+    # first 40 was 0.19-0.33 for seeds 0-4 (0.19-0.32 at 200 trials; and the full protocol reaches a
+    # tenth of the initial loss, `make test-slow`); allow 0.7.
+    trainer = Trainer(variant("node_perturbation", "training.trials=120", "analysis.every=0"))
     loss = trainer.train().query("metric == 'loss'").value.to_numpy()
     assert loss[-40:].mean() < 0.7 * loss[:40].mean()
 

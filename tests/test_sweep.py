@@ -15,7 +15,7 @@ from bioplastic.cli import main
 from conftest import REPO
 
 QS = "protocols/quickstart.toml"
-SMALL = ["--set", 'training.backend="runtime"', "--set", "training.trials=15", "--set", "analysis.every=0"]
+SMALL = ["--set", 'training.backend="runtime"', "--set", "training.trials=6", "--set", "analysis.every=0"]
 
 
 def sweep(out, *extra):
@@ -105,10 +105,10 @@ def _check_resumed(out, before, total):
 
 def test_kill_9_of_the_whole_process_group_then_resume(tmp_path):
     out = tmp_path / "s"
-    process = _start(out, "--seeds", "6", "--workers", "2")  # 18 runs: the kill lands well before the end
-    before = _kill_when_some_are_done(process, out, total=18)
-    assert main(sweep(out, "--seeds", "6", "--workers", "2")) == 0
-    _check_resumed(out, before, total=18)
+    process = _start(out, "--seeds", "3", "--workers", "2")  # 9 runs: the kill lands well before the end
+    before = _kill_when_some_are_done(process, out, total=9)
+    assert main(sweep(out, "--seeds", "3", "--workers", "2")) == 0
+    _check_resumed(out, before, total=9)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,12 @@ def test_a_killed_dask_sweep_resumes(tmp_path, cluster):
     (["--seeds", "0"], "--seeds", ">= 1"),
     (["--workers", "0"], "--workers", ">= 1"),
     (["--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"], "--scheduler", "cannot reach"),
+    (["--scheduler", "foo"], "--scheduler", "missing port"),
+    (["--scheduler", "udp://1.2.3.4:1"], "--scheduler", "unknown address scheme"),
+    (["--scheduler", "tcp://localhost:99999"], "--scheduler", "out of range"),
+    (["--connect-timeout", "0"], "--connect-timeout", "positive"),
+    (["--connect-timeout", "nan"], "--connect-timeout", "positive"),
+    (["--connect-timeout", "inf"], "--connect-timeout", "positive"),
 ])
 def test_bad_sweep_input_is_one_line_and_writes_nothing(extra, key, fragment, tmp_path, capsys):
     out = tmp_path / "never"
@@ -197,7 +203,7 @@ def test_a_structure_built_by_one_process_is_copied_not_compiled_by_another(tmp_
     env = dict(os.environ, BIOPLASTIC_CACHE=str(tmp_path / "cache"))
     train = [sys.executable, "-c", "import sys; sys.path.insert(0, 'tests'); from conftest import rule_protocol; "
              "from bioplastic.engine.trainer import Trainer; Trainer(rule_protocol('quickstart.toml', "
-             "'weight_perturbation', 'training.trials=2')).train()"]
+             "'weight_perturbation', 'training.trials=2', 'analysis.every=0', 'training.loop=\"trial\"')).train()"]
     subprocess.run(train, env=env, check=True, cwd=REPO)
     slots = sorted((tmp_path / "cache" / "standalone").glob("*-0"))
     assert slots and all((slot / ".built").exists() for slot in slots)

@@ -262,7 +262,7 @@ class BlockBlueprint:
         self.record_trials(self.recipe, self.layout)
         self.tables = trial_boundary(self.recipe, self.layout)
         self.copies, self.with_rule = copies, True
-        self.key = self.recipe.key()
+        self.key = self.recipe.key(self.layout.run_length)
 
     def make_layout(self, spec, copies, batch, steps, seed):
         raise NotImplementedError

@@ -63,6 +63,12 @@ class Layout:
         return self.steps * self.spec.dt
 
     @property
+    def run_length(self):
+        """What sets how long a run is: part of the build key, since the run's duration is built
+        in (two recipes that differ only in their trials' length are different networks)."""
+        return dict(steps=self.steps, trials=self.trials, dt=repr(self.dt))
+
+    @property
     def period(self):
         """One trial's length."""
         return self.steps * self.spec.dt

@@ -184,9 +184,9 @@ class RateNetwork(BuiltNetwork):
         for l, (projection, w) in enumerate(zip(layout.projections, weights)):
             checked_array(f"weights[{l}]", w, (self.copies,) + projection.shape)
             out[self.objects[projection.synapses].w] = synapse_order(w)
-        if perts is not None:
-            for l, (group, p) in enumerate(zip(layout.layers, perts)):
-                out[self.objects[group].pert] = checked_array(f"perts[{l}]", p, (self.copies, layout.groups[group]))
+        for l, group in enumerate(layout.layers):  # every run writes them: nothing leaks from the last
+            p = np.zeros((self.copies, layout.groups[group])) if perts is None else perts[l]
+            out[self.objects[group].pert] = checked_array(f"perts[{l}]", p, (self.copies, layout.groups[group]))
         return out
 
     def read(self, get):
@@ -218,7 +218,7 @@ class RateBlueprint:
             contribute(self.recipe, self.layout)
         self.spec, self.copies, self.steps, self.record = spec, copies, steps, record
         self.with_rule = False
-        self.key = self.recipe.key()
+        self.key = self.recipe.key(self.layout.run_length)
 
     def build(self):
         objects, network = self.recipe.build(NamedClock(self.layout.dt, name="trial_clock"))
@@ -348,7 +348,7 @@ class RateBlockBlueprint:
         for contribute in contributors:
             contribute(self.recipe, self.layout)
         self.copies = copies
-        self.key = self.recipe.key()
+        self.key = self.recipe.key(self.layout.run_length)
 
     def build(self):
         objects, network = self.recipe.build(NamedClock(self.layout.dt, name="loop_clock"))

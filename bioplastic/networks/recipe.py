@@ -242,7 +242,7 @@ class Recipe:
 
     def key(self, extra=()):
         import brian2
-        text = json.dumps([self.describe(), brian2.__version__, list(extra)], sort_keys=True)
+        text = json.dumps([self.describe(), brian2.__version__, extra], sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     # -- building -----------------------------------------------------------------------------

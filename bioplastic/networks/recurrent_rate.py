@@ -372,7 +372,7 @@ class RecurrentRateBlueprint:
             contribute(self.recipe, self.layout)
         self.copies, self.record = copies, record
         self.with_rule = False
-        self.key = self.recipe.key()
+        self.key = self.recipe.key(self.layout.run_length)
 
     def build(self):
         from .clocks import NamedClock

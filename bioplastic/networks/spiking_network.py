@@ -262,7 +262,7 @@ class SpikingBlueprint:
         for contribute in contributors:
             contribute(self.recipe, self.layout)
         self.copies = copies
-        self.key = self.recipe.key()
+        self.key = self.recipe.key(self.layout.run_length)
 
     def build(self):
         from .clocks import NamedClock
