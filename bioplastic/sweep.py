@@ -201,7 +201,7 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
         if not failed.exists():
             out.rename(failed)
         raise SpecError("sweep", f"every run failed (records in {failed if not out.exists() else out}); the first: "
-                        f"{runs.error.iloc[0]}")
+                        f"{runs.error.iloc[0]}", file=protocol.file)
     return summary
 
 

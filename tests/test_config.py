@@ -1,7 +1,9 @@
 """Bad input: one line naming the file and the key path, exit status 2, nothing left behind."""
 
+import json
 import math
 
+import pandas as pd
 import pytest
 from brian2 import ms
 from hypothesis import given, settings
@@ -77,13 +79,19 @@ def test_set_parses_toml_values_and_quantities():
     assert p.model.sizes == [3, 4, 2] and p.model.tau == 20 * ms
 
 
-def test_divergence_exits_2_and_leaves_nothing(tmp_path, capsys):
+def test_divergence_exits_2_and_leaves_only_its_records(tmp_path, capsys):
+    # A sweep whose every run diverged is a failed run: one line, exit 2, and its records (each
+    # run's .failed folder, runs.csv) in <out>.failed/, as a single run's.
     out = tmp_path / "run"
     code = main(["run", "protocols/wp_vs_np.toml", "--quick", "--out", str(out), "--set", "rule.lr=1e6",
                  "--set", 'training.backend="runtime"', "--set", 'task.duration="20 ms"'])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "rule.lr: training diverged" in err and err.startswith("error: protocols/wp_vs_np.toml")
-    assert not list(tmp_path.iterdir())
+    assert len(err.splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run.failed"]
+    runs = pd.read_csv(tmp_path / "run.failed" / "runs.csv")
+    assert len(runs) and (runs.status == "failed").all()
+    assert json.loads((tmp_path / "run.failed" / "summary.json").read_text())["done"] == 0
 
 
 def test_quick_shrinks_but_keeps_the_structure():
