@@ -358,32 +358,6 @@ def build_parser():
     return parser
 
 
-def _quiet_brian():
-    """Brian2 keeps a debug log and a copy of the script in the temp folder and, for an uncaught
-    error, asks the user to report a bug in Brian 2. A command handles its errors itself, so
-    neither is wanted: drop the files and the hook."""
-    import logging
-
-    from brian2 import prefs
-    from brian2.utils.logger import BrianLogger
-    prefs.logging.file_log = False
-    prefs.logging.save_script = False
-    if BrianLogger.file_handler is not None:
-        BrianLogger.file_handler.close()
-        logging.getLogger("brian2").removeHandler(BrianLogger.file_handler)
-        BrianLogger.file_handler = None
-    for attribute in ("tmp_log", "tmp_script"):
-        path = getattr(BrianLogger, attribute, None)
-        if path:
-            for leftover in (path, f"{path}.1"):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
-            setattr(BrianLogger, attribute, None)
-    sys.excepthook = sys.__excepthook__
-    if BrianLogger.console_handler is not None:  # Brian2's notes on its code generation are not for users
-        BrianLogger.console_handler.setLevel(logging.WARNING)
-
-
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -400,8 +374,8 @@ def main(argv=None):
     if getattr(args, "samples", None) is not None and args.samples < 1:
         print(f"error: --samples: must be >= 1 (got {args.samples})", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _quiet_brian()
-    from .scratch import SCRATCH, SHM, remove_stale
+    from .scratch import SCRATCH, SHM, quiet_brian, remove_stale
+    quiet_brian()
     remove_stale(SHM, SCRATCH)  # what a killed command left in memory
     # SIGTERM and SIGHUP (a closed terminal) stop a command as Ctrl-C does: cleanly, one line.
     restore = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS} if _main_thread() else {}

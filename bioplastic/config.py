@@ -447,6 +447,11 @@ def _model_words(family, kind):
     return FAMILIES[family].words(kind)
 
 
+def _grid_value(value):
+    """What makes two grid values the same run: a number's value (1 and 1.0), else the value as written."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
 def _check_sweep(sweep):
     if sweep is None:
         return None
@@ -466,7 +471,7 @@ def _check_sweep(sweep):
             raise SpecError(f"sweep.grid.{key}", f"must be a dotted key into {', '.join(SECTIONS[:-1])}")
         if not isinstance(values, list) or not values:
             raise SpecError(f"sweep.grid.{key}", "must be a non-empty list of values", values)
-        if len({repr(v) for v in values}) < len(values):
+        if len({_grid_value(v) for v in values}) < len(values):  # 1 and 1.0 too: two variants of one run
             raise SpecError(f"sweep.grid.{key}", "lists a value twice", values)
     seeds = sweep.get("seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:

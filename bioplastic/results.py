@@ -53,6 +53,24 @@ def atomic_folder(path):
             remove_folders(created)
 
 
+def check_writable(path):
+    """Refuse, before any work, a result path that could not be written at the end: a dangling
+    symbolic link, a name that (as its temporary sibling's longer name) passes the file system's
+    limit, or a folder no one may write into."""
+    if path.is_symlink():
+        raise SpecError("--out", f"is a symbolic link to {os.readlink(path)!r}, which does not exist; give a plain "
+                        "folder path", str(path))
+    existing = next(p for p in path.absolute().parents if p.exists())
+    extra = len(temporary_sibling(path).name.encode()) - len(path.name.encode())  # ".", ".tmp-<pid>-<hex>"
+    limit = os.pathconf(existing, "PC_NAME_MAX") if existing.is_dir() else 255
+    if len(path.name.encode()) + extra > limit:
+        raise SpecError("--out", f"the folder name is too long for this file system (at most {limit - extra} bytes "
+                        "here)", str(path))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecError("--out", f"cannot create the result folder: {str(existing)!r} is not a folder you may write "
+                        "into", str(path))
+
+
 def claim_folder(path, folder=None):
     """Create ``folder`` (default: ``path`` itself) for the result ``path``, which must not exist.
 
@@ -62,6 +80,7 @@ def claim_folder(path, folder=None):
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"--out: the result folder exists already; choose another (got {str(path)!r})")
+    check_writable(path)
     created = [p for p in reversed(path.parents) if not p.exists()]  # parents made here, outermost first
     remove_stale_siblings(path)
     try:

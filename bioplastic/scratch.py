@@ -9,6 +9,7 @@ beside their destination; run scratch: ``/dev/shm/bioplastic-<pid>-<random>``).
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -65,3 +66,30 @@ def temporary_sibling(path):
 def remove_stale_siblings(path):
     """Remove the ``.NAME.tmp-<pid>-*`` folders beside ``path`` whose writer is dead."""
     return remove_stale(Path(path).parent, TEMPORARY)
+
+
+def quiet_brian():
+    """Brian2 keeps a debug log and a copy of the script in the temp folder and, for an uncaught
+    error, asks the user to report a bug in Brian 2. A command handles its errors itself, so
+    neither is wanted: drop the files and the hook (in every process that runs Brian2: the
+    commands and a sweep's workers)."""
+    import logging
+
+    from brian2 import prefs
+    from brian2.utils.logger import BrianLogger
+    prefs.logging.file_log = False
+    prefs.logging.save_script = False
+    if BrianLogger.file_handler is not None:
+        BrianLogger.file_handler.close()
+        logging.getLogger("brian2").removeHandler(BrianLogger.file_handler)
+        BrianLogger.file_handler = None
+    for attribute in ("tmp_log", "tmp_script"):
+        path = getattr(BrianLogger, attribute, None)
+        if path:
+            for leftover in (path, f"{path}.1"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+            setattr(BrianLogger, attribute, None)
+    sys.excepthook = sys.__excepthook__
+    if BrianLogger.console_handler is not None:  # Brian2's notes on its code generation are not for users
+        BrianLogger.console_handler.setLevel(logging.WARNING)

@@ -366,6 +366,8 @@ def _sweep_task(table, file, destination, progress=False, recorded=(Exception,))
     """One run, in a worker: ``("done", None)`` or ``("failed", one-line error)`` for a failure of
     the kinds ``recorded``; others are raised."""
     from .config import load_plugins, resolve
+    from .scratch import quiet_brian
+    quiet_brian()  # a spawned worker, as the command: no Brian2 log or script files left behind
     destination = Path(destination)
     if _status(destination) is not None:  # a worker of an earlier, killed command finished it meanwhile
         return _status(destination), None

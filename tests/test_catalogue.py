@@ -166,6 +166,12 @@ CASES = [
      "task.kind: 'count_regression' works on spiking models, not on feedforward_rate models"),
 ] + [(f"plugin-update-{name}", (lambda t, n=name: ["run", plugin_protocol(t, n), "--out", str(t / "out")]), 2,
       fragment) for name, (_, fragment) in FAULTS.items()] + [
+    # result paths that could not be written at the end: refused before any work
+    ("out-dangling-symlink", lambda t: (os.symlink(t / "nowhere", t / "link"),
+                                        ["run", QS, "--quick", "--out", str(t / "link")] + RUNTIME)[1], 2,
+     "--out: is a symbolic link"),
+    ("out-name-too-long", lambda t: ["run", QS, "--quick", "--out", str(t / ("x" * 240))] + RUNTIME, 2,
+     "--out: the folder name is too long"),
     # protocol paths that are no protocol file
     ("protocol-fifo", lambda t: (os.mkfifo(t / "p.toml"), ["validate", str(t / "p.toml")])[1], 2,
      "is not a regular file"),

@@ -36,6 +36,7 @@ QUICKSTART = "protocols/quickstart.toml"
     ("model.file=3", "model.file", "must be the name of a model file"),
     ('rule.kind=["backprop"]', "rule.kind", "must be one of"),
     ('sweep.grid={"rule.lr"=[0.1,0.1]}', "sweep.grid.rule.lr", "lists a value twice"),
+    ('sweep.grid={"rule.samples"=[4,4.0]}', "sweep.grid.rule.samples", "lists a value twice"),  # one run twice
     ("sweep.seeds=0", "sweep.seeds", ">= 1"),
     ("training=3", "training", "must be a table"),
     ("training.threads=0", "training.threads", ">= 1"),

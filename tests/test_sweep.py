@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +30,13 @@ def leftovers(folder):
 
 def finished(out):
     return {p.parent.relative_to(out) for p in Path(out).glob("*/seed*/summary.json")}
+
+
+def brian_leftovers():
+    """Brian2's debug logs and script copies in this test process's temporary folder (which the
+    workers inherit, tests/conftest.py)."""
+    folder = Path(tempfile.gettempdir())
+    return set(folder.glob("brian_debug_*.log")) | set(folder.glob("brian_script_*.py"))
 
 
 def test_a_sweep_runs_every_variant_and_seed_in_parallel(tmp_path, capsys):
@@ -105,8 +113,10 @@ def _check_resumed(out, before, total):
 
 def test_kill_9_of_the_whole_process_group_then_resume(tmp_path):
     out = tmp_path / "s"
+    debris = brian_leftovers()
     process = _start(out, "--seeds", "3", "--workers", "2")  # 9 runs: the kill lands well before the end
     before = _kill_when_some_are_done(process, out, total=9)
+    assert not brian_leftovers() - debris  # the killed workers, as the command, had removed their Brian2 files
     assert main(sweep(out, "--seeds", "3", "--workers", "2")) == 0
     _check_resumed(out, before, total=9)
 
