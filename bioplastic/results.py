@@ -60,7 +60,7 @@ def check_writable(path):
     if path.is_symlink():
         raise SpecError("--out", f"is a symbolic link to {os.readlink(path)!r}, which does not exist; give a plain "
                         "folder path", str(path))
-    existing = next(p for p in path.absolute().parents if p.exists())
+    existing = next(p for p in path.parents if p.exists())  # the last parent, '.' or '/', does
     extra = len(temporary_sibling(path).name.encode()) - len(path.name.encode())  # ".", ".tmp-<pid>-<hex>"
     limit = os.pathconf(existing, "PC_NAME_MAX") if existing.is_dir() else 255
     if len(path.name.encode()) + extra > limit:

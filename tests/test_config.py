@@ -116,7 +116,8 @@ def test_model_file_mistakes_name_the_model_file(tmp_path, capsys):
 
 def test_unwritable_out_is_one_line(capsys):
     assert main(["run", QUICKSTART, "--quick", "--out", "README.md/x", "--set", 'training.backend="runtime"']) == 2
-    assert capsys.readouterr().err.strip() == "error: --out: cannot create the result folder: Not a directory (got 'README.md/x')"
+    assert capsys.readouterr().err.strip() == ("error: --out: cannot create the result folder: 'README.md' is not a "
+                                               "folder you may write into (got 'README.md/x')")
 
 
 @given(st.floats(min_value=1e-6, max_value=1e6, allow_nan=False))
