@@ -8,7 +8,6 @@ process (SIGTERM, Ctrl-C, kill -9) run the command in a subprocess below. New ke
 tasks add their rows here (and their protocol-level rows in ``test_config.py``).
 """
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -286,31 +285,6 @@ def alive(pids):
         if state != "Z":
             running.append(pid)
     return running
-
-
-def test_kill_9_of_a_run_leaves_no_binary_running(tmp_path):
-    # Only the Python process is killed (not its group): its standalone binary must die with it.
-    # The binary is stopped first (SIGSTOP), so that it cannot end on its own meanwhile.
-    process = start(tmp_path, "standalone", extra=("--set", 'task.duration="2 s"'))
-    try:
-        wait_for_trials(process, tmp_path)
-        deadline, binaries = time.time() + 120, []
-        while not binaries:  # a binary caught running (after the build, if it compiles), and stopped
-            assert time.time() < deadline, "no binary seen running"
-            found = binaries_of(process.pid)
-            for pid in found:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGSTOP)
-            binaries = alive(found)
-        process.kill()
-        process.communicate(timeout=30)
-        deadline = time.time() + 1
-        while alive(binaries) and time.time() < deadline:
-            time.sleep(0.05)
-        assert not alive(binaries), "the binary ran on after its parent was killed"
-    finally:  # nothing left running, whatever happened
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_what_kill_9_leaves_is_removed_by_the_next_command(tmp_path, capsys):

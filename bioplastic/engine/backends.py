@@ -22,13 +22,11 @@ environment at start-up (its generated ``main`` would otherwise repeat one seed 
 """
 
 import atexit
-import ctypes
 import fcntl
 import gc
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
@@ -226,7 +224,7 @@ class StandaloneBackend(_Backend):
         results = str(self.directory / "results") + os.sep
         environment = dict(os.environ, **{SEED_VARIABLE: str(seed)})  # read by _RESEED
         done = subprocess.run(["./main", "--results_dir", results, *args], cwd=self.directory, env=environment,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_dies_with(os.getpid()))
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if done.returncode:
             tail = done.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise RuntimeError(f"the standalone simulation failed (exit {done.returncode}): {tail[0]}")
@@ -240,23 +238,6 @@ class StandaloneBackend(_Backend):
             self._lock.close()
             self._lock = None
         self.net = None  # rebuilt (from the cached compilation) if it is used again
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _dies_with(parent):
-    """What the binary's process does before it starts (Linux): ask the kernel to kill it when its
-    parent dies, even by ``kill -9``, so that no binary runs on orphaned; and stop at once if the
-    parent has died already."""
-    def arrange():
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # not Linux: the binary may outlive a killed parent
-            return
-        if os.getppid() != parent:
-            os._exit(1)
-    return arrange
 
 
 # Brian2's standalone loop reads the process's CPU clock after every step, only to report the run's
