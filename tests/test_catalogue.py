@@ -260,33 +260,6 @@ def test_a_signal_stops_the_run_and_leaves_nothing(tmp_path, backend, signum, co
     assert not list(SHM.glob(f"bioplastic-{process.pid}-*"))
 
 
-def binaries_of(pid):
-    """The live standalone binaries (``./main``) whose parent is ``pid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes().split(b"\0")[0]
-        except OSError:  # it ended meanwhile
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z" and command == b"./main":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pids):
-    """Which of ``pids`` still run (not ended, not a zombie)."""
-    running = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            running.append(pid)
-    return running
-
-
 def test_what_kill_9_leaves_is_removed_by_the_next_command(tmp_path, capsys):
     process = start(tmp_path, "standalone")
     wait_for_trials(process, tmp_path)
