@@ -307,9 +307,8 @@ def shrink(table):
         if isinstance(grid, dict):  # at most three values per axis: the first, the middle, the last
             for key, values in grid.items():
                 grid[key] = _first_middle_last(values)
-        sweep["cases"] = _first_middle_last(sweep.get("cases"))  # and at most three cases
-        if sweep["cases"] is None:
-            del sweep["cases"]
+        if "cases" in sweep:  # and at most three cases
+            sweep["cases"] = _first_middle_last(sweep["cases"])
     task = table.get("task")
     if isinstance(task, dict) and task.get("kind") in TASKS:
         TASKS[task["kind"]].quick(task)
@@ -392,7 +391,7 @@ def resolve(table, file, swept_rule_kinds=None):
                         "(bptt for rate networks, surrogate for LIF/ALIF, finite_difference for other spiking "
                         "networks); delete the key", analysis_section["reference"])
     analysis = from_table(AnalysisSpec, analysis_section, "analysis", ignore=())
-    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed, training)
+    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed, training)
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
@@ -402,8 +401,8 @@ def resolve(table, file, swept_rule_kinds=None):
     return protocol
 
 
-def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, analysis, seed, training):
-    """Checks across sections: the model family the task and rule work on, steps, the reference."""
+def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed, training):
+    """Checks across sections: the model family the task and rule work on, steps, the loop."""
     family = model.family
     if family not in FAMILIES:  # a plugin's model kind whose family nobody registered an adapter for
         raise SpecError("model.kind", f"{model_kind!r} is a model of the family {family!r}, which has no adapter "

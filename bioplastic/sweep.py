@@ -163,13 +163,17 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
     executor = _executor(workers, scheduler, connect_timeout)  # an unreachable scheduler: nothing written
     with executor:
         created = _claim_sweep(out, identity, protocol)
+        # In this process, a run shows its own progress, and only divergence and runaway are
+        # recorded as failed runs; any other error stops the sweep, as it stops a single run.
+        in_process = isinstance(executor, _InProcess)
+        options = (progress, (DivergenceError, RunawayError)) if in_process else ()
         todo = [(label, run, path) for label, _, run, path in plan if _status(out / path) is None]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=protocol.name, unit="run",
-                   disable=None if progress and workers > 1 else True)
+                   disable=None if progress and not in_process else True)
         failed = sum(_status(out / path) == "failed" for *_, path in plan)
         bar.set_postfix(failed=failed)
-        futures = {executor.submit(_sweep_task, run.to_table(), run.file, str(out / path), *executor.task_options(progress)):
-                   (label, run) for label, run, path in todo}
+        futures = {executor.submit(_sweep_task, run.to_table(), run.file, str(out / path), *options): (label, run)
+                   for label, run, path in todo}
         try:
             for future in executor.as_completed(futures):
                 status, error = future.result()
@@ -177,7 +181,7 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
                 bar.set_postfix(failed=failed)
                 bar.update(1)
                 runs = _write_runs(out, plan)
-                if progress and workers == 1:
+                if progress and in_process:
                     label, run = futures[future]
                     print(f"  {label} seed {run.seed}: {_headline(out, runs, label, run.seed, error)}", flush=True)
         except BaseException as exc:
@@ -271,16 +275,10 @@ def _executor(workers, scheduler, connect_timeout):
 
 
 class _InProcess:
-    """One worker: each run in this process, in turn, when the loop asks for the next result. A
-    run that diverged or ran away is recorded; any other failure stops the sweep, as it would
-    stop a single run (a pool's workers record every failure)."""
+    """One worker: each run in this process, in turn, when the loop asks for the next result."""
 
     def __init__(self):
         self.pending = []
-
-    @staticmethod
-    def task_options(progress):
-        return progress, (DivergenceError, RunawayError)
 
     def submit(self, fn, *args):
         future = concurrent.futures.Future()
@@ -303,20 +301,14 @@ class _InProcess:
         self.pending.clear()
 
 
-def _no_task_options(progress):
-    return ()
-
-
 class _Pool(concurrent.futures.ProcessPoolExecutor):
     as_completed = staticmethod(concurrent.futures.as_completed)
-    task_options = staticmethod(_no_task_options)
 
 
 class _DaskExecutor:
     """A Dask client as a ``concurrent.futures`` executor (the client closes with it)."""
 
     as_completed = staticmethod(concurrent.futures.as_completed)
-    task_options = staticmethod(_no_task_options)
 
     def __init__(self, client):
         self.client = client

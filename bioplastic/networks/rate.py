@@ -184,9 +184,9 @@ class RateNetwork(BuiltNetwork):
         for l, (projection, w) in enumerate(zip(layout.projections, weights)):
             checked_array(f"weights[{l}]", w, (self.copies,) + projection.shape)
             out[self.objects[projection.synapses].w] = synapse_order(w)
-        for l, group in enumerate(layout.layers):  # every run writes them: nothing leaks from the last
-            p = np.zeros((self.copies, layout.groups[group])) if perts is None else perts[l]
-            out[self.objects[group].pert] = checked_array(f"perts[{l}]", p, (self.copies, layout.groups[group]))
+        if perts is not None:
+            for l, (group, p) in enumerate(zip(layout.layers, perts)):
+                out[self.objects[group].pert] = checked_array(f"perts[{l}]", p, (self.copies, layout.groups[group]))
         return out
 
     def read(self, get):
