@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .errors import BuildError, SpecError
+from .errors import BuildError, SimulationKilled, SpecError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DESCRIPTION = """bioplastic: biologically plausible learning rules in Brian2, measured against the true gradient.
@@ -46,7 +46,8 @@ def _load(args):
     if getattr(args, "out", None) is not None and not args.out.strip():
         raise SpecError("--out", "must name a folder (leave it out for the default)", args.out)
     return load_protocol(args.protocol, args.set or (), quick=getattr(args, "quick", False),
-                         grid=getattr(args, "grid", None) or (), seeds=getattr(args, "seeds", None))
+                         grid=getattr(args, "grid", None) or (), seeds=getattr(args, "seeds", None),
+                         plugins=args.plugin or ())
 
 
 def cmd_sweep(args):
@@ -58,22 +59,38 @@ def cmd_sweep(args):
     if not (math.isfinite(args.connect_timeout) and args.connect_timeout > 0):
         raise SpecError("--connect-timeout", "must be a positive number of seconds", args.connect_timeout)
     protocol = _load(args)
+    if args.scheduler is None:
+        _check_workers(protocol, args.workers)
     out = Path(args.out)
     where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
     print(f"sweeping {protocol.name} -> {out} ({len(protocol.variants())} variants x {protocol.sweep['seeds']} seeds "
           f"on {where})", flush=True)
     summary = run_sweep(protocol, out, workers=args.workers, scheduler=args.scheduler, progress=True,
-                                 connect_timeout=args.connect_timeout)
+                        connect_timeout=args.connect_timeout, retry_failed=args.retry_failed)
     print(f"  {summary['done']} of {summary['runs']} runs done, {summary['failed']} failed")
     print(f"results: {out}")
     return EXIT_OK
 
 
 def cmd_validate(args):
+    from .resources import for_protocol, size
     protocol = _load(args)
     variants = len(protocol.variants()) if protocol.sweep else 1
     print(f"ok: {args.protocol}: {protocol.name} ({protocol.rule_kind if not protocol.sweep else f'{variants} variants'})")
+    need = for_protocol(protocol)
+    print(f"  needs about {size(need['memory'])} of memory and {size(need['shm'])} of /dev/shm"
+          + (" per run (`bioplastic sweep` runs one per worker at once)" if protocol.sweep else ""))
     return EXIT_OK
+
+
+def _check_workers(protocol, workers):
+    """Refuse more sweep workers than the memory holds: each runs a whole run at once."""
+    from .resources import SHARE, available_bytes, for_protocol, size
+    need, have = for_protocol(protocol)["memory"], available_bytes()
+    if have is not None and workers > 1 and workers * need > SHARE * have:
+        fits = max(1, int(SHARE * have // need))
+        raise SpecError("--workers", f"{workers} workers need about {size(workers * need)} at once (one run each, "
+                        f"{size(need)}); this machine has {size(have)} available: use --workers {fits}", workers)
 
 
 def cmd_run(args):
@@ -81,7 +98,9 @@ def cmd_run(args):
     protocol = _load(args)
     out = Path(args.out) if args.out else _default_out(protocol.name)
     print(f"running {protocol.name} -> {out}", flush=True)
-    summary = run_protocol(protocol, out, progress=True)
+    if args.retry_failed and not protocol.sweep:
+        raise SpecError("--retry-failed", "resumes a sweep; this protocol has no [sweep] table", args.protocol)
+    summary = run_protocol(protocol, out, progress=True, retry_failed=args.retry_failed)
     if protocol.sweep:
         if summary.get("failed"):
             print(f"  {summary['failed']} run(s) failed: see the status and error columns of runs.csv")
@@ -124,7 +143,7 @@ def cmd_list(args):
     from .spec import describe
     from .tasks import TASKS
     what = args.what
-    load_plugins({"plugins": list(args.plugins)}, Path.cwd())
+    load_plugins({"plugins": list(args.plugins)}, Path.cwd(), trusted=args.plugins)  # named here: trusted
     if what is None:
         print("# A protocol is a TOML file. Top-level keys:")
         print('name = "my_protocol"  # names results/<name>/ (a plain folder name)')
@@ -192,6 +211,7 @@ def cmd_gradcheck(args):
     protocol = _load(args)
     if protocol.sweep:
         protocol = protocol.variants()[0][2]
+    _refuse_experiment(protocol, "gradcheck checks the gradient of a trial task's loss")
     title, reference, numeric = FAMILIES[protocol.model.family].gradcheck(protocol, args.eps)
     scale = max(np.abs(g).max() for g in reference)
     # Entries far below the largest gradient are compared in absolute terms.
@@ -218,11 +238,8 @@ def cmd_align(args):
     from .engine.trainer import Trainer
     from .plotting import draw_folder
     from .results import atomic_folder, write_protocol, write_table
-    from .tasks import TASKS
     protocol = _load(args)
-    if TASKS[protocol.task_kind].mode != "trials":
-        raise SpecError("task.kind", "align draws dry-run updates of a trial task; this task is one continuous "
-                        "experiment (run it with `bioplastic run`)", protocol.task_kind)
+    _refuse_experiment(protocol, "align draws dry-run updates of a trial task")
     samples = args.samples or protocol.analysis.samples
     runs = [(label, p) for label, _, p in protocol.variants()] if protocol.sweep else [(protocol.rule_kind, protocol)]
     out = Path(args.out) if args.out else _default_out(protocol.name, prefix="align-")
@@ -268,6 +285,13 @@ def cmd_align(args):
     return EXIT_OK
 
 
+def _refuse_experiment(protocol, what):
+    from .tasks import TASKS
+    if TASKS[protocol.task_kind].mode != "trials":
+        raise SpecError("task.kind", f"{what}; this task is one continuous experiment (run it with `bioplastic run`)",
+                        protocol.task_kind)
+
+
 def _interval(row, key, spec=".4f"):
     value, low, high = (getattr(row, k, np.nan) for k in (key, f"{key}_low", f"{key}_high"))
     if pd.isna(low):
@@ -302,6 +326,10 @@ class Interrupted(BaseException):
         self.code = 128 + signum
 
 
+RETRY_HELP = ("on resuming a sweep, run again the runs that failed by divergence, runaway or an error too (those "
+              "that failed for the machine's sake, by I/O, memory or a signal, are always run again)")
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
@@ -315,12 +343,16 @@ def build_parser():
         p.add_argument("protocol", help="a protocol TOML file")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a key, e.g. rule.sigma=0.05 or model.tau=\"20 ms\" (repeatable)")
+        p.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
+                       help="allow this plugin of the protocol though it is a module or a file outside the protocol's "
+                       "folder (repeatable; also $BIOPLASTIC_PLUGINS). Plugins are code: allow only what you trust")
         p.set_defaults(func=func)
         return p
 
     p = protocol_command("run", cmd_run, "train as the protocol says; write a result folder")
     p.add_argument("--out", help="result folder (default results/<name>/<timestamp>)")
     p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
+    p.add_argument("--retry-failed", action="store_true", help=RETRY_HELP)
     p = protocol_command("sweep", cmd_sweep, "run every variant and seed of a sweep in parallel (a process pool, "
                          "or a Dask cluster); the same command again resumes an interrupted sweep")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
@@ -333,6 +365,7 @@ def build_parser():
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the scheduler")
     p.add_argument("--out", required=True, help="result folder (an existing one of the same sweep is resumed)")
     p.add_argument("--quick", action="store_true", help="shrink the protocol for a smoke test")
+    p.add_argument("--retry-failed", action="store_true", help=RETRY_HELP)
     p = protocol_command("validate", cmd_validate, "check a protocol; exit 2 with one line if it is wrong")
     p.add_argument("--quick", action="store_true", help="validate the --quick version")
     p = protocol_command("gradcheck", cmd_gradcheck, "BPTT against finite differences of the simulation "
@@ -374,13 +407,14 @@ def main(argv=None):
     if getattr(args, "samples", None) is not None and args.samples < 1:
         print(f"error: --samples: must be >= 1 (got {args.samples})", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from .scratch import SCRATCH, SHM, quiet_brian, remove_stale
+    from .scratch import SCRATCH, SHM, private_tempdir, quiet_brian, remove_stale
     quiet_brian()
     remove_stale(SHM, SCRATCH)  # what a killed command left in memory
     # SIGTERM and SIGHUP (a closed terminal) stop a command as Ctrl-C does: cleanly, one line.
     restore = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS} if _main_thread() else {}
     try:
-        return args.func(args)
+        with private_tempdir():  # every temporary file of the command and its workers, removed with it
+            return args.func(args)
     except (SpecError, FileExistsError, FileNotFoundError, NotADirectoryError) as exc:
         _error(exc)
         return EXIT_BAD_INPUT
@@ -399,12 +433,21 @@ def main(argv=None):
     except Interrupted as exc:
         print("interrupted", file=sys.stderr)
         return exc.code
-    except BuildError as exc:  # the machine, not the protocol nor bioplastic
+    except (BuildError, SimulationKilled) as exc:  # the machine, not the protocol nor bioplastic
+        plugins = _loaded_plugins()
+        if isinstance(exc, BuildError) and plugins:  # bioplastic's own code compiles: the plugin's is in question
+            _error(f"{exc}; the protocol loads plugin code ({plugins}), whose code is in the build")
+            return EXIT_BAD_INPUT
         _error(exc)
         return EXIT_CHECK_FAILED
     except Exception as exc:  # a bug: one line, the traceback on request
         if args.debug:
             traceback.print_exc()
+        plugins = _loaded_plugins()
+        if plugins and _from_brian(exc):  # Brian2 refused equations or code: most likely a plugin's
+            _error(f"Brian2 rejected the network's code: {_innermost(exc)[:300]} (the protocol loads plugin code: "
+                   f"{plugins}; check its equations; --debug shows the traceback)")
+            return EXIT_BAD_INPUT
         message = " ".join(str(exc).split()) or "(no message)"
         _error(f"{type(exc).__name__}: {message[:300]} (this is a bug in bioplastic or in a plugin; rerun with "
                f"--debug for the traceback)")
@@ -412,6 +455,29 @@ def main(argv=None):
     finally:
         for stop, handler in restore.items():
             signal.signal(stop, handler)
+
+
+def _loaded_plugins():
+    from .config import LOADED_PLUGINS
+    return ", ".join(dict.fromkeys(LOADED_PLUGINS.values()))
+
+
+def _causes(exc):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _from_brian(exc):
+    """Whether Brian2 raised ``exc`` (or one of its causes): a parse, unit or code-generation error."""
+    return any(type(e).__module__.startswith("brian2") or "brian2" in traceback.extract_tb(e.__traceback__)[-1].filename
+               for e in _causes(exc) if e.__traceback__ is not None or type(e).__module__.startswith("brian2"))
+
+
+def _innermost(exc):
+    """The first cause's message, on one line: Brian2's own words."""
+    *_, first = _causes(exc)
+    return f"{type(first).__name__}: {' '.join(str(first).split())}"
 
 
 def _error(message):

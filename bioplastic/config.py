@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import importlib.util
 import itertools
+import os
 import re
 import stat
 import sys
@@ -118,9 +119,10 @@ class Protocol:
         return _variants(self.source, self.file)
 
 
-def load_protocol(path, overrides=(), quick=False, grid=(), seeds=None):
+def load_protocol(path, overrides=(), quick=False, grid=(), seeds=None, plugins=()):
     """Read, override, shrink (``quick``) and validate a protocol file; ``grid`` (``KEY=V1,V2``
-    items) and ``seeds`` extend its ``[sweep]`` table (``bioplastic sweep``)."""
+    items) and ``seeds`` extend its ``[sweep]`` table (``bioplastic sweep``); ``plugins``: the
+    plugins trusted beyond the protocol's folder (see :func:`load_plugins`)."""
     path = Path(path)
     file = str(path)
     table = _read_toml(path, file)
@@ -129,7 +131,7 @@ def load_protocol(path, overrides=(), quick=False, grid=(), seeds=None):
             apply_override(table, item)
         if grid or seeds is not None:
             extend_sweep(table, grid, seeds)
-        table = load_plugins(table, path.parent)
+        table = load_plugins(table, path.parent, trusted=plugins)
         table = resolve_model_file(table, path.parent)
         if quick:
             shrink(table)
@@ -224,22 +226,32 @@ def _grid_values(text):
     return values
 
 
-def load_plugins(table, base):
+LOADED_PLUGINS = {}  # file of every plugin loaded in this process -> the name a user knows it by
+PLUGINS_VARIABLE = "BIOPLASTIC_PLUGINS"  # plugins the user trusts beyond the protocol's folder (os.pathsep)
+
+
+def load_plugins(table, base, trusted=(), announce=True):
     """Import ``plugins = [...]`` (Python files beside the protocol, or module names) so that the
     rules, tasks or models they register can be named in the protocol. File paths are made
-    absolute, so that the resolved protocol runs from anywhere."""
+    absolute, so that the resolved protocol runs from anywhere.
+
+    Plugins are code, run as they load. A file must lie in the protocol's folder (``base``) or
+    below it; a module name, or a file elsewhere, must also be ``trusted`` (``--plugin``) or
+    listed in ``$BIOPLASTIC_PLUGINS``. ``announce``: name each newly loaded one on stderr."""
     plugins = table.get("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) and p for p in plugins):
         raise SpecError("plugins", "must be a list of Python files or module names", plugins)
     resolved = []
     for plugin in plugins:
         path = (base / plugin) if not Path(plugin).is_absolute() else Path(plugin)
+        _check_trusted(plugin, path, base, trusted)
         try:
             if plugin.endswith(".py"):
                 if not path.is_file():
                     raise FileNotFoundError(f"no such file {path}")
                 name = f"bioplastic_plugin_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
                 if name not in sys.modules:
+                    _announce(path.resolve(), announce)
                     spec = importlib.util.spec_from_file_location(name, path)
                     module = importlib.util.module_from_spec(spec)
                     sys.modules[name] = module
@@ -249,12 +261,37 @@ def load_plugins(table, base):
                         del sys.modules[name]
                         raise
                 resolved.append(str(path.resolve()))
+                LOADED_PLUGINS[str(path.resolve())] = str(path.resolve())
             else:
-                importlib.import_module(plugin)
+                if plugin not in sys.modules:
+                    _announce(plugin, announce)
+                module = importlib.import_module(plugin)
                 resolved.append(plugin)
+                if getattr(module, "__file__", None):
+                    LOADED_PLUGINS[str(Path(module.__file__).resolve())] = plugin
         except (Exception, SystemExit) as exc:  # a plugin's own error, whatever it is, is reported on one line
             raise SpecError("plugins", f"cannot load {plugin!r}: {type(exc).__name__}: {exc}") from None
     return {**table, "plugins": resolved} if plugins else table
+
+
+def _announce(what, announce):
+    if announce:
+        print(f"loading plugin code: {what}", file=sys.stderr, flush=True)
+
+
+def _check_trusted(plugin, path, base, trusted):
+    """Refuse a plugin outside the protocol's folder that the user did not name (see load_plugins)."""
+    allowed = [*trusted, *(p for p in os.environ.get(PLUGINS_VARIABLE, "").split(os.pathsep) if p)]
+    if plugin.endswith(".py"):
+        where = path.resolve()
+        if where.is_relative_to(Path(base).resolve()) or any(where == Path(a).resolve() for a in allowed
+                                                              if a.endswith(".py")):
+            return
+        raise SpecError("plugins", f"{plugin!r} lies outside the protocol's folder {str(base)!r}; plugins are code: "
+                        f"to run it, give --plugin {where} (or list it in ${PLUGINS_VARIABLE})")
+    if plugin not in allowed:
+        raise SpecError("plugins", f"{plugin!r} is a module, not a file beside the protocol; plugins are code: to run "
+                        f"it, give --plugin {plugin} (or list it in ${PLUGINS_VARIABLE})")
 
 
 def resolve_model_file(table, base):
@@ -391,7 +428,7 @@ def resolve(table, file, swept_rule_kinds=None):
                         "(bptt for rate networks, surrogate for LIF/ALIF, finite_difference for other spiking "
                         "networks); delete the key", analysis_section["reference"])
     analysis = from_table(AnalysisSpec, analysis_section, "analysis", ignore=())
-    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed, training)
+    _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed, training, analysis)
     protocol = Protocol(file=file, name=name, seed=seed, description=str(table.get("description", "")),
                         model_kind=model_kind, model=model, task_kind=task_kind, task=task,
                         rule_kind=rule_kind, rule=rule, training=training, analysis=analysis, sweep=sweep,
@@ -401,7 +438,7 @@ def resolve(table, file, swept_rule_kinds=None):
     return protocol
 
 
-def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed, training):
+def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed, training, analysis):
     """Checks across sections: the model family the task and rule work on, steps, the loop."""
     family = model.family
     if family not in FAMILIES:  # a plugin's model kind whose family nobody registered an adapter for
@@ -437,7 +474,7 @@ def _check_combination(model, model_kind, task, task_kind, rule, rule_kind, seed
         if reason:
             raise SpecError("training.loop", f"\"block\" is not available here: {reason}; use \"trial\" (or \"auto\")",
                             "block")
-    resources.check(model, task_class, task, declared)  # before anything big is made
+    resources.check(model, task_class, task, declared, analysis, training.backend)  # before anything big is made
     task_class(task, model, seed)  # the task's own checks against the model (e.g. a recurrent network)
 
 
@@ -500,7 +537,9 @@ def _check_cases(cases):
 
 
 def _variants(table, file):
-    """Every case of the sweep combined with every point of its grid."""
+    """Every case of the sweep combined with every point of its grid. A swept ``rule.*`` key that
+    a variant's rule does not take (``rule.sigma`` for backprop) neither names the variant nor
+    multiplies it: the variants it would tell apart are one."""
     grid = table["sweep"].get("grid", {})
     cases = table["sweep"].get("cases") or [{}]
     base = {k: v for k, v in table.items() if k != "sweep"}
@@ -514,17 +553,32 @@ def _variants(table, file):
         for key, value in values.items():
             if key != "model.file":
                 apply_override(variant, f"{key}={toml_literal(value)}")
-        parts = [case["label"]] if case else []
-        parts += [str(v) if len(grid) == 1 and not case else f"{k.split('.')[-1]}-{v}" for k, v in point.items()]
-        label = re.sub(r"[^\w.=+-]+", "_", "__".join(parts)).strip("_")  # a folder name
-        if not label or label.startswith("."):  # "..": outside the sweep's folder; ".x": hidden, or temporary
-            raise SpecError("sweep.cases", f"the variant's folder name {label!r} would leave or hide in the sweep's "
-                            "folder; give the case a label that starts with a letter or digit", label)
-        if any(label == other for other, _, _ in out):
-            raise SpecError("sweep", f"two variants share the folder name {label!r}; use distinct values and labels")
+        label = _variant_label(case, point, len(grid))
         try:
             variant = resolve_model_file(variant, Path(file).parent)
-            out.append((label, values, resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))))
+            protocol = resolve(variant, file, swept_rule_kinds=_grid_rule_kinds(table))
         except SpecError as exc:
             raise SpecError(exc.key, f"{exc.message} (in the sweep variant {label})", exc.got) from None
+        taken = {f"rule.{f.name}" for f in params(RULES[protocol.rule_kind].spec_class)} | {"rule.kind"}
+        ignored = {k for k in point if k.startswith("rule.") and k not in taken}
+        if ignored:
+            point = {k: v for k, v in point.items() if k not in ignored}
+            values = {k: v for k, v in values.items() if k not in ignored}
+            label = _variant_label(case, point, len(grid))
+        if any(label == other and values == their for other, their, _ in out):
+            continue  # the same run as one listed already, but for keys its rule ignores
+        if any(label == other for other, _, _ in out):
+            raise SpecError("sweep", f"two variants share the folder name {label!r}; use distinct values and labels")
+        out.append((label, values, protocol))
     return out
+
+
+def _variant_label(case, point, grid_size):
+    """A variant's folder name: its case's label and its grid values."""
+    parts = [case["label"]] if case else []
+    parts += [str(v) if grid_size == 1 and not case else f"{k.split('.')[-1]}-{v}" for k, v in point.items()]
+    label = re.sub(r"[^\w.=+-]+", "_", "__".join(parts)).strip("_")
+    if not label or label.startswith("."):  # "..": outside the sweep's folder; ".x": hidden, or temporary
+        raise SpecError("sweep.cases", f"the variant's folder name {label!r} would leave or hide in the sweep's "
+                        "folder; give the case a label that starts with a letter or digit", label)
+    return label

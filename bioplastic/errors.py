@@ -39,6 +39,11 @@ class BuildError(BioplasticError):
     """The standalone network could not be compiled (no compiler, or a broken one)."""
 
 
+class SimulationKilled(BioplasticError):
+    """The standalone simulation was killed by a signal (the kernel's OOM killer, a user): the
+    machine's doing, not the protocol's, so a sweep retries such a run when it resumes."""
+
+
 class DivergenceError(SpecError):
     """Training left the finite range: a protocol error, blamed on the key that controls it.
 

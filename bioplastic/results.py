@@ -27,7 +27,7 @@ import pandas as pd
 import tomli_w
 
 from .errors import SpecError
-from .scratch import remove_stale_siblings, temporary_sibling
+from .scratch import mark, remove_stale_siblings, temporary_sibling, unmark
 
 METRICS_COLUMNS = ["trial", "layer", "metric", "value"]
 
@@ -41,9 +41,11 @@ def atomic_folder(path):
     path = Path(path)
     tmp = temporary_sibling(path)
     created = claim_folder(path, tmp)
+    mark(tmp)  # only marked folders are ever cleaned up as a killed run's leftovers
     done = False
     try:
         yield tmp
+        unmark(tmp)
         os.rename(tmp, path)
         done = True
     finally:

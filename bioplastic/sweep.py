@@ -8,7 +8,9 @@ or a Dask cluster. Either resumes an interrupted sweep.
 
 import concurrent.futures
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,14 +20,14 @@ from tqdm import tqdm
 
 from .engine.experiment import Experiment
 from .engine.trainer import Trainer
-from .errors import DivergenceError, RunawayError, SpecError
+from .errors import DivergenceError, RunawayError, SimulationKilled, SpecError
 from .plotting import draw_folder
 from .results import (atomic_folder, claim_folder, final_value, loss_warning, remove_folders, versions, write_json,
                       write_protocol, write_table)
 from .tasks import TASKS
 
 
-def run_protocol(protocol, out, progress=False):
+def run_protocol(protocol, out, progress=False, retry_failed=False):
     """Train ``protocol`` into the result folder ``out``. Returns its summary.
 
     One run is written atomically: it appears complete or not at all. A sweep keeps what it
@@ -38,7 +40,7 @@ def run_protocol(protocol, out, progress=False):
     whose ``status`` is ``"failed"``), and the error is raised again.
     """
     if protocol.sweep:
-        return run_sweep(protocol, out, progress=progress)
+        return run_sweep(protocol, out, progress=progress, retry_failed=retry_failed)
     return _run_one(protocol, Path(out), progress)
 
 
@@ -63,7 +65,7 @@ def _keep_failed(protocol, out, exc):
                 pd.DataFrame(exc.metrics, columns=["trial", "layer", "metric", "value"])
             write_table(metrics, folder / "metrics.csv")
         write_protocol(protocol.to_table(), folder / "protocol.toml")
-        summary = dict(name=protocol.name, status="failed", error=str(exc), seed=protocol.seed)
+        summary = dict(name=protocol.name, status="failed", failure=failure_kind(exc), error=str(exc), seed=protocol.seed)
         if getattr(exc, "trial", None) is not None:
             summary["failed_at_trial"] = int(exc.trial)
         if getattr(exc, "simulated", None) is not None:
@@ -141,7 +143,7 @@ def sweep_plan(protocol):
 SWEEP_FILE = "sweep.json"
 
 
-def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_timeout=10.0):
+def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_timeout=10.0, retry_failed=False):
     """Run every variant and seed of ``protocol``'s sweep into ``out``; return the sweep's summary.
 
     One worker runs them one after the other in this process (``bioplastic run``; variants that
@@ -156,6 +158,11 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
     that stops early keeps what it finished, its ``summary.json`` saying ``"interrupted"`` or
     ``"failed"``; one that finished nothing in a folder it made leaves nothing. A sweep whose
     every run failed raises, after writing its records.
+
+    A resume heals: a run folder without a readable ``summary.json`` and ``metrics.csv`` is set
+    aside (moved to ``.set_aside/``, never deleted) and run again, and so is the record of a run
+    that failed for the machine's sake (an I/O error, memory, a signal). Failures of the science
+    (divergence, runaway) and of the code stay, unless ``retry_failed``.
     """
     out = Path(out)
     plan = sweep_plan(protocol)
@@ -163,10 +170,12 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
     executor = _executor(workers, scheduler, connect_timeout)  # an unreachable scheduler: nothing written
     with executor:
         created = _claim_sweep(out, identity, protocol)
+        if created is None:  # a resume
+            _heal(out, plan, retry_failed)
         # In this process, a run shows its own progress, and only divergence and runaway are
         # recorded as failed runs; any other error stops the sweep, as it stops a single run.
         in_process = isinstance(executor, _InProcess)
-        options = (progress, (DivergenceError, RunawayError)) if in_process else ()
+        options = (progress, SCIENCE) if in_process else ()
         todo = [(label, run, path) for label, _, run, path in plan if _status(out / path) is None]
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc=protocol.name, unit="run",
                    disable=None if progress and not in_process else True)
@@ -187,6 +196,8 @@ def run_sweep(protocol, out, workers=1, scheduler=None, progress=False, connect_
         except BaseException as exc:
             for future in futures:
                 future.cancel()
+            executor.stop()  # the workers, at once: their runs are lost anyway
+            _remove_debris(out, plan)
             _stop_sweep(protocol, out, created, plan, exc)
             raise
         finally:
@@ -253,8 +264,7 @@ def _executor(workers, scheduler, connect_timeout):
     if scheduler is None and workers == 1:
         return _InProcess()
     if scheduler is None:
-        import multiprocessing
-        return _Pool(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return _Pool(workers)
     try:
         from distributed import Client
         from distributed.comm import get_address_host_port
@@ -294,6 +304,9 @@ class _InProcess:
                     future.set_exception(exc)
                 yield future
 
+    def stop(self):
+        pass  # the run in progress has stopped already: it raised
+
     def __enter__(self):
         return self
 
@@ -302,7 +315,45 @@ class _InProcess:
 
 
 class _Pool(concurrent.futures.ProcessPoolExecutor):
+    """Spawned worker processes that die with this one (even on ``kill -9``) and that
+    :meth:`stop` ends at once."""
+
     as_completed = staticmethod(concurrent.futures.as_completed)
+
+    def __init__(self, workers):
+        import multiprocessing
+        super().__init__(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                         initializer=_start_worker, initargs=(os.getpid(),))
+
+    def stop(self, grace=2.0):
+        """End every worker now: SIGTERM, then SIGKILL after ``grace`` seconds. Their binaries die
+        with them; the caller removes what they leave (:func:`_remove_debris`)."""
+        processes = list((self._processes or {}).values())
+        for process in processes:
+            process.terminate()
+        deadline = time.monotonic() + grace
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        # The manager thread sees its workers gone and ends; joining it releases the pool's
+        # semaphores (else multiprocessing's resource tracker complains of leaked ones at exit).
+        self.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(parent):
+    """A worker's start: it dies with the sweep's process, leaves Ctrl-C to it (which stops the
+    workers itself) and keeps Brian2 quiet, as the command does."""
+    import threading
+
+    from .scratch import die_with_parent, quiet_brian
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_brian()
+    # tqdm's default lock is a multiprocessing semaphore; a stopped worker would leave it to
+    # multiprocessing's resource tracker, which then warns of a leak. A worker draws no bars.
+    tqdm.set_lock(threading.RLock())
 
 
 class _DaskExecutor:
@@ -316,6 +367,9 @@ class _DaskExecutor:
 
     def submit(self, fn, *args):
         return self.executor.submit(fn, *args)
+
+    def stop(self):
+        self.executor.shutdown(wait=False)  # cancels every run, pending or running, on the cluster
 
     def __enter__(self):
         return self
@@ -332,9 +386,14 @@ def _claim_sweep(out, identity, protocol):
     if out.exists():
         try:
             stored = json.loads(record.read_text())["protocol"]
-        except (OSError, ValueError, KeyError):
-            raise SpecError("--out", "the folder exists already and holds something other than a bioplastic sweep "
-                            "(no sweep.json); choose another folder", str(out)) from None
+        except (OSError, ValueError, KeyError, TypeError):
+            stored = _identity_from_protocol_file(out)
+            if stored is None:
+                raise SpecError("--out", "the folder exists already and holds something other than a bioplastic "
+                                "sweep (no readable sweep.json); choose another folder", str(out)) from None
+            if stored == identity:
+                print(f"warning: {record} was damaged; written again from {out / 'protocol.toml'}", file=sys.stderr)
+                write_json(dict(protocol=identity), record)
         if stored != identity:
             raise SpecError("--out", "holds the results of a different sweep (another protocol, grid, seeds or "
                             "--set); choose another folder, or repeat the original command to resume", str(out))
@@ -343,6 +402,19 @@ def _claim_sweep(out, identity, protocol):
     write_protocol(protocol.to_table(), out / "protocol.toml")
     write_json(dict(protocol=identity), record)
     return created
+
+
+def _identity_from_protocol_file(out):
+    """The identity of the sweep in ``out`` from its ``protocol.toml`` (or None): what repairs a
+    damaged ``sweep.json``."""
+    import tomllib
+    if not (out / "protocol.toml").is_file() or not (out / SWEEP_FILE).exists():
+        return None
+    try:
+        table = tomllib.loads((out / "protocol.toml").read_text())
+    except (OSError, ValueError):
+        return None
+    return json.dumps(table, sort_keys=True, default=str)
 
 
 def _status(folder):
@@ -354,16 +426,27 @@ def _status(folder):
     return None
 
 
+SCIENCE = (DivergenceError, RunawayError)  # the run's own outcome: kept on resume
+MACHINE = (OSError, MemoryError, SimulationKilled)  # the machine's doing: run again on resume
+
+
+def failure_kind(exc):
+    """How a failed run is recorded: ``"science"`` (divergence, runaway), ``"machine"`` (I/O,
+    memory, a killed simulation) or ``"error"`` (bad input, a bug)."""
+    return "science" if isinstance(exc, SCIENCE) else "machine" if isinstance(exc, MACHINE) else "error"
+
+
 def _sweep_task(table, file, destination, progress=False, recorded=(Exception,)):
     """One run, in a worker: ``("done", None)`` or ``("failed", one-line error)`` for a failure of
     the kinds ``recorded``; others are raised."""
     from .config import load_plugins, resolve
     from .scratch import quiet_brian
-    quiet_brian()  # a spawned worker, as the command: no Brian2 log or script files left behind
+    quiet_brian()  # a Dask worker too, as the command: no Brian2 log or script files left behind
     destination = Path(destination)
     if _status(destination) is not None:  # a worker of an earlier, killed command finished it meanwhile
         return _status(destination), None
-    protocol = resolve(load_plugins(table, Path(file).parent), file)
+    # The command checked and named the plugins already: here they are trusted, and loaded quietly.
+    protocol = resolve(load_plugins(table, Path(file).parent, trusted=table.get("plugins", ()), announce=False), file)
     try:
         _run_one(protocol, destination, progress)
         return "done", None
@@ -375,20 +458,90 @@ def _sweep_task(table, file, destination, progress=False, recorded=(Exception,))
         if not failed.exists():
             with atomic_folder(failed) as folder:
                 write_protocol(table, folder / "protocol.toml")
-                write_json(dict(name=protocol.name, status="failed", error=error, seed=protocol.seed,
-                                versions=versions()), folder / "summary.json")
+                write_json(dict(name=protocol.name, status="failed", failure=failure_kind(exc), error=error,
+                                seed=protocol.seed, versions=versions()), folder / "summary.json")
         return "failed", error
 
 
+def _read_summary(folder):
+    """A run folder's ``summary.json`` as a dict, or None if it is missing or damaged."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _complete(folder):
+    """Whether a finished run's folder holds a readable summary and metrics table."""
+    try:
+        pd.read_csv(folder / "metrics.csv")
+    except (OSError, ValueError):
+        return False
+    return _read_summary(folder) is not None
+
+
+def _heal(out, plan, retry_failed):
+    """Before a resume: set aside damaged run folders and the records of runs to retry."""
+    for *_, path in plan:
+        folder = out / path
+        if folder.exists() and not _complete(folder):
+            _set_aside(out, folder, "damaged (no readable summary.json and metrics.csv)")
+        failed = folder.with_name(folder.name + ".failed")
+        if not failed.exists() or folder.exists():
+            continue
+        record = _read_summary(failed)
+        if record is None:
+            _set_aside(out, failed, "a damaged record of a failed run")
+        elif record.get("failure") == "machine":
+            _set_aside(out, failed, f"failed for the machine's sake ({record.get('error', '')})")
+        elif retry_failed:
+            _set_aside(out, failed, "--retry-failed")
+
+
+SET_ASIDE = ".set_aside"  # a variant's label cannot start with a dot, so no run folder is called so
+
+
+def _set_aside(out, folder, why):
+    """Move a run's folder out of the way (never delete it) so that the run is run again."""
+    destination = out / SET_ASIDE / folder.relative_to(out)
+    n = 1
+    while destination.exists():
+        destination = out / SET_ASIDE / f"{folder.relative_to(out)}-{n}"
+        n += 1
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(destination)
+    print(f"warning: {folder}: {why}; set aside in {destination}, and run again", file=sys.stderr, flush=True)
+
+
+def _remove_debris(out, plan):
+    """What stopped workers left: their runs' temporary folders and their scratch in memory."""
+    from .scratch import SCRATCH, SHM, TEMPORARY, remove_stale
+    for parent in {(out / path).parent for *_, path in plan}:
+        remove_stale(parent, TEMPORARY)
+    remove_stale(SHM, SCRATCH)
+
+
+_unreadable = set()  # run folders already named in a warning
+
+
 def _write_runs(out, plan):
-    """``runs.csv`` from the run folders: one row per finished or failed run, in plan order."""
+    """``runs.csv`` from the run folders: one row per finished or failed run, in plan order. A
+    folder whose summary cannot be read is named in one warning and left out (the next resume
+    runs it again)."""
     rows = []
     for label, values, run, path in plan:
         status = _status(out / path)
         if status is None:
             continue
         folder = out / path if status == "done" else (out / path).with_name(path.name + ".failed")
-        summary = json.loads((folder / "summary.json").read_text())
+        summary = _read_summary(folder)
+        if summary is None:
+            if folder not in _unreadable:
+                _unreadable.add(folder)
+                print(f"warning: {folder / 'summary.json'} cannot be read; the run is left out of runs.csv and run "
+                      "again when the sweep resumes", file=sys.stderr, flush=True)
+            continue
         numbers = _summary_numbers(summary)
         rows.append(dict(variant=label, **values, seed=run.seed, **numbers, status=status,
                          error=summary.get("error", ""), path=str(folder.relative_to(out))))

@@ -24,6 +24,7 @@ from bioplastic.scratch import SCRATCH, SHM
 from conftest import REPO
 
 RUNTIME = ["--set", 'training.backend="runtime"']
+ADEX_PLUGIN = str(REPO / "examples" / "adex_plugin.py")
 QS = "protocols/quickstart.toml"
 RL = "protocols/reward_learning.toml"
 AX = "examples/adex_count.toml"
@@ -68,6 +69,19 @@ def plugin_protocol(tmp, name):
     path.write_text(f'plugins = ["faulty_{name}.py"]\n[model]\nfile = "rate_mlp.toml"\n[task]\nduration = "20 ms"\n'
                     f'[rule]\nkind = "faulty_{name}"\n[training]\ntrials = 3\nbackend = "runtime"\n')
     return str(path)
+
+
+def broken_adex(tmp):
+    """The AdEx example with a unit error in its plugin's equations; returns the protocol."""
+    source = (REPO / "examples" / "adex_plugin.py").read_text()
+    protocol = (REPO / AX).read_text()
+    assert "dv/dt = (e_l - v + delta_t" in source
+    source = source.replace("dv/dt = (e_l - v + delta_t", "dv/dt = (e_l - v * second + delta_t")
+    for name in ('"adex"', '"count_regression"'):  # kinds of their own: the example may be loaded already
+        assert name in source and name in protocol
+        source, protocol = (text.replace(name, name[:-1] + '_broken"') for text in (source, protocol))
+    write(tmp, "adex_plugin.py", source)
+    return write(tmp, "adex_count.toml", protocol)
 
 
 def write(tmp, name, text, binary=False):
@@ -160,9 +174,27 @@ CASES = [
     ("adex-reset-above-peak", lambda t: ["validate", AX, "--set", 'model.v_r="5 mV"'], 2,
      "model.v_r: must be below v_peak"),
     ("adex-dt-too-coarse", lambda t: ["validate", AX, "--set", 'model.dt="1 ms"'], 2, "model.dt: too coarse"),
-    ("adex-task-on-rate", lambda t: ["validate", write(t, "cr.toml", f'plugins = ["{Path(AX).resolve().parent}/adex_plugin.py"]'
-                                                      '\n[task]\nkind = "count_regression"\n[rule]\nkind = "backprop"\n')], 2,
+    ("adex-task-on-rate", lambda t: ["validate", write(t, "cr.toml", f'plugins = ["{ADEX_PLUGIN}"]'
+                                                      '\n[task]\nkind = "count_regression"\n[rule]\nkind = "backprop"\n'),
+                                     "--plugin", ADEX_PLUGIN], 2,
      "task.kind: 'count_regression' works on spiking models, not on feedforward_rate models"),
+    # plugins are code: only files in the protocol's folder run unless the user names them
+    ("plugin-outside-folder", lambda t: ["validate", write(t, "o.toml", f'plugins = ["{ADEX_PLUGIN}"]\n')], 2,
+     "lies outside the protocol's folder"),
+    ("plugin-parent-folder", lambda t: ["validate", write(t, "o.toml", 'plugins = ["../adex_plugin.py"]\n')], 2,
+     "lies outside the protocol's folder"),
+    ("workers-beyond-memory", lambda t: ["sweep", QS, "--workers", "100000", "--out", str(t / "s")], 2,
+     "--workers: 100000 workers need about"),
+    ("retry-failed-without-sweep", lambda t: ["run", write(t, "n.toml", '[model]\nfile = "rate_mlp.toml"\n[rule]\n'
+                                                             'kind = "backprop"\n'), "--retry-failed"], 2,
+     "--retry-failed: resumes a sweep"),
+    ("gradcheck-experiment", lambda t: ["gradcheck", "protocols/oua_single_parameter.toml"], 2,
+     "task.kind: gradcheck checks the gradient of a trial task's loss; this task is one continuous experiment"),
+    ("plugin-unit-error", lambda t: ["run", broken_adex(t), "--quick", "--out", str(t / "out")] + RUNTIME, 2,
+     "Brian2 rejected the network's code: DimensionMismatchError: Expression 'e_l - v * second' uses inconsistent "
+     "units"),
+    ("plugin-module-unnamed", lambda t: ["validate", write(t, "m.toml", 'plugins = ["json"]\n')], 2,
+     "is a module, not a file beside the protocol; plugins are code: to run it, give --plugin json"),
 ] + [(f"plugin-update-{name}", (lambda t, n=name: ["run", plugin_protocol(t, n), "--out", str(t / "out")]), 2,
       fragment) for name, (_, fragment) in FAULTS.items()] + [
     # result paths that could not be written at the end: refused before any work
@@ -199,7 +231,7 @@ def test_catalogue(case, tmp_path, capsys):
     brian_files = set(brian_leftovers())
     assert main(argv) == code
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    lines = [line for line in err.strip().splitlines() if not line.startswith("loading plugin code: ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err and fragment in lines[0], lines[0]
     # A run stopped for runaway activity or divergence keeps what it logged in <out>.failed/.

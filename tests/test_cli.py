@@ -141,9 +141,14 @@ def test_a_rule_of_ones_own_runs_from_a_plugin_file(tmp_path, capsys):
                         '[rule]\nkind = "sign_sgd"\nlr = 0.01\n[training]\ntrials = 30\nbackend = "runtime"\n')
     out = tmp_path / "out"
     assert main(["run", str(protocol), "--out", str(out)]) == 0
+    assert f"loading plugin code: {tmp_path / 'my_rule.py'}" in capsys.readouterr().err.splitlines()
     loss = pd.read_csv(out / "metrics.csv").query("metric == 'loss'").value.to_numpy()
     assert loss[-5:].mean() < loss[:5].mean()
-    assert main(["validate", str(out / "protocol.toml")]) == 0  # the plugin path was made absolute
+    # The result's protocol names the plugin by its absolute path, outside the result's folder: it
+    # runs again only if the user says so.
+    assert main(["validate", str(out / "protocol.toml")]) == 2
+    assert f"give --plugin {tmp_path / 'my_rule.py'}" in capsys.readouterr().err
+    assert main(["validate", str(out / "protocol.toml"), "--plugin", str(tmp_path / "my_rule.py")]) == 0
     (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
     protocol.write_text('plugins = ["broken.py"]\n[rule]\nkind = "backprop"\n')
     assert main(["validate", str(protocol)]) == 2

@@ -230,3 +230,14 @@ def test_models_tasks_and_rules_that_do_not_fit_together(body, key, fragment, tm
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {path}: {key}: ") and fragment in err, err
+
+
+def test_a_swept_key_a_variants_rule_ignores_neither_multiplies_nor_names_it(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[model]\nfile = "rate_mlp.toml"\n[rule]\nkind = "weight_perturbation"\n[sweep]\n'
+                    'grid = { "rule.kind" = ["weight_perturbation", "backprop"], "rule.sigma" = [0.01, 0.1] }\n')
+    from bioplastic.config import load_protocol
+    variants = load_protocol(path).variants()
+    assert [label for label, _, _ in variants] == ["kind-weight_perturbation__sigma-0.01",
+                                                   "kind-weight_perturbation__sigma-0.1", "kind-backprop"]
+    assert variants[2][1] == {"rule.kind": "backprop"}  # runs.csv gets no sigma column value for it

@@ -109,8 +109,9 @@ def test_a_plugin_that_takes_an_existing_kind_is_one_line(tmp_path, capsys):
     spec.write_text('plugins = ["clash.py"]\n[model]\nfile = "lif_two_choice.toml"\n[task]\nkind = "spike_count"\n'
                     '[rule]\nkind = "rstdp"\n')
     assert main(["validate", str(spec)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "registered already" in err and "override=True" in err
+    loading, *err = capsys.readouterr().err.strip().splitlines()
+    assert loading == f"loading plugin code: {tmp_path / 'clash.py'}"
+    assert len(err) == 1 and "registered already" in err[0] and "override=True" in err[0]
 
 
 def test_an_in_network_rule_without_a_builder_for_the_model_is_refused(capsys):

@@ -178,7 +178,7 @@ def test_out_holding_another_sweep_is_refused_untouched(tmp_path, capsys):
     assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
     (tmp_path / "other").mkdir()
     assert main(sweep(tmp_path / "other")) == 2
-    assert "no sweep.json" in capsys.readouterr().err
+    assert "no readable sweep.json" in capsys.readouterr().err
 
 
 def test_model_file_can_be_swept(tmp_path):
@@ -227,3 +227,44 @@ def test_a_structure_built_by_one_process_is_copied_not_compiled_by_another(tmp_
         assert (copy / ".built").exists()
     for lock in held:
         lock.close()
+
+
+def test_a_resume_heals_damaged_runs_and_retries_what_the_machine_failed(tmp_path, capsys):
+    out = tmp_path / "h"
+    argv = ["run", QS, "--out", str(out), *SMALL, "--set", 'rule.kind="weight_perturbation"', "--set",
+            'sweep={ cases = [{ label = "a" }, { label = "b" }, { label = "c" }, { label = "bad", '
+            '"training.max_loss" = 1e-9 }], seeds = 1 }']
+    assert main(argv) == 0
+    capsys.readouterr()
+    (out / "a" / "seed1" / "summary.json").unlink()  # a run folder that lost its summary
+    (out / "b" / "seed1" / "metrics.csv").write_text("trial,layer\n1,2,3,4\n\"")  # a damaged table
+    c = out / "c" / "seed1"  # a run that failed for the machine's sake (a full disk): record it so
+    c.rename(c.with_name("seed1.failed"))
+    record = c.with_name("seed1.failed") / "summary.json"
+    record.write_text(json.dumps(dict(status="failed", failure="machine", error="[Errno 28] No space left on device")))
+    (out / "runs.csv").write_text("\0garbage")  # rebuilt from the folders, never read
+    stamp = (out / "bad" / "seed1.failed" / "summary.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert sum("set aside in" in line for line in err.splitlines()) == 3, err
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.status) == ["done", "done", "done", "failed"]
+    assert sorted(p.relative_to(out / ".set_aside").as_posix() for p in (out / ".set_aside").glob("*/*")) == \
+        ["a/seed1", "b/seed1", "c/seed1.failed"]  # moved, never deleted
+    # a failure of the science stays failed ...
+    assert (out / "bad" / "seed1.failed" / "summary.json").stat().st_mtime_ns == stamp
+    # ... unless asked: --retry-failed runs it again (and it fails again, the same way)
+    assert main(argv + ["--retry-failed"]) == 0
+    assert (out / ".set_aside" / "bad" / "seed1.failed").exists()
+    assert "diverged at trial 0" in pd.read_csv(out / "runs.csv").error.iloc[3]
+
+
+def test_a_damaged_sweep_record_is_repaired_from_the_sweeps_protocol(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["run", QS, "--out", str(out), *SMALL, "--set", 'sweep={ cases = [{ label = "a" }], seeds = 1 }',
+            "--set", 'rule.kind="weight_perturbation"']
+    assert main(argv) == 0
+    (out / "sweep.json").write_text("{ damaged")
+    assert main(argv) == 0
+    assert "sweep.json was damaged; written again" in capsys.readouterr().err
+    assert "protocol" in json.loads((out / "sweep.json").read_text())

@@ -27,6 +27,7 @@ import gc
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from brian2 import Quantity, TimedArray, prefs
 from brian2.codegen.cpp_prefs import get_compiler_and_args
 from brian2.devices.device import all_devices, set_device
 
-from ..errors import BuildError
+from ..errors import BuildError, SimulationKilled
 from ..registry import BACKENDS
 from ..scratch import memory_folder
 
@@ -44,9 +45,12 @@ _open = {}  # structure key -> backend, so variants with the same structure shar
 
 
 SEED_VARIABLE = "BIOPLASTIC_RUN_SEED"
+PARENT_VARIABLE = "BIOPLASTIC_PARENT_PID"  # read by die_with_parent.h
 # Included in every standalone code object: the vector versions of tanh, exp, ... (see the file).
 VECTOR_MATH = Path(__file__).resolve().parent.parent / "networks" / "vector_math.h"
-_HEADER_DIGEST = hashlib.sha1(VECTOR_MATH.read_bytes()).hexdigest()[:6]
+# Included in main: the binary dies with the process that started it (see the file).
+DIE_WITH_PARENT = Path(__file__).resolve().parent / "die_with_parent.h"
+_HEADER_DIGEST = hashlib.sha1(VECTOR_MATH.read_bytes() + DIE_WITH_PARENT.read_bytes()).hexdigest()[:6]
 # Inserted after brian_start(): reseed every generator from the environment, so one binary serves
 # runs with different noise.
 _RESEED = f"""
@@ -153,17 +157,36 @@ class StandaloneBackend(_Backend):
             self.directory, self._lock = _claim_directory(self._key)
         with _build_lock(self._key):  # one process builds a structure; the others copy its build
             _seed_from_finished_build(self.directory, self._key)
+            try:
+                self._build()
+            except BuildError:
+                if not (self.directory / _FINISHED).exists():
+                    raise  # a fresh build failed: rebuilding would fail the same way
+                _empty_slot(self.directory)  # a cached build that no longer links: once more, from nothing
+                self._build()
+
+    def _rebuild(self):
+        """Build this slot again (a cached build was damaged): relink the binary from its objects,
+        or, if they do not link either, compile from nothing. A failure then is final."""
+        self.net = None
+        (self.directory / "main").unlink(missing_ok=True)
+        try:
+            self._build()
+        except BuildError:
+            _empty_slot(self.directory)
             self._build()
 
     def _build(self):
         device = all_devices["cpp_standalone"]
         device.reinit()
         set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
-        device.headers.append(f'"{VECTOR_MATH.name}"')  # in every code object (device.reinit() clears it)
-        device.include_dirs.append(str(VECTOR_MATH.parent))
+        for header in (VECTOR_MATH, DIE_WITH_PARENT):  # in every code object (device.reinit() clears them)
+            device.headers.append(f'"{header.name}"')
+            device.include_dirs.append(str(header.parent))
         prefs.codegen.target = "numpy"  # only used for runtime; standalone generates C++
         prefs.core.stop_on_keyboard_interrupt = False  # the binary dies with the command on Ctrl-C
         prefs.devices.cpp_standalone.openmp_threads = self.threads if self.threads > 1 else 0
+        device.insert_code("before_start", "bioplastic_die_with_parent();")
         device.insert_code("after_start", _RESEED)
         net = self.blueprint.build()
         net.network.run(net.duration, namespace={})
@@ -178,7 +201,9 @@ class StandaloneBackend(_Backend):
         except RuntimeError as exc:
             if "compilation failed" not in str(exc):
                 raise
-            raise BuildError(f"the C++ build of the standalone network failed; see {self.directory / 'make.log'} (the "
+            complaint = _first_compiler_error(self.directory / "make.log")
+            raise BuildError("the C++ build of the standalone network failed"
+                             + (f": {complaint}" if complaint else "") + f"; see {self.directory / 'make.log'} (the "
                              f"standalone backend needs a C++ compiler, g++; training.backend = \"runtime\" needs "
                              f"none)") from None
         self._files = _result_files(device)
@@ -221,13 +246,36 @@ class StandaloneBackend(_Backend):
             file = f"run_{owner}_{name}.dat"
             array.tofile(self.directory / "static_arrays" / file)
             args.append(f"{owner}.{name}=static_arrays/{file}")
-        results = str(self.directory / "results") + os.sep
-        environment = dict(os.environ, **{SEED_VARIABLE: str(seed)})  # read by _RESEED
-        done = subprocess.run(["./main", "--results_dir", results, *args], cwd=self.directory, env=environment,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        done = self._execute(args, seed)
+        if _crashed_at_start(done) and not self._rebuilt:  # a damaged cached binary: rebuild it, once
+            self._rebuilt = True
+            with _build_lock(self._key):
+                self._rebuild()
+            done = self._execute(args, seed)
+        if _crashed_at_start(done):
+            tail = done.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            raise BuildError(f"the standalone binary crashes even when built anew (exit {done.returncode}: {tail[0]}); "
+                             f"see {self.directory / 'make.log'}")
+        if done.returncode < 0:
+            name = signal.Signals(-done.returncode).name if -done.returncode in signal.valid_signals() else \
+                f"signal {-done.returncode}"
+            raise SimulationKilled(f"the standalone simulation was killed by {name}"
+                                   + (" (out of memory?)" if done.returncode == -signal.SIGKILL else ""))
         if done.returncode:
             tail = done.stdout.decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             raise RuntimeError(f"the standalone simulation failed (exit {done.returncode}): {tail[0]}")
+
+    _rebuilt = False
+
+    def _execute(self, args, seed):
+        """Run the binary once; a binary that cannot even start counts as a crash (exit 127)."""
+        results = str(self.directory / "results") + os.sep
+        environment = dict(os.environ, **{SEED_VARIABLE: str(seed), PARENT_VARIABLE: str(os.getpid())})
+        try:
+            return subprocess.run(["./main", "--results_dir", results, *args], cwd=self.directory, env=environment,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as exc:  # not executable, not a binary for this machine, gone
+            return subprocess.CompletedProcess(["./main"], 127, f"cannot start ./main: {exc}".encode())
 
     def close(self):
         super().close()
@@ -259,6 +307,34 @@ def _read_the_clock_once(network_source, before=None):
         network_source.write_text(code)
     if before is not None and before[0] == code:
         os.utime(network_source, ns=(before[1].st_atime_ns, before[1].st_mtime_ns))
+
+
+def _crashed_at_start(done):
+    """Whether a run of the binary died as a damaged binary does: it could not start, or it was
+    killed by a crash signal (not by a user or the kernel's OOM killer)."""
+    crashes = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT)
+    return done.returncode in (126, 127) or (done.returncode < 0 and -done.returncode in crashes)
+
+
+def _empty_slot(directory):
+    """Delete a build slot's contents but its lock file (held by this process)."""
+    for entry in directory.iterdir():
+        if entry.name == ".lock":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _first_compiler_error(log):
+    """The compiler's first ``error:`` line in ``make.log`` (None if there is none)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = next((line.strip() for line in lines if "error:" in line), None)
+    return found[:300] if found else None
 
 
 def _result_files(device):

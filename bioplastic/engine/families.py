@@ -27,6 +27,7 @@ from ..networks.spiking_block import SpikingBlockBlueprint
 from ..networks.spiking_network import SpikingBlueprint
 from ..registry import FAMILIES
 from ..rules.base import rule_code
+from .. import resources
 from . import reference
 
 
@@ -113,6 +114,11 @@ class Family:
     def reference_gradient(self, trainer, batch, observed):
         raise NotImplementedError
 
+    # Bytes per synapse of one network copy, all told: Brian2's objects and the engine's arrays in
+    # Python, the run files in /dev/shm, the binary's own copy (measured; see resources).
+    bytes_per_synapse = 300
+    reference_bytes_per_synapse = 300  # of a finite-difference reference's copies, where the family has one
+
     def memory(self, model, batch, variants, continuous, task_class, task):
         """``dict(neurons, synapses, size_key, per_step, task)``: one copy's neurons and synapses, the
         key that sets them, the bytes recorded per step and the task's own arrays."""
@@ -173,6 +179,8 @@ class FeedForwardRate(Family):
     def reference_gradient(self, trainer, batch, observed):
         return reference.feedforward_bptt_gradient(trainer, batch, observed)
 
+    bytes_per_synapse = 400  # a perturbed and a clean network: measured 311-314 per perturbed synapse
+
     def memory(self, model, batch, variants, continuous, task_class, task):
         sizes = list(model.sizes)
         return dict(_layers(sizes), per_step=batch * sum(sizes[1:]) * 8,  # the clean copies' recorded rates
@@ -222,12 +230,15 @@ class RecurrentRate(Family):
     def reference_gradient(self, trainer, batch, observed):
         return reference.recurrent_bptt_gradient(trainer, batch, observed)
 
+    bytes_per_synapse = 220  # measured 158 (recurrent rate, n = 400 and 800)
+
     def memory(self, model, batch, variants, continuous, task_class, task):
         n = model.n_neurons
         # the clean copies' states, every copy's stimulus (x3) and read-out (x2)
         per_step = 8 * (self.states * batch * n + variants * batch * (3 * model.n_inputs + 2 * model.n_outputs))
         return dict(neurons=n + model.n_inputs + model.n_outputs, synapses=n * (n + model.n_inputs + 2 * model.n_outputs),
-                    size_key="model.n_neurons", per_step=per_step, task=0)
+                    size_key="model.n_neurons", per_step=per_step,
+                    task=task_class.recorded_bytes(task, model) if continuous else 0)
 
     gradcheck = FeedForwardRate.gradcheck  # BPTT against finite differences, as for feed-forward networks
 
@@ -240,6 +251,7 @@ class RecurrentSpiking(RecurrentRate):
     blueprint_class = AlifBlueprint
     block_blueprint_class = AlifBlockBlueprint
     states = 2  # v and a
+    bytes_per_synapse = 350  # measured 270 (n = 800)
 
     def words(self, kind):
         return Family.words(self, kind)
@@ -304,10 +316,16 @@ class Spiking(Family):
     def model_values(self, protocol, copies):
         return {("guard", "max_rate"): float(protocol.training.max_rate)}
 
+    bytes_per_synapse = 550  # measured 440 in training ([800, 100], weight perturbation)
+    reference_bytes_per_synapse = 220  # the reference's copies carry no rule: measured 175
+
     def reference_gradient(self, trainer, batch, observed):
         analysis = trainer.protocol.analysis
+        shape = self.memory(trainer.protocol.model, 1, 1, False, None, None)
+        per_copy = resources.copy_bytes(self, shape, reference=True)
         return reference.expected_loss_gradient(trainer, np.asarray(batch.conditions)[:trainer.batch],
-                                                analysis.fd_samples, analysis.fd_eps)
+                                                analysis.fd_samples, analysis.fd_eps,
+                                                max_copies=resources.reference_copies(per_copy))
 
     def memory(self, model, batch, variants, continuous, task_class, task):
         if model.recurrent:

@@ -132,10 +132,17 @@ class ContinuousTask(Task):
         """Network copies a run of ``spec`` holds (before the task is built; for resources)."""
         return 1
 
+    recorded_metrics = 8  # tidy metric rows per ``record_every`` (for resources)
+
     @classmethod
     def recorded_bytes(cls, spec, model):
-        """Memory of what the run records beyond a few variables per step (for resources)."""
-        return 0
+        """Memory of what the run records beyond a few variables per step (for resources): by
+        default its tidy metrics, ``recorded_metrics`` rows every ``record_every`` (each row a
+        Python tuple, then a DataFrame row)."""
+        every = getattr(spec, "record_every", None)
+        if every is None:
+            return 0
+        return int(float(spec.duration / every) * cls.recorded_metrics * TIDY_ROW_BYTES)
 
     def initial_weights(self, weights, layout):
         """The plastic weights the run starts from (mV), per projection."""
@@ -148,6 +155,9 @@ class ContinuousTask(Task):
     def summary(self, metrics, observation, layout, recipe=None):
         """Headline numbers of the run for summary.json (``recipe``: the network's, e.g. its ``weight_cap``)."""
         return {}
+
+
+TIDY_ROW_BYTES = 500  # one tidy row as a Python tuple and in a DataFrame, at the peak both at once
 
 
 def record_rows(t, metric, values, layer=""):

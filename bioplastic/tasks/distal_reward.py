@@ -94,7 +94,7 @@ class DistalReward(ContinuousTask):
     def recorded_bytes(cls, spec, model):
         """The weight snapshots: every plastic synapse, every ``snapshot_every``."""
         snapshots = float(spec.duration / spec.snapshot_every)
-        return int(snapshots * model.n_exc * model.out_degree * 8 * 2)
+        return int(snapshots * model.n_exc * model.out_degree * 8 * 2) + super().recorded_bytes(spec, model)
 
     @classmethod
     def quick(cls, table):
