@@ -463,7 +463,9 @@ def _loaded_plugins():
 
 
 def _causes(exc):
-    while exc is not None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
         yield exc
         exc = exc.__cause__ or exc.__context__
 
