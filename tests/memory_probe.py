@@ -1,5 +1,6 @@
-"""The peak memory of a command: the resident memory of its whole process tree (Python, the
-standalone binary, the compiler) plus its scratch files in /dev/shm, sampled together."""
+"""The processes under a command, and its peak memory: the resident memory of its whole process
+tree (Python, the standalone binary, the compiler) plus its scratch files in /dev/shm, sampled
+together."""
 
 import os
 import subprocess
@@ -9,17 +10,24 @@ from pathlib import Path
 SHM = Path("/dev/shm")
 
 
-def _tree(root):
-    """``root`` and every process under it (from /proc/<pid>/task/*/children)."""
-    found, frontier = [], [root]
+def children(pid):
+    """The child processes of ``pid`` (from /proc: cheap enough to poll)."""
+    found = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(p) for p in listing.read_text().split()]
+        except OSError:  # it ended meanwhile
+            continue
+    return found
+
+
+def descendants(pid):
+    """The processes under ``pid``, children first."""
+    found, frontier = [], [pid]
     while frontier:
-        pid = frontier.pop()
-        found.append(pid)
-        for listing in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                frontier += [int(p) for p in listing.read_text().split()]
-            except OSError:  # it ended meanwhile
-                continue
+        for child in children(frontier.pop()):
+            found.append(child)
+            frontier.append(child)
     return found
 
 
@@ -51,7 +59,7 @@ def peak(argv, cwd, period=0.01, timeout=600):
     process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     highest, deadline = 0, time.time() + timeout
     while process.poll() is None and time.time() < deadline:
-        pids = _tree(process.pid)
+        pids = [process.pid, *descendants(process.pid)]
         highest = max(highest, sum(_rss(p) for p in pids) + _shm(pids))
         time.sleep(period)
     if process.poll() is None:

@@ -16,6 +16,7 @@ import pytest
 from bioplastic.cli import main
 from bioplastic.scratch import SHM
 from conftest import REPO
+from memory_probe import descendants
 
 # A feed-forward rate network whose every trial is a run of the standalone binary.
 LONG = '''name = "long"
@@ -47,27 +48,6 @@ def start(tmp_path, command):
     argv = [a.format(protocol=protocol, out=tmp_path / "out") for a in argv]
     return subprocess.Popen([sys.executable, "-m", "bioplastic.cli", *argv], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def children(pid):
-    """The child processes of ``pid`` (from /proc: cheap enough to poll)."""
-    found = []
-    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(p) for p in listing.read_text().split()]
-        except OSError:  # it ended meanwhile
-            continue
-    return found
-
-
-def descendants(pid):
-    """The processes under ``pid``, children first."""
-    found, frontier = [], [pid]
-    while frontier:
-        for child in children(frontier.pop()):
-            found.append(child)
-            frontier.append(child)
-    return found
 
 
 def command(pid):
